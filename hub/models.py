@@ -1,0 +1,231 @@
+"""The hub's tables.
+
+The database is the source of truth: every sync run, fetched page, product,
+customer and quarantined record is a row, and the broker only carries ids.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT.
+IdType = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JsonType, list[Any]: JsonType}
+
+
+class TZDateTime(TypeDecorator[datetime]):
+    """UTC-aware datetimes on every backend: SQLite stores them naive, so
+    values are normalised to UTC on the way in and tagged UTC on the way out."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(UTC)
+            if dialect.name == "sqlite":
+                value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class Client(Base):
+    __tablename__ = "clients"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    api_token_hash: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+
+
+class Source(Base):
+    __tablename__ = "sources"
+    __table_args__ = (UniqueConstraint("client_id", "code", name="uq_sources_client_code"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+    settings: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    secrets: Mapped[str | None] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    concurrency: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class SourceStream(Base):
+    """A stream of one source with its schedule and incremental watermark."""
+
+    __tablename__ = "source_streams"
+    __table_args__ = (UniqueConstraint("source_id", "stream", name="uq_source_streams"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    stream: Mapped[str] = mapped_column(String(32))
+    interval_seconds: Mapped[int | None] = mapped_column(Integer)
+    next_due_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    watermark: Mapped[str | None] = mapped_column(String(64))
+    last_run_id: Mapped[int | None] = mapped_column(IdType)
+
+
+class SyncRun(Base):
+    __tablename__ = "sync_runs"
+    __table_args__ = (Index("ix_sync_runs_source_stream", "source_id", "stream", "id"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    stream: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="running", index=True)
+    # Non-null only while the run is active; unique, so the database itself
+    # refuses a second active run of one source and stream.
+    lock_key: Mapped[str | None] = mapped_column(String(80), unique=True)
+    full: Mapped[bool] = mapped_column(Boolean, default=True)
+    since: Mapped[str | None] = mapped_column(String(64))
+    requested_by: Mapped[str] = mapped_column(String(32), default="schedule")
+    page_size: Mapped[int] = mapped_column(Integer, default=500)
+    pages_total: Mapped[int | None] = mapped_column(Integer)
+    pages_done: Mapped[int] = mapped_column(Integer, default=0)
+    fetched: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    deleted: Mapped[int] = mapped_column(Integer, default=0)
+    ignored: Mapped[int] = mapped_column(Integer, default=0)
+    quarantined: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    heartbeat_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+
+
+class SyncPage(Base):
+    """One fetched page: the raw records, then the mapped ones, then done."""
+
+    __tablename__ = "sync_pages"
+    __table_args__ = (UniqueConstraint("run_id", "seq", name="uq_sync_pages_run_seq"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("sync_runs.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="fetched")
+    cursor_in: Mapped[Any] = mapped_column(JsonType, nullable=True)
+    cursor_out: Mapped[Any] = mapped_column(JsonType, nullable=True)
+    record_count: Mapped[int] = mapped_column(Integer, default=0)
+    records: Mapped[Any] = mapped_column(JsonType, nullable=True)
+    mapped: Mapped[Any] = mapped_column(JsonType, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class Product(Base):
+    __tablename__ = "products"
+    __table_args__ = (
+        UniqueConstraint("source_id", "source_product_code", name="uq_products_source_code"),
+        Index("ix_products_client", "client_id"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    source_product_code: Mapped[str] = mapped_column(String(255))
+    title: Mapped[str] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    hash: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    last_run_id: Mapped[int | None] = mapped_column(IdType)
+
+
+class Variant(Base):
+    """A product's variants, denormalised for routing orders by SKU."""
+
+    __tablename__ = "variants"
+    __table_args__ = (
+        Index("ix_variants_client_sku", "client_id", "sku"),
+        Index("ix_variants_product", "product_id"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    client_id: Mapped[int] = mapped_column(IdType)
+    source_id: Mapped[int] = mapped_column(IdType)
+    source_variant_code: Mapped[str] = mapped_column(String(255))
+    sku: Mapped[str] = mapped_column(String(255))
+    qty: Mapped[int | None] = mapped_column(Integer)
+    price: Mapped[float | None] = mapped_column(Float)
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    __table_args__ = (
+        UniqueConstraint("source_id", "source_customer_code", name="uq_customers_source_code"),
+        Index("ix_customers_client", "client_id"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    source_customer_code: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    hash: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    last_run_id: Mapped[int | None] = mapped_column(IdType)
+
+
+class Quarantined(Base):
+    """A record that could not be mapped, with the field at fault and why."""
+
+    __tablename__ = "quarantine"
+    __table_args__ = (Index("ix_quarantine_run", "run_id"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("sync_runs.id", ondelete="CASCADE"))
+    page_id: Mapped[int] = mapped_column(IdType)
+    client_id: Mapped[int] = mapped_column(IdType)
+    source_id: Mapped[int] = mapped_column(IdType)
+    stream: Mapped[str] = mapped_column(String(32))
+    record_key: Mapped[str] = mapped_column(String(255))
+    field: Mapped[str] = mapped_column(String(255))
+    message: Mapped[str] = mapped_column(Text)
+    raw: Mapped[Any] = mapped_column(JsonType, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)

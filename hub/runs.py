@@ -1,0 +1,186 @@
+"""Sync runs: start one per source and stream, count pages in, finish once.
+
+The rule "one active run per client × source × stream" lives in the database:
+an active run holds ``lock_key``, a unique column that is cleared when the
+run ends. Two resyncs that race both try to insert; one wins, the other is
+told which run is already active. No lock with a timeout is involved, so a
+dead worker cannot leave a phantom lock behind — only a run row, which the
+sweeper finds by its stale heartbeat.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from hub.models import Source, SourceStream, SyncPage, SyncRun, utcnow
+
+ACTIVE = "running"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+CANCELLED = "cancelled"
+
+COUNTERS = ("created", "updated", "unchanged", "deleted", "ignored")
+
+
+def lock_key(source_id: int, stream: str) -> str:
+    return f"{source_id}:{stream}"
+
+
+@dataclass(frozen=True)
+class StartResult:
+    run: SyncRun
+    created: bool
+
+
+def start_run(
+    session: Session,
+    source: Source,
+    stream: str,
+    *,
+    full: bool = True,
+    since: str | None = None,
+    requested_by: str = "schedule",
+    page_size: int = 500,
+) -> StartResult:
+    """Create the active run for a source's stream, or return the one already active."""
+    run = SyncRun(
+        client_id=source.client_id,
+        source_id=source.id,
+        stream=stream,
+        status=ACTIVE,
+        lock_key=lock_key(source.id, stream),
+        full=full,
+        since=since,
+        requested_by=requested_by,
+        page_size=page_size,
+    )
+    try:
+        with session.begin_nested():
+            session.add(run)
+            session.flush()
+    except IntegrityError:
+        existing = session.scalars(
+            select(SyncRun).where(SyncRun.lock_key == lock_key(source.id, stream))
+        ).first()
+        if existing is None:
+            # The other run ended between our insert and this read: try once more.
+            return start_run(
+                session,
+                source,
+                stream,
+                full=full,
+                since=since,
+                requested_by=requested_by,
+                page_size=page_size,
+            )
+        return StartResult(existing, False)
+    return StartResult(run, True)
+
+
+def touch(session: Session, run_id: int) -> None:
+    session.execute(update(SyncRun).where(SyncRun.id == run_id).values(heartbeat_at=utcnow()))
+
+
+def add_counts(session: Session, run_id: int, **counts: int) -> None:
+    """Add to a run's counters in one atomic UPDATE (safe with parallel workers)."""
+    values = {name: getattr(SyncRun, name) + n for name, n in counts.items() if n}
+    values["heartbeat_at"] = utcnow()
+    session.execute(update(SyncRun).where(SyncRun.id == run_id).values(**values))
+
+
+def finish_if_done(session: Session, run_id: int) -> bool:
+    """Mark the run succeeded if every page has landed. Returns True only for
+    the one caller that made the change, so follow-up work happens once."""
+    now = utcnow()
+    result = session.execute(
+        update(SyncRun)
+        .where(
+            and_(
+                SyncRun.id == run_id,
+                SyncRun.status == ACTIVE,
+                SyncRun.pages_total.is_not(None),
+                SyncRun.pages_done >= SyncRun.pages_total,
+            )
+        )
+        .values(status=SUCCEEDED, lock_key=None, finished_at=now, heartbeat_at=now)
+    )
+    if result.rowcount != 1:
+        return False
+    run = session.get(SyncRun, run_id)
+    if run is not None:
+        session.execute(
+            update(SourceStream)
+            .where(SourceStream.source_id == run.source_id, SourceStream.stream == run.stream)
+            .values(last_run_id=run_id)
+        )
+    return True
+
+
+def fail_run(session: Session, run_id: int, error: str) -> bool:
+    now = utcnow()
+    result = session.execute(
+        update(SyncRun)
+        .where(SyncRun.id == run_id, SyncRun.status == ACTIVE)
+        .values(status=FAILED, lock_key=None, error=error[:4000], finished_at=now, heartbeat_at=now)
+    )
+    if result.rowcount == 1:
+        run = session.get(SyncRun, run_id)
+        if run is not None:
+            session.execute(
+                update(SourceStream)
+                .where(SourceStream.source_id == run.source_id, SourceStream.stream == run.stream)
+                .values(last_run_id=run_id)
+            )
+        return True
+    return False
+
+
+def cancel_run(session: Session, run_id: int, reason: str) -> bool:
+    now = utcnow()
+    result = session.execute(
+        update(SyncRun)
+        .where(SyncRun.id == run_id, SyncRun.status == ACTIVE)
+        .values(status=CANCELLED, lock_key=None, error=reason, finished_at=now)
+    )
+    return result.rowcount == 1
+
+
+def stale_runs(session: Session, older_than: timedelta) -> list[SyncRun]:
+    cutoff: datetime = utcnow() - older_than
+    return list(
+        session.scalars(
+            select(SyncRun).where(SyncRun.status == ACTIVE, SyncRun.heartbeat_at < cutoff)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Resume:
+    """What a stalled run still needs, read from its page rows."""
+
+    fetch_seq: int | None
+    map_pages: list[int]
+    upsert_pages: list[int]
+
+
+def resume_plan(session: Session, run: SyncRun) -> Resume:
+    pages = session.execute(
+        select(SyncPage.id, SyncPage.seq, SyncPage.status, SyncPage.cursor_out)
+        .where(SyncPage.run_id == run.id)
+        .order_by(SyncPage.seq)
+    ).all()
+    map_pages = [p.id for p in pages if p.status == "fetched"]
+    upsert_pages = [p.id for p in pages if p.status == "mapped"]
+    fetch_seq: int | None = None
+    if run.pages_total is None:
+        fetch_seq = 0 if not pages else pages[-1].seq + 1
+    return Resume(fetch_seq, map_pages, upsert_pages)
+
+
+def page_count(session: Session, run_id: int) -> int:
+    return session.scalar(select(func.count()).where(SyncPage.run_id == run_id)) or 0

@@ -1,0 +1,88 @@
+"""Settings from the environment, with embedded defaults that need no server.
+
+With nothing set, the hub keeps its data in a SQLite file under ``./var`` and
+uses kombu's SQLAlchemy transport on another SQLite file as its broker, so
+``s2s demo`` runs on a fresh machine. Production sets ``S2S_DATABASE_URL``
+(PostgreSQL) and ``S2S_BROKER_URL`` (Redis or RabbitMQ).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a whole number, not {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the processes read from the environment, resolved once."""
+
+    var_dir: Path
+    database_url: str
+    broker_url: str
+    secret_key: str | None
+    old_secret_keys: tuple[str, ...]
+    log_format: str
+    log_level: str
+    page_size: int
+    visibility_timeout: int
+    task_time_limit: int
+    stale_after: int
+    dispatch_every: int
+
+    @property
+    def embedded(self) -> bool:
+        """True when running on the server-less defaults (SQLite + SQLAlchemy broker)."""
+        return self.database_url.startswith("sqlite") and self.broker_url.startswith("sqla+")
+
+
+def load_settings() -> Settings:
+    var_dir = Path(os.environ.get("S2S_VAR_DIR", "var")).resolve()
+    database_url = os.environ.get("S2S_DATABASE_URL", "").strip() or (
+        f"sqlite:///{var_dir / 'hub.sqlite'}"
+    )
+    broker_url = os.environ.get("S2S_BROKER_URL", "").strip() or (
+        f"sqla+sqlite:///{var_dir / 'broker.sqlite'}"
+    )
+    visibility = _int("S2S_VISIBILITY_TIMEOUT", 3600)
+    time_limit = _int("S2S_TASK_TIME_LIMIT", 600)
+    if time_limit * 2 > visibility:
+        raise ValueError(
+            "S2S_TASK_TIME_LIMIT must be well below S2S_VISIBILITY_TIMEOUT "
+            f"(at most half of it: {time_limit} > {visibility // 2}); "
+            "otherwise the broker re-delivers tasks that are still running"
+        )
+    old = tuple(
+        k.strip() for k in os.environ.get("S2S_OLD_SECRET_KEYS", "").split(",") if k.strip()
+    )
+    return Settings(
+        var_dir=var_dir,
+        database_url=database_url,
+        broker_url=broker_url,
+        secret_key=os.environ.get("S2S_SECRET_KEY", "").strip() or None,
+        old_secret_keys=old,
+        log_format=os.environ.get("S2S_LOG_FORMAT", "text").strip().lower(),
+        log_level=os.environ.get("S2S_LOG_LEVEL", "INFO").strip().upper(),
+        page_size=_int("S2S_PAGE_SIZE", 500),
+        visibility_timeout=visibility,
+        task_time_limit=time_limit,
+        stale_after=_int("S2S_STALE_AFTER", 120),
+        dispatch_every=_int("S2S_DISPATCH_EVERY", 10),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings; tests call ``get_settings.cache_clear()`` after changing env."""
+    return load_settings()

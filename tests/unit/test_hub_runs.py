@@ -1,0 +1,70 @@
+"""One active run per source and stream, enforced by the database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hub import runs
+from hub.db import dispose_all, session_scope
+from hub.migrate import upgrade
+from hub.models import Client, Source, SyncRun
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'hub.sqlite'}"
+    upgrade(url)
+    with session_scope(url) as s:
+        c = Client(code="c1", name="c1")
+        s.add(c)
+        s.flush()
+        s.add(Source(client_id=c.id, code="erp", kind="sql", name="erp", settings={}))
+    yield url
+    dispose_all()
+
+
+def start(url: str, stream: str = "products") -> runs.StartResult:
+    with session_scope(url) as s:
+        return runs.start_run(s, s.get(Source, 1), stream)
+
+
+def test_second_start_returns_the_active_run(db: str) -> None:
+    first, second = start(db), start(db)
+    assert first.created and not second.created
+    assert second.run.id == first.run.id
+    assert start(db, "customers").created  # another stream is independent
+
+
+def test_a_finished_run_frees_the_slot(db: str) -> None:
+    first = start(db)
+    with session_scope(db) as s:
+        s.get(SyncRun, first.run.id).pages_total = 1
+        runs.add_counts(s, first.run.id, pages_done=1)
+    with session_scope(db) as s:
+        assert runs.finish_if_done(s, first.run.id) is True
+        assert runs.finish_if_done(s, first.run.id) is False  # only once
+    again = start(db)
+    assert again.created and again.run.id != first.run.id
+
+
+def test_not_finished_until_every_page_landed(db: str) -> None:
+    r = start(db)
+    with session_scope(db) as s:
+        runs.add_counts(s, r.run.id, pages_done=2)
+        assert runs.finish_if_done(s, r.run.id) is False  # total unknown yet
+        s.get(SyncRun, r.run.id).pages_total = 3
+    with session_scope(db) as s:
+        assert runs.finish_if_done(s, r.run.id) is False
+
+
+def test_failed_run_records_reason_and_frees_slot(db: str) -> None:
+    r = start(db)
+    with session_scope(db) as s:
+        assert runs.fail_run(s, r.run.id, "settings: login refused")
+    with session_scope(db) as s:
+        row = s.get(SyncRun, r.run.id)
+        assert row.status == "failed" and row.error == "settings: login refused"
+        assert row.lock_key is None
+    assert start(db).created

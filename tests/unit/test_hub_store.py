@@ -1,0 +1,101 @@
+"""The batch upsert writes only what changed, and tri-state flags behave."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from hub.db import dispose_all, session_scope
+from hub.migrate import upgrade
+from hub.models import Client, Product, Source, Variant
+from hub.store import StoreItem, upsert_products
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'hub.sqlite'}"
+    upgrade(url)
+    with session_scope(url) as s:
+        c = Client(code="c1", name="c1")
+        s.add(c)
+        s.flush()
+        s.add(Source(client_id=c.id, code="erp", kind="sql", name="erp", settings={}))
+    yield url
+    dispose_all()
+
+
+def product(code: str, price: float = 10.0, skus: tuple[str, ...] | None = None) -> dict:
+    return {
+        "source_product_code": code,
+        "title": f"Product {code}",
+        "variants": [
+            {"source_variant_code": s, "sku": s, "qty": 1, "price": price}
+            for s in (skus or (code,))
+        ],
+    }
+
+
+def item(code: str, action: str = "active", **kw) -> StoreItem:
+    data = product(code, **kw)
+    return StoreItem(code, action, data, f"h-{code}-{kw}")  # type: ignore[arg-type]
+
+
+def run(url: str, items: list[StoreItem], run_id: int = 1):
+    with session_scope(url) as s:
+        return upsert_products(s, client_id=1, source_id=1, run_id=run_id, items=items)
+
+
+def test_created_then_unchanged_writes_nothing(db: str) -> None:
+    first = run(db, [item("A"), item("B", skus=("B-1", "B-2"))])
+    assert first.as_dict() == {
+        "created": 2,
+        "updated": 0,
+        "unchanged": 0,
+        "deleted": 0,
+        "ignored": 0,
+    }
+    second = run(db, [item("A"), item("B", skus=("B-1", "B-2"))], run_id=2)
+    assert second.created == second.updated == 0 and second.unchanged == 2
+    with session_scope(db) as s:
+        assert set(s.scalars(select(Product.last_run_id))) == {1}
+        assert s.scalar(select(func.count()).select_from(Variant)) == 3
+
+
+def test_changed_hash_updates_and_replaces_variants(db: str) -> None:
+    run(db, [item("B", skus=("B-1", "B-2"))])
+    counts = run(db, [item("B", skus=("B-1",), price=12.0)], run_id=2)
+    assert counts.updated == 1
+    with session_scope(db) as s:
+        assert [v.sku for v in s.scalars(select(Variant))] == ["B-1"]
+        assert s.scalar(select(Variant.price)) == 12.0
+
+
+def test_delete_soft_deletes_and_ignore_leaves_alone(db: str) -> None:
+    run(db, [item("A"), item("B")])
+    counts = run(db, [item("A", "delete"), item("B", "ignore", price=99.0)], run_id=2)
+    assert counts.deleted == 1 and counts.ignored == 1
+    with session_scope(db) as s:
+        a = s.scalars(select(Product).where(Product.source_product_code == "A")).one()
+        b = s.scalars(select(Product).where(Product.source_product_code == "B")).one()
+        assert a.deleted_at is not None and a.active is False
+        assert b.deleted_at is None and b.last_run_id == 1
+    # Deleting again changes nothing; re-activating restores the row.
+    assert run(db, [item("A", "delete")], run_id=3).deleted == 0
+    assert run(db, [item("A")], run_id=4).updated == 1
+    with session_scope(db) as s:
+        a = s.scalars(select(Product).where(Product.source_product_code == "A")).one()
+        assert a.deleted_at is None and a.active is True
+
+
+def test_delete_of_unknown_product_creates_nothing(db: str) -> None:
+    counts = run(db, [item("Z", "delete")])
+    assert counts.created == 0 and counts.deleted == 0
+    with session_scope(db) as s:
+        assert s.scalar(select(func.count()).select_from(Product)) == 0
+
+
+def test_repeated_key_in_one_page_is_refused(db: str) -> None:
+    with pytest.raises(ValueError, match="appears twice"):
+        run(db, [item("A"), item("A")])
