@@ -1,0 +1,211 @@
+"""The contract every ERP connector follows, and the errors it speaks in.
+
+Workers treat every connector alike: they load its settings, read pages,
+raise orders, and decide what to do with a failure from the error's type
+alone (retry a transient one, dead-letter a permanent one). Keeping that
+surface small and typed is what lets a new ERP be added without touching the
+workers.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any, ClassVar, Self
+
+import marshmallow
+
+
+class ConnectorError(Exception):
+    """A failure an operator can act on.
+
+    ``str(error)`` is one sentence safe to show on a screen, in a log or in a
+    dead letter: it never holds a password or another secret, because these
+    messages travel further than the settings they came from. ``hint`` says
+    what to change, when that is known.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, hint={self.hint!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors cross process boundaries (Celery results, multiprocessing);
+        # the default reduction would drop the keyword-only attributes.
+        return (type(self), (self.message,), dict(self.__dict__))
+
+
+class TransientError(ConnectorError):
+    """Worth retrying: timeouts, refused connections, 5xx, 429, a lost session."""
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after
+
+
+class PermanentError(ConnectorError):
+    """Retrying cannot help: the work goes to the dead letters at once."""
+
+
+class SettingsError(PermanentError):
+    """The source's settings must change (credentials, a setting, a query)."""
+
+
+class RejectedError(PermanentError):
+    """The ERP refused a document; the document, not the settings, is at fault."""
+
+
+class NotSupportedError(PermanentError):
+    """The ERP has no such stream, which is an answer rather than a crash."""
+
+
+@dataclass
+class Page:
+    """One page of raw records, as the ERP spelled them.
+
+    ``next_cursor`` is stored by the hub between pages and runs, so it must
+    be JSON-serialisable; ``None`` means this page is the last.
+    """
+
+    records: list[dict[str, Any]]
+    next_cursor: Any
+
+
+def _flatten(messages: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """Marshmallow nests errors by field; operators want ``field: reason`` pairs."""
+    if isinstance(messages, Mapping):
+        out: list[tuple[str, str]] = []
+        for key, value in messages.items():
+            name = str(key) if not prefix else f"{prefix}.{key}"
+            if key == "_schema":
+                name = prefix or "settings"
+            out.extend(_flatten(value, name))
+        return out
+    if isinstance(messages, list | tuple):
+        out = []
+        for item in messages:
+            out.extend(_flatten(item, prefix))
+        return out
+    return [(prefix or "settings", str(messages))]
+
+
+def _scrub(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+class Connector(abc.ABC):
+    """One ERP type. An instance holds one source's settings and connections.
+
+    Instances are cheap to create and must be closed (or used as a context
+    manager): they may hold connection pools, which must not outlive the task
+    that needed them.
+    """
+
+    kind: ClassVar[str]
+    title: ClassVar[str]
+    streams: ClassVar[frozenset[str]]
+    settings_schema: ClassVar[type[marshmallow.Schema]]
+
+    @classmethod
+    def load_settings(cls, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate raw settings, naming each bad field and never echoing a secret.
+
+        Loading must be idempotent (its output loads again unchanged), since
+        ``__init__`` validates once more: a connector built from stored
+        settings that a newer version no longer accepts fails early and clearly.
+        """
+        try:
+            return dict(cls.settings_schema().load(dict(raw)))
+        except marshmallow.ValidationError as exc:
+            secret_values = [
+                str(raw[name]) for name in cls.secret_fields() if raw.get(name) not in (None, "")
+            ]
+            problems = _flatten(exc.messages)
+            names = sorted({name for name, _ in problems})
+            detail = "; ".join(
+                f"{name}: {_scrub(reason, secret_values)}" for name, reason in problems
+            )
+            raise SettingsError(
+                f"the {cls.title} settings are not valid: {detail}",
+                hint=f"correct {', '.join(names)} in the source's settings",
+            ) from None
+
+    @classmethod
+    def secret_fields(cls) -> frozenset[str]:
+        """Fields that must be encrypted at rest and masked wherever shown."""
+        return frozenset(
+            name
+            for name, field in cls.settings_schema().fields.items()
+            if field.metadata.get("secret")
+        )
+
+    def __init__(self, settings: Mapping[str, Any]) -> None:
+        self.settings = self.load_settings(settings)
+
+    @abc.abstractmethod
+    def check(self) -> str:
+        """Reach the ERP with these settings and say in one line what was found."""
+
+    def read(self, stream: str, cursor: Any, limit: int, since: datetime | None = None) -> Page:
+        """Read one page of ``stream`` after ``cursor`` (``None``: from the start).
+
+        The stream check lives here so that every connector answers an
+        unsupported stream the same way, and never with a crash. ``since`` is
+        a hint: a connector that cannot filter by modification time ignores it
+        and the hub's hashes find the changes.
+        """
+        if stream not in self.streams:
+            offered = ", ".join(sorted(self.streams)) or "nothing"
+            raise NotSupportedError(
+                f"{self.title} does not sync {stream}; it offers {offered}.",
+                hint=f"remove the {stream} stream from this source",
+            )
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        return self._read(stream, cursor, limit, since)
+
+    @abc.abstractmethod
+    def _read(self, stream: str, cursor: Any, limit: int, since: datetime | None) -> Page:
+        """``read`` for a stream this connector offers."""
+
+    @abc.abstractmethod
+    def raise_order(self, payload: dict[str, Any]) -> str:
+        """Put one order into the ERP and return the ERP's document number.
+
+        Must be safe to call again for the same order: the caller retries
+        after ambiguous failures and calls ``find_order`` first when it can.
+        """
+
+    @abc.abstractmethod
+    def find_order(self, reference: str) -> str | None:
+        """The document number of an order already raised under ``reference``."""
+
+    def close(self) -> None:
+        """Release connections; the default holds none."""
+        return None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
