@@ -1,0 +1,248 @@
+"""Shared fixtures: real services when present, real worker processes.
+
+Service tests need PostgreSQL and Redis. On a machine without them they are
+skipped with a printed reason; with S2S_REQUIRE_SERVICES=1 (CI) an
+unreachable service fails the test instead, so CI can never pass by skipping.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_HOST = os.environ.get("S2S_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("S2S_TEST_PG_PORT", "5432"))
+PG_USER = os.environ.get("S2S_TEST_PG_USER", "postgres")
+REDIS_URL = os.environ.get("S2S_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+REQUIRE = os.environ.get("S2S_REQUIRE_SERVICES", "") not in ("", "0", "false")
+
+_HUB_ENV = (
+    "S2S_DATABASE_URL",
+    "S2S_BROKER_URL",
+    "S2S_VAR_DIR",
+    "S2S_SECRET_KEY",
+    "S2S_STALE_AFTER",
+    "S2S_DISPATCH_EVERY",
+    "S2S_PAGE_SIZE",
+)
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def need_service(name: str, host: str, port: int) -> None:
+    if _reachable(host, port):
+        return
+    message = f"{name} is not reachable at {host}:{port}"
+    if REQUIRE:
+        pytest.fail(f"{message} and S2S_REQUIRE_SERVICES=1 forbids skipping")
+    pytest.skip(f"{message} (service tests are skipped on machines without it)")
+
+
+def pg_url(database: str) -> str:
+    return f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{database}"
+
+
+def _admin_execute(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(
+        host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", autocommit=True
+    ) as conn:
+        conn.execute(sql)
+
+
+@pytest.fixture
+def postgres_db() -> Iterator[Any]:
+    """A fresh, empty PostgreSQL database; returns a factory for more."""
+    need_service("PostgreSQL", PG_HOST, PG_PORT)
+    created: list[str] = []
+
+    def make(prefix: str = "s2s_t") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        _admin_execute(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        return pg_url(name)
+
+    yield make
+    from hub.db import dispose_all
+
+    dispose_all()
+    for name in created:
+        with contextlib.suppress(Exception):  # best effort: never mask the test's result
+            _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """A Redis database emptied for this test."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(REDIS_URL)
+    need_service("Redis", parsed.hostname or "127.0.0.1", parsed.port or 6379)
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    return REDIS_URL
+
+
+@dataclass
+class Hub:
+    """A configured hub for one test: env applied in-process and for workers."""
+
+    env: dict[str, str]
+    var_dir: Path
+    workers: list[subprocess.Popen[bytes]]
+
+    def start_worker(
+        self, *, queues: str | None = None, concurrency: int = 2, name: str | None = None
+    ) -> subprocess.Popen[bytes]:
+        name = name or f"w{len(self.workers) + 1}"
+        log = (self.var_dir / f"worker-{name}.log").open("ab")
+        cmd = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "workers.app",
+            "worker",
+            "-n",
+            f"{name}@%h",
+            "-c",
+            str(concurrency),
+            "--loglevel",
+            "INFO",
+            "-O",
+            "fair",
+        ]
+        if queues:
+            cmd += ["-Q", queues]
+        else:
+            from workers.app import QUEUES
+
+            cmd += ["-Q", ",".join(QUEUES)]
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=ROOT)
+        self.workers.append(proc)
+        self._wait_ready(name, proc)
+        return proc
+
+    def _wait_ready(self, name: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+        path = self.var_dir / f"worker-{name}.log"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker {name} exited:\n{path.read_text()[-3000:]}")
+            if "ready." in path.read_text(errors="replace"):
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"worker {name} not ready after {timeout}s:\n{path.read_text()[-3000:]}")
+
+    def run_cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "s2s.cli", *args],
+            env=self.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.var_dir.glob("*.log")))
+
+    def stop(self) -> None:
+        for proc in self.workers:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.workers:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _configure(env_updates: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    for key in _HUB_ENV:
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env_updates.items():
+        monkeypatch.setenv(key, value)
+    from hub.db import dispose_all
+    from workers.app import reconfigure
+
+    dispose_all()
+    reconfigure()
+    env = {k: v for k, v in os.environ.items()}
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def _make_hub(
+    env_updates: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Hub]:
+    var_dir = tmp_path / "var"
+    var_dir.mkdir()
+    env = _configure(
+        {
+            "S2S_VAR_DIR": str(var_dir),
+            "S2S_SECRET_KEY": "test-key-" + uuid.uuid4().hex,
+            **env_updates,
+        },
+        monkeypatch,
+    )
+    from hub.migrate import upgrade
+
+    upgrade()
+    hub = Hub(env=env, var_dir=var_dir, workers=[])
+    try:
+        yield hub
+    finally:
+        hub.stop()
+        from hub.db import dispose_all
+
+        dispose_all()
+
+
+@pytest.fixture
+def pg_hub(
+    postgres_db: Any, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Hub]:
+    """The production shape: PostgreSQL for the hub, Redis as the broker."""
+    yield from _make_hub(
+        {"S2S_DATABASE_URL": postgres_db(), "S2S_BROKER_URL": redis_url}, tmp_path, monkeypatch
+    )
+
+
+@pytest.fixture
+def embedded_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
+    """The embedded default: SQLite files and the SQLAlchemy broker, no server."""
+    yield from _make_hub({}, tmp_path, monkeypatch)
+
+
+def wait_for(
+    predicate: Any, timeout: float = 120, interval: float = 0.25, what: str = "condition"
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

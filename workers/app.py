@@ -1,0 +1,107 @@
+"""The Celery app: explicit queues, routes, delivery guarantees and beat.
+
+Delivery rests on the facts in the project's Celery notes: Redis has no
+acknowledgements of its own, so tasks ack late and are re-queued when a
+worker child dies; time limits stay well below the visibility timeout so a
+running task is never delivered twice; the broker carries only ids and the
+database decides what is still to do.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from celery.signals import after_setup_logger, worker_process_init
+from kombu import Queue
+
+from hub.settings import Settings, get_settings
+from workers.broker import register as _register_embedded_broker
+
+_register_embedded_broker()
+
+SYNC_QUEUES = ("fetch", "map", "upsert")
+QUEUES = ("maintenance", *SYNC_QUEUES)
+
+PROFILES: dict[str, tuple[str, ...]] = {
+    "sync": ("maintenance", *SYNC_QUEUES),
+    "all": QUEUES,
+}
+
+ROUTES = {
+    "s2s.sync.fetch_page": {"queue": "fetch"},
+    "s2s.sync.map_page": {"queue": "map"},
+    "s2s.sync.upsert_page": {"queue": "upsert"},
+    "s2s.maintenance.*": {"queue": "maintenance"},
+}
+
+
+def config_for(settings: Settings) -> dict[str, object]:
+    transport: dict[str, object] = {"visibility_timeout": settings.visibility_timeout}
+    if settings.broker_url.startswith("sqla+"):
+        # The SQLAlchemy transport polls; a short interval keeps the embedded
+        # default responsive at the cost of a few idle queries a second.
+        transport["polling_interval"] = 0.2
+    return {
+        "broker_url": settings.broker_url,
+        "broker_transport_options": transport,
+        "broker_connection_retry_on_startup": True,
+        "result_backend": None,
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_time_limit": settings.task_time_limit,
+        "task_soft_time_limit": max(settings.task_time_limit - 30, 1),
+        "task_queues": [Queue(q) for q in QUEUES],
+        "task_default_queue": "maintenance",
+        "task_routes": ROUTES,
+        "task_send_sent_event": True,
+        "worker_hijack_root_logger": False,
+        "enable_utc": True,
+        "beat_schedule": {
+            "dispatch-due": {
+                "task": "s2s.maintenance.dispatch_due",
+                "schedule": float(settings.dispatch_every),
+                "options": {"expires": float(settings.dispatch_every)},
+            },
+            "sweep": {
+                "task": "s2s.maintenance.sweep",
+                "schedule": 60.0,
+                "options": {"expires": 60.0},
+            },
+        },
+    }
+
+
+app = Celery("s2s", include=["workers.tasks"])
+app.conf.update(config_for(get_settings()))
+
+
+def reconfigure() -> None:
+    """Re-read settings (tests change the environment between cases)."""
+    get_settings.cache_clear()
+    app.conf.update(config_for(get_settings()))
+    # Drop pooled broker connections made with the old URL; Celery builds
+    # new pools lazily on the next publish.
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
+    app.amqp._producer_pool = None
+
+
+@after_setup_logger.connect
+def _logging(**_: object) -> None:
+    from hub.logs import configure
+
+    s = get_settings()
+    configure(s.log_format, s.log_level)
+
+
+@worker_process_init.connect
+def _fresh_engines(**_: object) -> None:
+    # Engines are per process already (hub.db keys them by pid); dropping any
+    # inherited from the parent makes that explicit.
+    from hub.db import dispose_all
+
+    dispose_all()

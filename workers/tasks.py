@@ -1,0 +1,319 @@
+"""The pipeline's tasks: thin glue between connectors, mappings and the hub.
+
+Per page: fetch_page → map_page → upsert_page, each idempotent. A task
+receives ids, loads what it needs, and checks the page's status before
+acting, so a message delivered twice (a redelivery, a sweep, a duplicate
+beat) changes nothing the second time. fetch_page also enqueues the next
+fetch: keyset paging needs the previous cursor, so fetching is sequential
+while mapping and upserting of earlier pages proceed in parallel.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import timedelta
+from typing import Any
+
+from celery import Task
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from connectors.base import ConnectorError, PermanentError, TransientError
+from hub import runs
+from hub.db import session_scope
+from hub.models import Quarantined, Source, SourceStream, SyncPage, SyncRun, utcnow
+from hub.settings import get_settings
+from hub.store import UPSERTS, StoreItem
+from workers.app import app
+from workers.pipeline import map_records
+from workers.sources import connector_for
+
+log = logging.getLogger("s2s.sync")
+
+FETCH_MAX_RETRIES = 6
+
+
+def backoff(attempt: int, *, base: float = 2.0, cap: float = 300.0) -> float:
+    """Exponential backoff with full jitter, capped well below the visibility timeout."""
+    return random.uniform(0, min(cap, base * (2**attempt)))
+
+
+def enqueue(task: Task, *args: Any) -> None:
+    """Publish after commit. If the broker is unreachable the database still
+    says what is unfinished, and the sweeper re-enqueues it."""
+    try:
+        task.apply_async(args=args)
+    except Exception as exc:  # broker down: recovered by the sweeper
+        log.warning(
+            "could not enqueue %s%r (%s: %s); the sweeper will retry",
+            task.name,
+            args,
+            type(exc).__name__,
+            exc,
+        )
+
+
+def _ctx(run: SyncRun, page: int | None = None) -> dict[str, Any]:
+    return {
+        "run": run.id,
+        "source": run.source_id,
+        "client": run.client_id,
+        "stream": run.stream,
+        "page": page,
+    }
+
+
+@app.task(name="s2s.sync.fetch_page", bind=True, max_retries=FETCH_MAX_RETRIES)
+def fetch_page(self: Task, run_id: int, seq: int) -> None:
+    with session_scope() as s:
+        run = s.get(SyncRun, run_id)
+        if run is None or run.status != runs.ACTIVE:
+            return
+        if s.scalar(select(SyncPage.id).where(SyncPage.run_id == run_id, SyncPage.seq == seq)):
+            return  # already fetched: a duplicate message
+        cursor = None
+        if seq > 0:
+            prev = s.execute(
+                select(SyncPage.cursor_out).where(
+                    SyncPage.run_id == run_id, SyncPage.seq == seq - 1
+                )
+            ).first()
+            if prev is None:
+                return  # out of order: the sweeper will fetch in sequence
+            cursor = prev[0]
+        source = s.get(Source, run.source_id)
+        assert source is not None
+        ctx = _ctx(run, seq)
+        stream, page_size = run.stream, run.page_size
+        connector = connector_for(source)
+    try:
+        page = connector.read(stream, cursor, page_size)
+    except TransientError as exc:
+        if self.request.retries >= self.max_retries:
+            _fail(
+                run_id,
+                f"the ERP stayed unreachable after {self.request.retries + 1} attempts: {exc}",
+            )
+            return
+        countdown = exc.retry_after if exc.retry_after else backoff(self.request.retries)
+        log.warning("fetch failed, retrying in %.0fs: %s", countdown, exc, extra=ctx)
+        raise self.retry(countdown=countdown, exc=exc) from None
+    except ConnectorError as exc:
+        _fail(run_id, _reason(exc))
+        return
+    last = page.next_cursor is None
+    try:
+        with session_scope() as s:
+            row = SyncPage(
+                run_id=run_id,
+                seq=seq,
+                status="fetched",
+                cursor_in=cursor,
+                cursor_out=page.next_cursor,
+                record_count=len(page.records),
+                records=page.records,
+            )
+            s.add(row)
+            s.flush()
+            page_id = row.id
+            runs.add_counts(s, run_id, fetched=len(page.records))
+            if last:
+                s.execute(update(SyncRun).where(SyncRun.id == run_id).values(pages_total=seq + 1))
+    except IntegrityError:
+        return  # another delivery stored this page first
+    log.info("fetched %d records", len(page.records), extra=ctx)
+    enqueue(map_page, page_id)
+    if not last:
+        enqueue(fetch_page, run_id, seq + 1)
+
+
+@app.task(name="s2s.sync.map_page", bind=True, max_retries=5)
+def map_page(self: Task, page_id: int) -> None:
+    with session_scope() as s:
+        page = s.get(SyncPage, page_id)
+        if page is None or page.status != "fetched":
+            return
+        run = s.get(SyncRun, page.run_id)
+        if run is None or run.status != runs.ACTIVE:
+            return
+        source = s.get(Source, run.source_id)
+        assert source is not None
+        items, errors = map_records(
+            source.kind, run.stream, page.records or [], source.settings or {}
+        )
+        claimed = s.execute(
+            update(SyncPage)
+            .where(SyncPage.id == page_id, SyncPage.status == "fetched")
+            .values(
+                status="mapped",
+                mapped=[[i.key, i.action, i.data, i.hash] for i in items],
+                records=None,
+                updated_at=utcnow(),
+            )
+        )
+        if claimed.rowcount != 1:
+            return
+        if errors:
+            s.add_all(
+                Quarantined(
+                    run_id=run.id,
+                    page_id=page_id,
+                    client_id=run.client_id,
+                    source_id=run.source_id,
+                    stream=run.stream,
+                    record_key=str(e["key"])[:255],
+                    field=str(e["field"])[:255],
+                    message=e["message"],
+                    raw=e.get("raw"),
+                )
+                for e in errors
+            )
+            runs.add_counts(s, run.id, quarantined=len(errors))
+        else:
+            runs.touch(s, run.id)
+        ctx = _ctx(run, page.seq)
+    if errors:
+        log.warning("quarantined %d records", len(errors), extra=ctx)
+    enqueue(upsert_page, page_id)
+
+
+@app.task(name="s2s.sync.upsert_page", bind=True, max_retries=5)
+def upsert_page(self: Task, page_id: int) -> None:
+    try:
+        with session_scope() as s:
+            page = s.get(SyncPage, page_id)
+            if page is None or page.status != "mapped":
+                return
+            run = s.get(SyncRun, page.run_id)
+            if run is None or run.status != runs.ACTIVE:
+                return
+            mapped = page.mapped or []
+            # Claim the page first: a concurrent duplicate blocks on this row
+            # and then finds it already upserted. (The ORM update also
+            # refreshes ``page``, hence reading ``mapped`` above.)
+            claimed = s.execute(
+                update(SyncPage)
+                .where(SyncPage.id == page_id, SyncPage.status == "mapped")
+                .values(status="upserted", mapped=None, updated_at=utcnow())
+            )
+            if claimed.rowcount != 1:
+                return
+            items = [StoreItem(k, a, d, h) for k, a, d, h in mapped]
+            counts = UPSERTS[run.stream](
+                s, client_id=run.client_id, source_id=run.source_id, run_id=run.id, items=items
+            )
+            runs.add_counts(s, run.id, pages_done=1, **counts.as_dict())
+            ctx = _ctx(run, page.seq)
+            run_id = run.id
+    except OperationalError as exc:
+        # A dropped database connection: nothing was committed, try again.
+        raise self.retry(countdown=backoff(self.request.retries), exc=exc) from None
+    log.info("upserted %s", counts.as_dict(), extra=ctx)
+    with session_scope() as s:
+        if runs.finish_if_done(s, run_id):
+            log.info("run finished", extra=ctx)
+
+
+def _reason(exc: ConnectorError) -> str:
+    hint = f" ({exc.hint})" if getattr(exc, "hint", None) else ""
+    kind = "settings" if isinstance(exc, PermanentError) else "error"
+    return f"{kind}: {exc.message}{hint}" if kind == "settings" else f"{exc.message}{hint}"
+
+
+def _fail(run_id: int, reason: str) -> None:
+    with session_scope() as s:
+        runs.fail_run(s, run_id, reason)
+    log.error("run failed: %s", reason, extra={"run": run_id})
+
+
+def start_sync(
+    source_id: int,
+    stream: str,
+    *,
+    full: bool = True,
+    since: str | None = None,
+    requested_by: str = "cli",
+    page_size: int | None = None,
+) -> runs.StartResult:
+    """Start a run (or find the active one) and enqueue its first fetch."""
+    with session_scope() as s:
+        source = s.get(Source, source_id)
+        if source is None:
+            raise LookupError(f"no source with id {source_id}")
+        size = page_size or int(
+            (source.settings or {}).get("page_size") or get_settings().page_size
+        )
+        result = runs.start_run(
+            s, source, stream, full=full, since=since, requested_by=requested_by, page_size=size
+        )
+    if result.created:
+        enqueue(fetch_page, result.run.id, 0)
+    return result
+
+
+@app.task(name="s2s.maintenance.dispatch_due")
+def dispatch_due() -> int:
+    """Start a run for every stream whose schedule is due.
+
+    Each due row is claimed with a compare-and-set on next_due_at, so two
+    beats started by mistake still start each due run once.
+    """
+    now = utcnow()
+    started = 0
+    with session_scope() as s:
+        due = s.execute(
+            select(
+                SourceStream.id,
+                SourceStream.source_id,
+                SourceStream.stream,
+                SourceStream.next_due_at,
+                SourceStream.interval_seconds,
+            )
+            .join(Source, Source.id == SourceStream.source_id)
+            .where(
+                Source.enabled.is_(True),
+                SourceStream.paused.is_(False),
+                SourceStream.interval_seconds.is_not(None),
+                SourceStream.next_due_at <= now,
+            )
+        ).all()
+    for row in due:
+        with session_scope() as s:
+            claimed = s.execute(
+                update(SourceStream)
+                .where(SourceStream.id == row.id, SourceStream.next_due_at == row.next_due_at)
+                .values(next_due_at=now + timedelta(seconds=row.interval_seconds))
+            )
+        if claimed.rowcount == 1:
+            result = start_sync(row.source_id, row.stream, requested_by="schedule")
+            started += int(result.created)
+    return started
+
+
+@app.task(name="s2s.maintenance.sweep")
+def sweep() -> int:
+    """Re-enqueue what the database says a stalled run still needs.
+
+    Covers lost messages, workers killed mid-task and a broker that lost its
+    queues: the page rows say exactly which step each page is at.
+    """
+    settings = get_settings()
+    resumed = 0
+    with session_scope() as s:
+        stale = runs.stale_runs(s, timedelta(seconds=settings.stale_after))
+        plans = [(r.id, runs.resume_plan(s, r)) for r in stale]
+        for run_id, _ in plans:
+            runs.touch(s, run_id)
+    for run_id, plan in plans:
+        for page_id in plan.map_pages:
+            enqueue(map_page, page_id)
+        for page_id in plan.upsert_pages:
+            enqueue(upsert_page, page_id)
+        if plan.fetch_seq is not None:
+            enqueue(fetch_page, run_id, plan.fetch_seq)
+        with session_scope() as s:
+            runs.finish_if_done(s, run_id)
+        resumed += 1
+        log.warning("resumed stalled run", extra={"run": run_id})
+    return resumed
