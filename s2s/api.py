@@ -1,0 +1,166 @@
+"""The HTTP API: health, on-demand resyncs and run history, per client.
+
+Each client authenticates with its own bearer token (issued by
+``s2s client add``, stored only as a hash), and can see and act on its own
+sources only: a token for one client is refused on another's URLs.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any
+
+from sqlalchemy import select, text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from hub.db import get_engine, session_scope
+from hub.models import Client, Source, SyncRun
+from workers.sources import connector_class, hash_token
+
+STREAMS = ("products", "customers")
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _authorised_client(request: Request) -> Client | JSONResponse:
+    code = request.path_params["client"]
+    with session_scope() as s:
+        client = s.scalars(select(Client).where(Client.code == code)).first()
+    if client is None:
+        return _error(404, f"no client {code!r}")
+    header = request.headers.get("authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    if (
+        not token
+        or not client.api_token_hash
+        or not hmac.compare_digest(hash_token(token), client.api_token_hash)
+    ):
+        return _error(401, "missing or wrong bearer token for this client")
+    return client
+
+
+async def health(_: Request) -> JSONResponse:
+    checks: dict[str, str] = {}
+    try:
+        with get_engine().connect() as conn:
+            conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # report, do not raise: this is the health probe
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    from workers.ops import queue_depths
+
+    depths = queue_depths(timeout=2.0)
+    checks["broker"] = "ok" if any(v is not None for v in depths.values()) else "unreachable"
+    ok = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        {"status": "ok" if ok else "degraded", **checks}, status_code=200 if ok else 503
+    )
+
+
+def _run_json(run: SyncRun) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "stream": run.stream,
+        "status": run.status,
+        "requested_by": run.requested_by,
+        "fetched": run.fetched,
+        "created": run.created,
+        "updated": run.updated,
+        "unchanged": run.unchanged,
+        "deleted": run.deleted,
+        "ignored": run.ignored,
+        "quarantined": run.quarantined,
+        "error": run.error,
+        "created_at": run.created_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+    }
+
+
+def _source(client: Client, code: str) -> Source | None:
+    with session_scope() as s:
+        return s.scalars(
+            select(Source).where(Source.client_id == client.id, Source.code == code)
+        ).first()
+
+
+async def resync(request: Request) -> JSONResponse:
+    client = _authorised_client(request)
+    if isinstance(client, JSONResponse):
+        return client
+    source = _source(client, request.path_params["source"])
+    if source is None:
+        return _error(
+            404, f"client {client.code!r} has no source {request.path_params['source']!r}"
+        )
+    body: dict[str, Any] = {}
+    raw = await request.body()
+    if raw:
+        try:
+            body = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            return _error(
+                400,
+                f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+            )
+        if not isinstance(body, dict):
+            return _error(400, 'the body must be a JSON object such as {"stream": "products"}')
+    stream = body.get("stream", "products")
+    cls = connector_class(source.kind)
+    if stream not in cls.streams:
+        return _error(
+            422,
+            f"{cls.title} does not support syncing {stream}; "
+            f"it syncs {', '.join(sorted(cls.streams))}",
+        )
+    from workers.tasks import start_sync
+
+    result = start_sync(source.id, stream, requested_by="api")
+    return JSONResponse(
+        {
+            "run": result.run.id,
+            "started": result.created,
+            "message": "run started"
+            if result.created
+            else f"run {result.run.id} is already active for this stream; not starting another",
+        },
+        status_code=202 if result.created else 200,
+    )
+
+
+async def runs(request: Request) -> JSONResponse:
+    client = _authorised_client(request)
+    if isinstance(client, JSONResponse):
+        return client
+    source = _source(client, request.path_params["source"])
+    if source is None:
+        return _error(
+            404, f"client {client.code!r} has no source {request.path_params['source']!r}"
+        )
+    try:
+        limit = min(max(int(request.query_params.get("limit", "20")), 1), 200)
+    except ValueError:
+        return _error(400, "limit must be a whole number")
+    with session_scope() as s:
+        rows = s.scalars(
+            select(SyncRun)
+            .where(SyncRun.source_id == source.id)
+            .order_by(SyncRun.id.desc())
+            .limit(limit)
+        ).all()
+        return JSONResponse({"runs": [_run_json(r) for r in rows]})
+
+
+def create_app() -> Starlette:
+    return Starlette(
+        routes=[
+            Route("/health", health),
+            Route("/api/v1/clients/{client}/sources/{source}/resync", resync, methods=["POST"]),
+            Route("/api/v1/clients/{client}/sources/{source}/runs", runs),
+        ]
+    )

@@ -1,0 +1,618 @@
+"""The ``s2s`` command: one entry point for operators.
+
+Every failure an operator can cause (a missing client, a bad setting, an ERP
+that refuses the credentials, a database that is not upgraded) prints one
+line saying what is wrong and exits 1; tracebacks are for bugs only.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+# Piped output (CI logs, files) gets a width that fits the run tables
+# instead of rich's 80-column fallback.
+console = Console(width=None if sys.stdout.isatty() else 140)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class CliError(click.ClickException):
+    def show(self, file: Any = None) -> None:
+        # Driver messages may span lines; an operator's error is one line.
+        text = " ".join(self.message.split())
+        err_console.print(f"[bold red]error:[/] {text}", highlight=False, soft_wrap=True)
+
+
+def friendly(fn: F) -> F:
+    """Turn the errors an operator can cause into one clear line."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from sqlalchemy.exc import OperationalError, ProgrammingError
+
+        from connectors.base import ConnectorError
+        from hub.crypto import SecretsError
+        from workers.sources import SetupError
+
+        try:
+            return fn(*args, **kwargs)
+        except (SetupError, SecretsError) as exc:
+            raise CliError(str(exc)) from None
+        except ConnectorError as exc:
+            hint = f" — {exc.hint}" if exc.hint else ""
+            raise CliError(f"{exc.message}{hint}") from None
+        except (OperationalError, ProgrammingError) as exc:
+            text = str(exc.orig) if exc.orig is not None else str(exc)
+            if "no such table" in text or ("does not exist" in text and "relation" in text):
+                raise CliError(
+                    "the hub's database has no tables yet: run 's2s db upgrade'"
+                ) from None
+            raise CliError(f"the hub's database is unreachable: {text.splitlines()[0]}") from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group()
+def cli() -> None:
+    """Integration hub: sync ERPs into the hub, raise channel orders into ERPs."""
+    from hub.logs import configure
+    from hub.settings import get_settings
+
+    s = get_settings()
+    configure(s.log_format, "WARNING" if s.log_level == "INFO" else s.log_level)
+
+
+# --------------------------------------------------------------------- db
+@cli.group()
+def db() -> None:
+    """The hub's database."""
+
+
+@db.command("upgrade")
+@friendly
+def db_upgrade() -> None:
+    """Create or migrate the hub's tables."""
+    from hub.migrate import current_revision, upgrade
+    from hub.settings import get_settings
+
+    upgrade()
+    console.print(
+        f"database at revision {current_revision()} ({_safe_url(get_settings().database_url)})"
+    )
+
+
+def _safe_url(url: str) -> str:
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+# ------------------------------------------------------------- clients
+@cli.group()
+def client() -> None:
+    """Clients: the businesses whose ERPs and channels the hub connects."""
+
+
+@client.command("add")
+@click.argument("code")
+@click.option("--name", help="Display name.")
+@friendly
+def client_add(code: str, name: str | None) -> None:
+    """Add a client (prints its API token once)."""
+    from hub.db import session_scope
+    from workers.sources import upsert_client
+
+    with session_scope() as s:
+        c, token = upsert_client(s, code, name)
+    if token:
+        console.print(f"client {c.code!r} added; API token (shown once): {token}")
+    else:
+        console.print(f"client {c.code!r} exists; name updated")
+
+
+@client.command("list")
+@friendly
+def client_list() -> None:
+    """List clients and their sources."""
+    from sqlalchemy import select
+
+    from hub.db import session_scope
+    from hub.models import Client, Source
+
+    table = Table("client", "name", "sources")
+    with session_scope() as s:
+        for c in s.scalars(select(Client).order_by(Client.code)):
+            srcs = s.scalars(select(Source).where(Source.client_id == c.id).order_by(Source.code))
+            table.add_row(c.code, c.name, ", ".join(f"{x.code} ({x.kind})" for x in srcs))
+    console.print(table)
+
+
+# ------------------------------------------------------------- sources
+def _parse_sets(pairs: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise CliError(f"--set takes NAME=VALUE, not {pair!r}")
+        k, v = pair.split("=", 1)
+        out[k.strip()] = v
+    return out
+
+
+def _parse_every(pairs: tuple[str, ...]) -> dict[str, int | None] | None:
+    if not pairs:
+        return None
+    out: dict[str, int | None] = {}
+    for pair in pairs:
+        stream, _, secs = pair.partition("=")
+        try:
+            out[stream.strip()] = int(secs) if secs.strip() not in ("", "0", "off") else None
+        except ValueError:
+            raise CliError(f"--every takes STREAM=SECONDS, not {pair!r}") from None
+    return out
+
+
+@cli.group()
+def source() -> None:
+    """Sources: a client's ERP."""
+
+
+@source.command("add")
+@click.argument("client_code")
+@click.argument("code")
+@click.option("--kind", required=True, help="ERP kind, e.g. sql.")
+@click.option("--name")
+@click.option("--set", "sets", multiple=True, help="A setting NAME=VALUE (repeatable).")
+@click.option("--every", multiple=True, help="Schedule STREAM=SECONDS (repeatable).")
+@friendly
+def source_add(
+    client_code: str,
+    code: str,
+    kind: str,
+    name: str | None,
+    sets: tuple[str, ...],
+    every: tuple[str, ...],
+) -> None:
+    """Add or update a source. Secret settings are encrypted at rest."""
+    from hub.db import session_scope
+    from workers.sources import get_client, upsert_source
+
+    with session_scope() as s:
+        c = get_client(s, client_code)
+        src = upsert_source(
+            s, c, code, kind, _parse_sets(sets), name=name, schedules=_parse_every(every)
+        )
+    console.print(f"source {client_code}/{src.code} ({kind}) saved")
+
+
+@source.command("show")
+@click.argument("client_code")
+@click.argument("code")
+@friendly
+def source_show(client_code: str, code: str) -> None:
+    """Show a source's settings (secrets shown only as set / not set)."""
+    from hub.db import session_scope
+    from workers.sources import get_source, public_settings
+
+    with session_scope() as s:
+        src = get_source(s, client_code, code)
+        console.print_json(
+            json.dumps({"kind": src.kind, "settings": public_settings(src)}, default=str)
+        )
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand_env(value: Any, where: str) -> Any:
+    """${NAME} in a YAML value reads the environment, so files need not hold secrets."""
+    if isinstance(value, str):
+
+        def sub(m: re.Match[str]) -> str:
+            if m.group(1) not in os.environ:
+                raise CliError(f"{where}: environment variable {m.group(1)} is not set")
+            return os.environ[m.group(1)]
+
+        return _ENV_REF.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _expand_env(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, where) for v in value]
+    return value
+
+
+@cli.command("apply")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@friendly
+def apply_file(file: Path) -> None:
+    """Declare clients and sources in a YAML file (${ENV} references allowed)."""
+    import yaml
+
+    from hub.db import session_scope
+    from workers.sources import upsert_client, upsert_source
+
+    try:
+        doc = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise CliError(f"{file}: not valid YAML: {exc}") from None
+    clients = doc.get("clients") if isinstance(doc, dict) else None
+    if not isinstance(clients, list):
+        raise CliError(f"{file}: expected a top-level 'clients:' list")
+    with session_scope() as s:
+        for i, c in enumerate(clients):
+            where = f"{file}: clients[{i}]"
+            if not isinstance(c, dict) or not c.get("code"):
+                raise CliError(f"{where}: each client needs a 'code'")
+            cl, token = upsert_client(s, str(c["code"]), c.get("name"))
+            msg = f"client {cl.code}"
+            if token:
+                msg += f" added; API token (shown once): {token}"
+            console.print(msg)
+            for j, src in enumerate(c.get("sources") or []):
+                swhere = f"{where}.sources[{j}]"
+                if not isinstance(src, dict) or not src.get("code") or not src.get("kind"):
+                    raise CliError(f"{swhere}: each source needs 'code' and 'kind'")
+                settings = _expand_env(src.get("settings") or {}, f"{swhere}.settings")
+                schedule = src.get("schedule")
+                upsert_source(
+                    s,
+                    cl,
+                    str(src["code"]),
+                    str(src["kind"]),
+                    settings,
+                    name=src.get("name"),
+                    schedules={k: (int(v) if v else None) for k, v in schedule.items()}
+                    if schedule
+                    else None,
+                    enabled=bool(src.get("enabled", True)),
+                )
+                console.print(f"  source {cl.code}/{src['code']} ({src['kind']}) saved")
+
+
+# ---------------------------------------------------------- check/preview
+@cli.command()
+@click.argument("client_code")
+@click.argument("source_code")
+@friendly
+def check(client_code: str, source_code: str) -> None:
+    """Can the hub reach this source with its settings?"""
+    from hub.db import session_scope
+    from workers.sources import connector_for, get_source
+
+    with session_scope() as s:
+        src = get_source(s, client_code, source_code)
+    console.print(f"[green]ok[/]: {connector_for(src).check()}")
+
+
+@cli.command()
+@click.argument("client_code")
+@click.argument("source_code")
+@click.option("--stream", default="products", show_default=True)
+@click.option("--limit", default=5, show_default=True, help="How many records to fetch.")
+@friendly
+def preview(client_code: str, source_code: str, stream: str, limit: int) -> None:
+    """Fetch and map a few records, writing nothing."""
+    from hub.db import session_scope
+    from workers.pipeline import map_records
+    from workers.sources import connector_for, get_source
+
+    with session_scope() as s:
+        src = get_source(s, client_code, source_code)
+    conn = connector_for(src)
+    page = conn.read(stream, None, limit)
+    items, errors = map_records(src.kind, stream, page.records, src.settings or {})
+    for item in items:
+        console.print_json(json.dumps({"action": item.action, "record": item.data}, default=str))
+    for e in errors:
+        err_console.print(f"[yellow]quarantined[/] {e['key']}: {e['field']}: {e['message']}")
+    console.print(
+        f"{len(page.records)} raw records → {len(items)} {stream}, {len(errors)} quarantined"
+    )
+
+
+# ------------------------------------------------------------ sync runs
+def _run_summary(run: Any) -> dict[str, Any]:
+    return {
+        "run": run.id,
+        "status": run.status,
+        "fetched": run.fetched,
+        "created": run.created,
+        "updated": run.updated,
+        "unchanged": run.unchanged,
+        "deleted": run.deleted,
+        "ignored": run.ignored,
+        "quarantined": run.quarantined,
+        "error": run.error,
+    }
+
+
+def wait_for_run(run_id: int, *, timeout: float = 3600, show: bool = True) -> Any:
+    """Poll the run row until it ends, with a progress bar of records done."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from hub.db import session_scope
+    from hub.models import SyncRun
+
+    deadline = time.monotonic() + timeout
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("records"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not show,
+        transient=False,
+    ) as progress:
+        bar = progress.add_task(f"run {run_id}", total=None)
+        while True:
+            with session_scope() as s:
+                run = s.get(SyncRun, run_id)
+                assert run is not None
+                done = run.created + run.updated + run.unchanged + run.deleted + run.ignored
+                total = run.fetched if run.pages_total is not None else None
+                progress.update(bar, completed=done + run.quarantined, total=total)
+                if run.status != "running":
+                    progress.update(bar, total=max(run.fetched, 1), completed=max(run.fetched, 1))
+                    return run
+            if time.monotonic() > deadline:
+                raise CliError(
+                    f"run {run_id} is still running after {timeout:.0f}s (s2s runs shows it)"
+                )
+            time.sleep(0.25)
+
+
+@cli.command()
+@click.argument("client_code")
+@click.argument("source_code")
+@click.option("--stream", default="products", show_default=True)
+@click.option("--wait/--no-wait", default=False, help="Wait and show progress until the run ends.")
+@friendly
+def resync(client_code: str, source_code: str, stream: str, wait: bool) -> None:
+    """Start a sync of one stream now (or say which run is already active)."""
+    from hub.db import session_scope
+    from workers.sources import connector_class, get_source
+    from workers.tasks import start_sync
+
+    with session_scope() as s:
+        src = get_source(s, client_code, source_code)
+    cls = connector_class(src.kind)
+    if stream not in cls.streams:
+        raise CliError(
+            f"{cls.title} does not support syncing {stream}; "
+            f"it syncs {', '.join(sorted(cls.streams))}"
+        )
+    result = start_sync(src.id, stream, requested_by="cli")
+    if result.created:
+        console.print(f"run {result.run.id} started for {client_code}/{source_code} {stream}")
+    else:
+        console.print(
+            f"run {result.run.id} is already active for {client_code}/{source_code} {stream}; "
+            "not starting another"
+        )
+    if wait:
+        run = wait_for_run(result.run.id)
+        _print_runs([run])
+        if run.status != "succeeded":
+            raise SystemExit(1)
+
+
+def _print_runs(rows: list[Any]) -> None:
+    table = Table(
+        "run",
+        "stream",
+        "status",
+        "fetched",
+        "created",
+        "updated",
+        "unchanged",
+        "deleted",
+        "ignored",
+        "quarantined",
+        "started",
+        "error",
+    )
+    for r in rows:
+        table.add_row(
+            str(r.id),
+            r.stream,
+            r.status,
+            str(r.fetched),
+            str(r.created),
+            str(r.updated),
+            str(r.unchanged),
+            str(r.deleted),
+            str(r.ignored),
+            str(r.quarantined),
+            r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            (r.error or "")[:80],
+        )
+    console.print(table)
+
+
+@cli.command("runs")
+@click.argument("client_code")
+@click.argument("source_code")
+@click.option("--limit", default=20, show_default=True)
+@click.option("--quarantine", is_flag=True, help="Also list the latest run's quarantined records.")
+@friendly
+def runs_cmd(client_code: str, source_code: str, limit: int, quarantine: bool) -> None:
+    """List a source's sync runs with their counts and errors."""
+    from sqlalchemy import select
+
+    from hub.db import session_scope
+    from hub.models import Quarantined, SyncRun
+    from workers.sources import get_source
+
+    with session_scope() as s:
+        src = get_source(s, client_code, source_code)
+        rows = list(
+            s.scalars(
+                select(SyncRun)
+                .where(SyncRun.source_id == src.id)
+                .order_by(SyncRun.id.desc())
+                .limit(limit)
+            )
+        )
+        _print_runs(rows)
+        if quarantine and rows:
+            q = s.scalars(
+                select(Quarantined).where(Quarantined.run_id == rows[0].id).order_by(Quarantined.id)
+            )
+            table = Table("record", "field", "reason")
+            for row in q:
+                table.add_row(row.record_key, row.field, row.message)
+            console.print(table)
+
+
+@cli.command()
+@friendly
+def status() -> None:
+    """Per source: the last run and its counts, the schedule; and queue depths."""
+    from sqlalchemy import select
+
+    from hub.db import session_scope
+    from hub.models import Client, Source, SourceStream, SyncRun
+
+    table = Table(
+        "client", "source", "stream", "last run", "status", "counts", "every", "next due", "paused"
+    )
+    with session_scope() as s:
+        rows = s.execute(
+            select(Client.code, Source.code, SourceStream)
+            .join(Source, Source.client_id == Client.id)
+            .join(SourceStream, SourceStream.source_id == Source.id)
+            .order_by(Client.code, Source.code, SourceStream.stream)
+        ).all()
+        for ccode, scode, st in rows:
+            last = s.scalars(
+                select(SyncRun)
+                .where(SyncRun.source_id == st.source_id, SyncRun.stream == st.stream)
+                .order_by(SyncRun.id.desc())
+                .limit(1)
+            ).first()
+            counts = (
+                f"+{last.created} ~{last.updated} ={last.unchanged} "
+                f"-{last.deleted} !{last.quarantined}"
+                if last
+                else ""
+            )
+            table.add_row(
+                ccode,
+                scode,
+                st.stream,
+                str(last.id) if last else "-",
+                last.status if last else "never",
+                counts,
+                f"{st.interval_seconds}s" if st.interval_seconds else "on demand",
+                st.next_due_at.strftime("%H:%M:%S") if st.next_due_at else "-",
+                "yes" if st.paused else "no",
+            )
+    console.print(table)
+    from workers.ops import queue_depths
+
+    depths = queue_depths()
+    console.print(
+        "queues: " + ", ".join(f"{q}={n if n is not None else '?'}" for q, n in depths.items())
+    )
+
+
+# -------------------------------------------------------------- processes
+@cli.command()
+@click.option(
+    "--profile",
+    type=click.Choice(["sync", "all"]),
+    default="all",
+    show_default=True,
+    help="Which queues to serve.",
+)
+@click.option("--queues", "-Q", help="Comma-separated queues (overrides --profile).")
+@click.option("--concurrency", "-c", type=int, default=2, show_default=True)
+@click.option("--loglevel", default="INFO", show_default=True)
+@click.option("--events/--no-events", default=False, help="Send task events (for Flower).")
+def worker(profile: str, queues: str | None, concurrency: int, loglevel: str, events: bool) -> None:
+    """Run a Celery worker process serving the chosen queues."""
+    from workers.app import PROFILES, app
+
+    qs = queues or ",".join(PROFILES[profile])
+    argv = ["worker", "-Q", qs, "-c", str(concurrency), "--loglevel", loglevel, "-O", "fair"]
+    if events:
+        argv.append("-E")
+    app.worker_main(argv)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True)
+def api(host: str, port: int) -> None:
+    """Serve the HTTP API (health, resyncs, runs)."""
+    import uvicorn
+
+    from s2s.api import create_app
+
+    uvicorn.run(create_app(), host=host, port=port, log_level="warning")
+
+
+@cli.command()
+@click.option("--loglevel", default="INFO", show_default=True)
+def beat(loglevel: str) -> None:
+    """Run the scheduler (exactly one per deployment)."""
+    from hub.settings import get_settings
+    from workers.app import app
+
+    schedule = get_settings().var_dir / "celerybeat-schedule"
+    schedule.parent.mkdir(parents=True, exist_ok=True)
+    app.start(["beat", "--loglevel", loglevel, "-s", str(schedule)])
+
+
+# --------------------------------------------------------------- mappings
+@cli.group()
+def mappings() -> None:
+    """The field maps from each ERP to the hub."""
+
+
+@mappings.command("show")
+@click.argument("erp")
+@click.argument("stream")
+def mappings_show(erp: str, stream: str) -> None:
+    """Print a map as the getting-started page's table (e.g. 'sql products')."""
+    from mappings import get_map
+
+    try:
+        m = get_map(erp, stream)
+    except KeyError as exc:
+        raise CliError(str(exc.args[0]) if exc.args else str(exc)) from None
+    click.echo(m.render())
+
+
+# ------------------------------------------------------------------- demo
+@cli.command()
+@click.option(
+    "--products", default=2000, show_default=True, help="Size of the demo ERP's catalogue."
+)
+@click.option("--keep-worker", is_flag=True, help="Leave the worker running afterwards.")
+@friendly
+def demo(products: int, keep_worker: bool) -> None:
+    """Run the whole hub locally against an emulated ERP, with no set-up."""
+    from s2s.demo import run_demo
+
+    sys.exit(run_demo(console, products=products, keep_worker=keep_worker))
+
+
+def main() -> None:
+    cli(prog_name="s2s")
+
+
+if __name__ == "__main__":
+    main()
