@@ -40,6 +40,7 @@ class Settings:
     task_time_limit: int
     stale_after: int
     dispatch_every: int
+    sweep_every: int
 
     @property
     def embedded(self) -> bool:
@@ -79,6 +80,7 @@ def load_settings() -> Settings:
         task_time_limit=time_limit,
         stale_after=_int("S2S_STALE_AFTER", 120),
         dispatch_every=_int("S2S_DISPATCH_EVERY", 10),
+        sweep_every=_int("S2S_SWEEP_EVERY", 60),
     )
 
 

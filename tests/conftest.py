@@ -35,6 +35,7 @@ _HUB_ENV = (
     "S2S_SECRET_KEY",
     "S2S_STALE_AFTER",
     "S2S_DISPATCH_EVERY",
+    "S2S_SWEEP_EVERY",
     "S2S_PAGE_SIZE",
 )
 
@@ -138,7 +139,15 @@ class Hub:
             from workers.app import QUEUES
 
             cmd += ["-Q", ",".join(QUEUES)]
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=ROOT)
+        # Own process group: a test can kill the worker with its pool children.
+        proc = subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=ROOT,
+            start_new_session=True,
+        )
         self.workers.append(proc)
         self._wait_ready(name, proc)
         return proc
@@ -154,6 +163,31 @@ class Hub:
             time.sleep(0.2)
         raise RuntimeError(f"worker {name} not ready after {timeout}s:\n{path.read_text()[-3000:]}")
 
+    def start_beat(self) -> subprocess.Popen[bytes]:
+        log = (self.var_dir / "beat.log").open("ab")
+        cmd = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "workers.app",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "-s",
+            str(self.var_dir / "beat-schedule"),
+        ]
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=ROOT)
+        self.workers.append(proc)
+        return proc
+
+    def kill(self, proc: subprocess.Popen[bytes]) -> None:
+        """SIGKILL a worker and its pool children at once, as a crash would."""
+        import signal
+
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
     def run_cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "s2s.cli", *args],
@@ -168,9 +202,15 @@ class Hub:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.var_dir.glob("*.log")))
 
     def stop(self) -> None:
+        import signal
+
         for proc in self.workers:
             if proc.poll() is None:
                 proc.terminate()
+        for proc in self.workers:
+            # Pool children of a worker killed mid-test may linger: end the group.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGTERM)
         for proc in self.workers:
             try:
                 proc.wait(30)

@@ -67,8 +67,8 @@ def config_for(settings: Settings) -> dict[str, object]:
             },
             "sweep": {
                 "task": "s2s.maintenance.sweep",
-                "schedule": 60.0,
-                "options": {"expires": 60.0},
+                "schedule": float(settings.sweep_every),
+                "options": {"expires": float(settings.sweep_every)},
             },
         },
     }
