@@ -28,7 +28,7 @@ def api(embedded_hub: Hub) -> Any:
 
 
 def test_resync_needs_the_clients_own_token(api: Any) -> None:
-    client, acme_token, other_token = api
+    client, _, other_token = api
     url = "/api/v1/clients/acme/sources/erp/resync"
     assert client.post(url).status_code == 401
     assert client.post(url, headers={"Authorization": "Bearer wrong"}).status_code == 401
