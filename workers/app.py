@@ -82,11 +82,14 @@ def reconfigure() -> None:
     """Re-read settings (tests change the environment between cases)."""
     get_settings.cache_clear()
     app.conf.update(config_for(get_settings()))
-    # Drop pooled broker connections made with the old URL; Celery builds
-    # new pools lazily on the next publish.
-    if app._pool is not None:
-        app._pool.force_close_all()
-        app._pool = None
+    # Drop pooled broker connections made with the old URL. kombu keeps its
+    # pools in a process-wide registry keyed by URL, so closing one pool in
+    # place would hand a closed pool to the next user of the same URL:
+    # reset the registry instead; Celery builds new pools on the next publish.
+    from kombu import pools
+
+    pools.reset()
+    app._pool = None
     app.amqp._producer_pool = None
 
 
