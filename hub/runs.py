@@ -93,6 +93,16 @@ def add_counts(session: Session, run_id: int, **counts: int) -> None:
     session.execute(update(SyncRun).where(SyncRun.id == run_id).values(**values))
 
 
+def _note_last_run(session: Session, run_id: int) -> None:
+    run = session.get(SyncRun, run_id)
+    if run is not None:
+        session.execute(
+            update(SourceStream)
+            .where(SourceStream.source_id == run.source_id, SourceStream.stream == run.stream)
+            .values(last_run_id=run_id)
+        )
+
+
 def finish_if_done(session: Session, run_id: int) -> bool:
     """Mark the run succeeded if every page has landed. Returns True only for
     the one caller that made the change, so follow-up work happens once."""
@@ -111,13 +121,7 @@ def finish_if_done(session: Session, run_id: int) -> bool:
     )
     if result.rowcount != 1:
         return False
-    run = session.get(SyncRun, run_id)
-    if run is not None:
-        session.execute(
-            update(SourceStream)
-            .where(SourceStream.source_id == run.source_id, SourceStream.stream == run.stream)
-            .values(last_run_id=run_id)
-        )
+    _note_last_run(session, run_id)
     return True
 
 
@@ -128,16 +132,10 @@ def fail_run(session: Session, run_id: int, error: str) -> bool:
         .where(SyncRun.id == run_id, SyncRun.status == ACTIVE)
         .values(status=FAILED, lock_key=None, error=error[:4000], finished_at=now, heartbeat_at=now)
     )
-    if result.rowcount == 1:
-        run = session.get(SyncRun, run_id)
-        if run is not None:
-            session.execute(
-                update(SourceStream)
-                .where(SourceStream.source_id == run.source_id, SourceStream.stream == run.stream)
-                .values(last_run_id=run_id)
-            )
-        return True
-    return False
+    if result.rowcount != 1:
+        return False
+    _note_last_run(session, run_id)
+    return True
 
 
 def cancel_run(session: Session, run_id: int, reason: str) -> bool:

@@ -82,22 +82,26 @@ def _run_json(run: SyncRun) -> dict[str, Any]:
     }
 
 
-def _source(client: Client, code: str) -> Source | None:
-    with session_scope() as s:
-        return s.scalars(
-            select(Source).where(Source.client_id == client.id, Source.code == code)
-        ).first()
-
-
-async def resync(request: Request) -> JSONResponse:
+def _authorised_source(request: Request) -> tuple[Client, Source] | JSONResponse:
+    """The URL's client (authenticated by its own token) and one of its sources."""
     client = _authorised_client(request)
     if isinstance(client, JSONResponse):
         return client
-    source = _source(client, request.path_params["source"])
+    code = request.path_params["source"]
+    with session_scope() as s:
+        source = s.scalars(
+            select(Source).where(Source.client_id == client.id, Source.code == code)
+        ).first()
     if source is None:
-        return _error(
-            404, f"client {client.code!r} has no source {request.path_params['source']!r}"
-        )
+        return _error(404, f"client {client.code!r} has no source {code!r}")
+    return client, source
+
+
+async def resync(request: Request) -> JSONResponse:
+    found = _authorised_source(request)
+    if isinstance(found, JSONResponse):
+        return found
+    _, source = found
     body: dict[str, Any] = {}
     raw = await request.body()
     if raw:
@@ -134,14 +138,10 @@ async def resync(request: Request) -> JSONResponse:
 
 
 async def runs(request: Request) -> JSONResponse:
-    client = _authorised_client(request)
-    if isinstance(client, JSONResponse):
-        return client
-    source = _source(client, request.path_params["source"])
-    if source is None:
-        return _error(
-            404, f"client {client.code!r} has no source {request.path_params['source']!r}"
-        )
+    found = _authorised_source(request)
+    if isinstance(found, JSONResponse):
+        return found
+    _, source = found
     try:
         limit = min(max(int(request.query_params.get("limit", "20")), 1), 200)
     except ValueError:

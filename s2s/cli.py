@@ -320,21 +320,6 @@ def preview(client_code: str, source_code: str, stream: str, limit: int) -> None
 
 
 # ------------------------------------------------------------ sync runs
-def _run_summary(run: Any) -> dict[str, Any]:
-    return {
-        "run": run.id,
-        "status": run.status,
-        "fetched": run.fetched,
-        "created": run.created,
-        "updated": run.updated,
-        "unchanged": run.unchanged,
-        "deleted": run.deleted,
-        "ignored": run.ignored,
-        "quarantined": run.quarantined,
-        "error": run.error,
-    }
-
-
 def wait_for_run(run_id: int, *, timeout: float = 3600, show: bool = True) -> Any:
     """Poll the run row until it ends, with a progress bar of records done."""
     import time
@@ -403,13 +388,15 @@ def resync(client_code: str, source_code: str, stream: str, wait: bool) -> None:
         )
     if wait:
         run = wait_for_run(result.run.id)
-        _print_runs([run])
+        console.print(runs_table([run]))
         if run.status != "succeeded":
             raise SystemExit(1)
 
 
-def _print_runs(rows: list[Any]) -> None:
-    table = Table(
+def runs_table(rows: list[Any], title: str | None = None) -> Table:
+    """Runs with their counts; the CLI's run listings and the demo share it."""
+    table = Table(title=title)
+    for col in (
         "run",
         "stream",
         "status",
@@ -420,10 +407,12 @@ def _print_runs(rows: list[Any]) -> None:
         "deleted",
         "ignored",
         "quarantined",
-        "started",
+        "seconds",
         "error",
-    )
+    ):
+        table.add_column(col, justify="left" if col in ("stream", "status", "error") else "right")
     for r in rows:
+        secs = (r.finished_at - r.created_at).total_seconds() if r.finished_at else None
         table.add_row(
             str(r.id),
             r.stream,
@@ -435,10 +424,10 @@ def _print_runs(rows: list[Any]) -> None:
             str(r.deleted),
             str(r.ignored),
             str(r.quarantined),
-            r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            f"{secs:.1f}" if secs is not None else "…",
             (r.error or "")[:80],
         )
-    console.print(table)
+    return table
 
 
 @cli.command("runs")
@@ -465,7 +454,7 @@ def runs_cmd(client_code: str, source_code: str, limit: int, quarantine: bool) -
                 .limit(limit)
             )
         )
-        _print_runs(rows)
+        console.print(runs_table(rows))
         if quarantine and rows:
             q = s.scalars(
                 select(Quarantined).where(Quarantined.run_id == rows[0].id).order_by(Quarantined.id)

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from hub.settings import get_settings
 
@@ -55,38 +54,6 @@ def stop_worker(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
         proc.wait()
 
 
-def _summary_table(title: str, runs: list[Any]) -> Table:
-    table = Table(title=title)
-    for col in (
-        "stream",
-        "status",
-        "fetched",
-        "created",
-        "updated",
-        "unchanged",
-        "deleted",
-        "ignored",
-        "quarantined",
-        "seconds",
-    ):
-        table.add_column(col, justify="right" if col not in ("stream", "status") else "left")
-    for r in runs:
-        secs = (r.finished_at - r.created_at).total_seconds() if r.finished_at else 0.0
-        table.add_row(
-            r.stream,
-            r.status,
-            str(r.fetched),
-            str(r.created),
-            str(r.updated),
-            str(r.unchanged),
-            str(r.deleted),
-            str(r.ignored),
-            str(r.quarantined),
-            f"{secs:.1f}",
-        )
-    return table
-
-
 def _sync(console: Console, source_id: int, stream: str) -> Any:
     from s2s.cli import wait_for_run
     from workers.tasks import start_sync
@@ -103,6 +70,7 @@ def run_demo(console: Console, *, products: int = 2000, keep_worker: bool = Fals
     from hub.db import session_scope
     from hub.migrate import upgrade
     from hub.models import Quarantined
+    from s2s.cli import runs_table
     from workers.sources import upsert_client, upsert_source
 
     settings = get_settings()
@@ -135,7 +103,7 @@ def run_demo(console: Console, *, products: int = 2000, keep_worker: bool = Fals
     try:
         console.print("[bold]first sync[/]")
         first = [_sync(console, source_id, "products"), _sync(console, source_id, "customers")]
-        console.print(_summary_table("first sync", first))
+        console.print(runs_table(first, title="first sync"))
         with session_scope() as s:
             bad = s.scalars(
                 select(Quarantined).where(Quarantined.run_id == first[0].id).limit(5)
@@ -144,11 +112,11 @@ def run_demo(console: Console, *, products: int = 2000, keep_worker: bool = Fals
                 console.print(f"  quarantined {q.record_key}: {q.field}: {q.message}")
         console.print("[bold]second sync[/] (nothing changed in the ERP)")
         second = [_sync(console, source_id, "products"), _sync(console, source_id, "customers")]
-        console.print(_summary_table("second sync", second))
+        console.print(runs_table(second, title="second sync"))
         changed = sql_erp.change_rows(erp_url, 10, seed=11)
         console.print(f"[bold]third sync[/] after changing {len(changed)} rows in the ERP")
         third = [_sync(console, source_id, "products")]
-        console.print(_summary_table("third sync", third))
+        console.print(runs_table(third, title="third sync"))
     finally:
         if not keep_worker:
             stop_worker(worker)

@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from sqlalchemy import func, select
 
-from hub.db import dispose_all, session_scope
-from hub.migrate import upgrade
-from hub.models import Client, Product, Source, Variant
+from hub.db import session_scope
+from hub.models import Product, Variant
 from hub.store import StoreItem, upsert_products
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'hub.sqlite'}"
-    upgrade(url)
-    with session_scope(url) as s:
-        c = Client(code="c1", name="c1")
-        s.add(c)
-        s.flush()
-        s.add(Source(client_id=c.id, code="erp", kind="sql", name="erp", settings={}))
-    yield url
-    dispose_all()
 
 
 def product(code: str, price: float = 10.0, skus: tuple[str, ...] | None = None) -> dict:
