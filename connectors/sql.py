@@ -358,6 +358,16 @@ class SqlSettingsSchema(Schema):
     order_line_table = fields.String(
         load_default="s2s_order_line", validate=validate.Regexp(_TABLE, error=_TABLE_ERROR)
     )
+    default_customer_code = fields.String(
+        load_default=None,
+        validate=validate.Length(max=64),
+        metadata={"description": "Account for orders whose customer has no ERP code (cash sales)"},
+    )
+    shipping_code = fields.String(
+        load_default=None,
+        validate=validate.Length(max=64),
+        metadata={"description": "Service item code that shipping is raised as"},
+    )
     products_table = fields.String(
         load_default="products", validate=validate.Regexp(_TABLE, error=_TABLE_ERROR)
     )

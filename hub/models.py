@@ -66,6 +66,10 @@ class Client(Base):
     code: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     api_token_hash: Mapped[str | None] = mapped_column(String(128))
+    # Per channel (shopify, woocommerce, ...): plain settings such as the
+    # add-order status, and encrypted secrets such as webhook signing keys.
+    channel_settings: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    channel_secrets: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
 
 
@@ -229,3 +233,106 @@ class Quarantined(Base):
     message: Mapped[str] = mapped_column(Text)
     raw: Mapped[Any] = mapped_column(JsonType, nullable=True)
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+
+
+class Order(Base):
+    """A channel's order: committed at intake, before any 2xx answer.
+
+    Unique per client, channel and order code, so a webhook delivered three
+    times, or an order submitted twice, is one row and is raised once.
+    """
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint(
+            "client_id", "channel", "channel_order_code", name="uq_orders_channel_code"
+        ),
+        Index("ix_orders_status_updated", "status", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(32))
+    channel_order_code: Mapped[str] = mapped_column(String(64))
+    instruction: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    source_id: Mapped[int | None] = mapped_column(IdType)
+    order: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    raw: Mapped[Any] = mapped_column(JsonType, nullable=True)
+    document_number: Mapped[str | None] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[datetime | None] = mapped_column(TZDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    raised_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+
+
+class OrderEvent(Base):
+    """An order's state history, for ``s2s orders show``."""
+
+    __tablename__ = "order_events"
+    __table_args__ = (Index("ix_order_events_order", "order_id", "id"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    status: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text, default="")
+
+
+class DeadLetter(Base):
+    """An order that cannot go further without a person: why, what to fix, replay."""
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (
+        Index("ix_dead_letters_client_status", "client_id", "status"),
+        Index("ix_dead_letters_order", "order_id"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
+    client_id: Mapped[int] = mapped_column(IdType)
+    source_id: Mapped[int | None] = mapped_column(IdType)
+    stage: Mapped[str] = mapped_column(String(16))
+    error_class: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text)
+    fix: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    resolution: Mapped[str | None] = mapped_column(Text)
+
+
+class WebhookDelivery(Base):
+    """Channel delivery ids already accepted: a redelivery is answered, not stored."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("client_id", "channel", "delivery_id", name="uq_webhook_delivery"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    client_id: Mapped[int] = mapped_column(IdType)
+    channel: Mapped[str] = mapped_column(String(32))
+    delivery_id: Mapped[str] = mapped_column(String(128))
+    order_id: Mapped[int | None] = mapped_column(IdType)
+    received_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+
+
+class SourceLease(Base):
+    """A slot of a source's concurrency limit, held until it expires.
+
+    Used when the broker is not Redis (the embedded default); with Redis the
+    same limit lives in a Redis sorted set.
+    """
+
+    __tablename__ = "source_leases"
+    __table_args__ = (UniqueConstraint("source_id", "slot", name="uq_source_leases"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    source_id: Mapped[int] = mapped_column(IdType)
+    slot: Mapped[int] = mapped_column(Integer)
+    holder: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(TZDateTime())

@@ -41,6 +41,10 @@ class Settings:
     stale_after: int
     dispatch_every: int
     sweep_every: int
+    order_lease: int
+    order_stale_after: int
+    order_max_attempts: int
+    retry_base: float
 
     @property
     def embedded(self) -> bool:
@@ -81,6 +85,10 @@ def load_settings() -> Settings:
         stale_after=_int("S2S_STALE_AFTER", 120),
         dispatch_every=_int("S2S_DISPATCH_EVERY", 10),
         sweep_every=_int("S2S_SWEEP_EVERY", 60),
+        order_lease=_int("S2S_ORDER_LEASE", 300),
+        order_stale_after=_int("S2S_ORDER_STALE_AFTER", 300),
+        order_max_attempts=_int("S2S_ORDER_MAX_ATTEMPTS", 8),
+        retry_base=float(os.environ.get("S2S_RETRY_BASE", "").strip() or 2.0),
     )
 
 

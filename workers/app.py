@@ -19,10 +19,14 @@ from workers.broker import register as _register_embedded_broker
 _register_embedded_broker()
 
 SYNC_QUEUES = ("fetch", "map", "upsert")
-QUEUES = ("maintenance", *SYNC_QUEUES)
+# One raise queue per ERP type: a slow or failing ERP only backs up its own.
+RAISE_QUEUES = ("raise.sql",)
+ORDER_QUEUES = ("orders", *RAISE_QUEUES)
+QUEUES = ("maintenance", *SYNC_QUEUES, *ORDER_QUEUES)
 
 PROFILES: dict[str, tuple[str, ...]] = {
     "sync": ("maintenance", *SYNC_QUEUES),
+    "orders": ("maintenance", *ORDER_QUEUES),
     "all": QUEUES,
 }
 
@@ -30,6 +34,7 @@ ROUTES = {
     "s2s.sync.fetch_page": {"queue": "fetch"},
     "s2s.sync.map_page": {"queue": "map"},
     "s2s.sync.upsert_page": {"queue": "upsert"},
+    "s2s.orders.route_order": {"queue": "orders"},
     "s2s.maintenance.*": {"queue": "maintenance"},
 }
 
@@ -74,7 +79,7 @@ def config_for(settings: Settings) -> dict[str, object]:
     }
 
 
-app = Celery("s2s", include=["workers.tasks"])
+app = Celery("s2s", include=["workers.tasks", "workers.orders"])
 app.conf.update(config_for(get_settings()))
 
 

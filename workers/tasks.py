@@ -316,4 +316,6 @@ def sweep() -> int:
             runs.finish_if_done(s, run_id)
         resumed += 1
         log.warning("resumed stalled run", extra={"run": run_id})
-    return resumed
+    from workers.orders import sweep_orders
+
+    return resumed + sweep_orders()
