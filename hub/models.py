@@ -261,6 +261,10 @@ class Order(Base):
     raw: Mapped[Any] = mapped_column(JsonType, nullable=True)
     document_number: Mapped[str | None] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Set by the first raise attempt and never cleared (not even by a
+    # replay): from then on the ERP may hold the order, so every further
+    # attempt asks the ERP before sending.
+    reached_erp: Mapped[bool] = mapped_column(Boolean, default=False)
     lease_until: Mapped[datetime | None] = mapped_column(TZDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)

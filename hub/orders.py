@@ -143,6 +143,7 @@ def routed(session: Session, order_id: int, source_id: int, message: str) -> boo
 class Claim:
     ok: bool
     previous_attempts: int = 0
+    ask_erp_first: bool = False
 
 
 def claim(session: Session, order_id: int, lease: timedelta) -> Claim:
@@ -152,6 +153,7 @@ def claim(session: Session, order_id: int, lease: timedelta) -> Claim:
     if order is None:
         return Claim(False)
     previous = order.attempts
+    ask_first = bool(order.reached_erp)
     result = session.execute(
         update(Order)
         .where(
@@ -162,12 +164,18 @@ def claim(session: Session, order_id: int, lease: timedelta) -> Claim:
                 (Order.status == RAISING) & (Order.lease_until < now),
             ),
         )
-        .values(status=RAISING, attempts=previous + 1, lease_until=now + lease, updated_at=now)
+        .values(
+            status=RAISING,
+            attempts=previous + 1,
+            reached_erp=True,
+            lease_until=now + lease,
+            updated_at=now,
+        )
     )
     if result.rowcount != 1:
         return Claim(False)
     event(session, order_id, RAISING, f"attempt {previous + 1}")
-    return Claim(True, previous)
+    return Claim(True, previous, ask_first)
 
 
 def raised(session: Session, order_id: int, document_number: str, found: bool = False) -> bool:
@@ -237,23 +245,31 @@ class ReplayError(Exception):
     """A dead letter that cannot be replayed or discarded; the message says why."""
 
 
-def _open_letter(session: Session, letter_id: int) -> DeadLetter:
+def _resolve_letter(session: Session, letter_id: int, status: str, note: str) -> DeadLetter:
+    """Close an open dead letter, once: a conditional UPDATE, so a replay and a
+    discard racing on the same letter cannot both succeed."""
+    result = session.execute(
+        update(DeadLetter)
+        .where(DeadLetter.id == letter_id, DeadLetter.status == "open")
+        .values(status=status, resolved_at=utcnow(), resolution=note or status)
+    )
     letter = session.get(DeadLetter, letter_id)
     if letter is None:
         raise ReplayError(f"no dead letter {letter_id}")
-    if letter.status != "open":
+    if result.rowcount != 1:
         raise ReplayError(f"dead letter {letter_id} was already {letter.status}")
     return letter
 
 
 def replay(session: Session, letter_id: int, note: str = "") -> Order:
-    """Send the order through routing again (with today's settings and products)."""
-    letter = _open_letter(session, letter_id)
+    """Send the order through routing again (with today's settings and products).
+
+    The attempt count starts again; ``reached_erp`` stays, so the next raise
+    still asks the ERP first whether an earlier attempt already landed.
+    """
+    letter = _resolve_letter(session, letter_id, "replayed", note)
     if not _move(session, letter.order_id, (DEAD,), status=RECEIVED, source_id=None, attempts=0):
         raise ReplayError(f"order of dead letter {letter_id} is no longer dead")
-    letter.status = "replayed"
-    letter.resolved_at = utcnow()
-    letter.resolution = note or "replayed"
     event(session, letter.order_id, RECEIVED, f"replayed from dead letter {letter_id}")
     order = session.get(Order, letter.order_id)
     assert order is not None
@@ -261,11 +277,9 @@ def replay(session: Session, letter_id: int, note: str = "") -> Order:
 
 
 def discard(session: Session, letter_id: int, note: str) -> None:
-    letter = _open_letter(session, letter_id)
-    _move(session, letter.order_id, (DEAD,), status=DISCARDED)
-    letter.status = "discarded"
-    letter.resolved_at = utcnow()
-    letter.resolution = note or "discarded"
+    letter = _resolve_letter(session, letter_id, "discarded", note)
+    if not _move(session, letter.order_id, (DEAD,), status=DISCARDED):
+        raise ReplayError(f"order of dead letter {letter_id} is no longer dead")
     event(session, letter.order_id, DISCARDED, f"discarded: {letter.resolution}")
 
 

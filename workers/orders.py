@@ -82,8 +82,13 @@ def submit(
             delivery_id=delivery_id,
         )
     if result.created and result.order.status == orders.RECEIVED:
-        _publish(route_order, (result.order.id,))
+        enqueue_route(result.order.id)
     return result, []
+
+
+def enqueue_route(order_id: int) -> None:
+    """Route an order (after intake or a replay); the sweeper covers a down broker."""
+    _publish(route_order, (order_id,))
 
 
 def _dead(order_id: int, *, stage: str, error_class: str, message: str, fix: str) -> None:
@@ -211,18 +216,18 @@ def raise_order(order_id: int) -> None:
         with session_scope() as s:
             claim = orders.claim(s, order_id, timedelta(seconds=settings.order_lease))
         if claim.ok:
-            _attempt(order, source, claim.previous_attempts)
+            _attempt(order, source, claim.previous_attempts, claim.ask_erp_first)
     finally:
         limits.release(source.id, token)
 
 
-def _attempt(order: Order, source: Source, previous_attempts: int) -> None:
+def _attempt(order: Order, source: Source, previous_attempts: int, ask_first: bool) -> None:
     ctx = {"order": order.id, "client": order.client_id, "source": source.id}
     attempt = previous_attempts + 1
     try:
         connector = connector_for(source)
         document = None
-        if previous_attempts:
+        if ask_first:
             # An earlier attempt may have reached the ERP before failing
             # (a timeout after commit, a worker killed mid-call): ask first.
             document = connector.find_order(order.channel_order_code)
@@ -302,7 +307,7 @@ def sweep_orders() -> int:
                 kinds[order_id] = source.kind if source else None
     for order_id, status in stale:
         if status == orders.RECEIVED:
-            _publish(route_order, (order_id,))
+            enqueue_route(order_id)
         elif kinds.get(order_id):
             enqueue_raise(order_id, kinds[order_id])
     if stale:

@@ -67,6 +67,7 @@ def upgrade() -> None:
         ),
         sa.Column("document_number", sa.String(length=64), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("reached_erp", sa.Boolean(), nullable=False, server_default=sa.false()),
         sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
