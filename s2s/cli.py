@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 # Piped output (CI logs, files) gets a width that fits the run tables
 # instead of rich's 80-column fallback.
@@ -44,11 +45,12 @@ def friendly(fn: F) -> F:
 
         from connectors.base import ConnectorError
         from hub.crypto import SecretsError
+        from hub.orders import ReplayError
         from workers.sources import SetupError
 
         try:
             return fn(*args, **kwargs)
-        except (SetupError, SecretsError) as exc:
+        except (SetupError, SecretsError, ReplayError) as exc:
             raise CliError(str(exc)) from None
         except ConnectorError as exc:
             hint = f" — {exc.hint}" if exc.hint else ""
@@ -129,12 +131,59 @@ def client_list() -> None:
     from hub.db import session_scope
     from hub.models import Client, Source
 
-    table = Table("client", "name", "sources")
+    table = Table("client", "name", "sources", "channels")
     with session_scope() as s:
         for c in s.scalars(select(Client).order_by(Client.code)):
             srcs = s.scalars(select(Source).where(Source.client_id == c.id).order_by(Source.code))
-            table.add_row(c.code, c.name, ", ".join(f"{x.code} ({x.kind})" for x in srcs))
+            table.add_row(
+                c.code,
+                c.name,
+                ", ".join(f"{x.code} ({x.kind})" for x in srcs),
+                ", ".join(sorted(c.channel_settings or {})),
+            )
     console.print(table)
+
+
+def _describe_channel(c: Any, channel: str) -> str:
+    """What is set for a channel, without the secret itself."""
+    from workers.sources import channel_secret, channel_settings
+
+    status = channel_settings(c, channel).get("add_order_status")
+    secret = "secret set" if channel_secret(c, channel) else "secret not set"
+    return f"{secret}, add_order_status {status or 'not set'}"
+
+
+@client.command("channel")
+@click.argument("client_code")
+@click.argument("channel")
+@click.option(
+    "--secret",
+    help="The channel's webhook signing secret; '-' reads it from standard input "
+    "(keeps it out of shell history). Omit to keep the stored one.",
+)
+@click.option("--add-order-status", help="The channel order status at which an order is raised.")
+@friendly
+def client_channel(
+    client_code: str, channel: str, secret: str | None, add_order_status: str | None
+) -> None:
+    """Set a client's channel: webhook secret (encrypted) and add-order status.
+
+    The channel's settings are replaced by the options given, as 'source add'
+    replaces a source's settings; the secret is kept when --secret is omitted.
+    """
+    from hub.db import session_scope
+    from workers.sources import get_client, set_channels
+
+    spec: dict[str, Any] = {}
+    if secret is not None:
+        spec["secret"] = sys.stdin.readline().rstrip("\r\n") if secret == "-" else secret
+    if add_order_status is not None:
+        spec["add_order_status"] = add_order_status
+    with session_scope() as s:
+        c = get_client(s, client_code)
+        set_channels(s, c, {channel: spec})
+        described = _describe_channel(c, channel)
+    console.print(f"channel {client_code}/{channel} saved: {described}", highlight=False)
 
 
 # ------------------------------------------------------------- sources
@@ -234,16 +283,26 @@ def _expand_env(value: Any, where: str) -> Any:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @friendly
 def apply_file(file: Path) -> None:
-    """Declare clients and sources in a YAML file (${ENV} references allowed)."""
+    """Declare clients, their sources and channels in a YAML file (${ENV} allowed).
+
+    A client's ``channels:`` maps shopify / woocommerce to ``secret`` (the
+    webhook signing secret, encrypted at rest) and ``add_order_status``.
+    """
     import yaml
 
     from hub.db import session_scope
-    from workers.sources import upsert_client, upsert_source
+    from workers.sources import set_channels, upsert_client, upsert_source
 
     try:
         doc = yaml.safe_load(file.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise CliError(f"{file}: not valid YAML: {exc}") from None
+    except yaml.MarkedYAMLError as exc:
+        # Only the problem and where: the parser's own message quotes the
+        # offending line, which may be a line holding a secret.
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise CliError(f"{file}: not valid YAML{where}: {exc.problem or 'cannot parse'}") from None
+    except yaml.YAMLError:
+        raise CliError(f"{file}: not valid YAML") from None
     clients = doc.get("clients") if isinstance(doc, dict) else None
     if not isinstance(clients, list):
         raise CliError(f"{file}: expected a top-level 'clients:' list")
@@ -276,6 +335,19 @@ def apply_file(file: Path) -> None:
                     enabled=bool(src.get("enabled", True)),
                 )
                 console.print(f"  source {cl.code}/{src['code']} ({src['kind']}) saved")
+            channels = c.get("channels")
+            if channels is not None:
+                if not isinstance(channels, dict):
+                    raise CliError(
+                        f"{where}.channels: expected a mapping of channel name to "
+                        "'secret' and 'add_order_status'"
+                    )
+                expanded = _expand_env(channels, f"{where}.channels")
+                for name in set_channels(s, cl, expanded):
+                    console.print(
+                        f"  channel {cl.code}/{name} saved: {_describe_channel(cl, name)}",
+                        highlight=False,
+                    )
 
 
 # ---------------------------------------------------------- check/preview
@@ -517,11 +589,420 @@ def status() -> None:
     )
 
 
+# ----------------------------------------------------------------- orders
+ORDER_STATES = ("received", "stored", "queued", "raising", "raised", "dead", "discarded")
+
+
+def _say(text: str, *, err: bool = False) -> None:
+    """Print operator-facing text verbatim on one line.
+
+    Order codes, SKUs and ERP messages come from outside: rich must not read
+    ``[...]`` in them as markup, and a long line must not be wrapped into two.
+    """
+    (err_console if err else console).print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _cell(value: Any) -> Text:
+    """A table cell holding outside text literally (never as rich markup)."""
+    return Text("" if value is None else str(value))
+
+
+def _when(at: Any) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S") if at is not None else "-"
+
+
+def _short(text: str | None, width: int = 60) -> str:
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def _order_label(payload: Any, index: int) -> str:
+    """How a problem names an order: its channel code when it has one, else its place."""
+    code = payload.get("channel_order_code") if isinstance(payload, dict) else None
+    if isinstance(code, str | int) and not isinstance(code, bool) and str(code).strip():
+        return f"order #{str(code).strip()}"
+    return f"order [{index}]"
+
+
+def _read_orders(file: Path) -> list[Any]:
+    """The file's orders: one JSON object or a list of them; bad JSON is one clear line."""
+    try:
+        text = click.get_text_stream("stdin").read() if str(file) == "-" else file.read_text()
+    except UnicodeDecodeError:
+        raise CliError(f"{file}: not UTF-8 text") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(
+            f"{file}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from None
+    orders = doc if isinstance(doc, list) else [doc]
+    if not orders:
+        raise CliError(f"{file}: the list holds no orders")
+    return orders
+
+
+@cli.group()
+def orders() -> None:
+    """Channel orders: submit, list, show their state history."""
+
+
+@orders.command("submit")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.option("--client", "client_code", required=True, help="The client the orders belong to.")
+@friendly
+def orders_submit(file: Path, client_code: str) -> None:
+    """Submit a JSON file holding one canonical order or a list of them.
+
+    Goes through the same intake as the API (validated, stored once per
+    channel and order code, then routed), so a file submitted twice raises
+    nothing twice. Valid orders are stored even when others in the file are
+    not; the exit status is 1 if any order was invalid.
+    """
+    from hub.db import session_scope
+    from workers.orders import submit
+    from workers.sources import get_client
+
+    if str(file) != "-" and not file.is_file():
+        raise CliError(f"{file}: no such file")
+    payloads = _read_orders(file)
+    with session_scope() as s:
+        client_id = get_client(s, client_code).id
+    invalid = 0
+    for index, payload in enumerate(payloads):
+        result, errors = submit(client_id, payload)
+        if result is None:
+            invalid += 1
+            label = _order_label(payload, index)
+            for field, message in errors:
+                # "record" is the schema's name for the whole order, not a field.
+                where = "" if field == "record" else f"{field}: "
+                _say(f"{label}: {where}{message}", err=True)
+            continue
+        row = result.order
+        outcome = row.status if result.created else f"duplicate of order {row.id}"
+        _say(f"order {row.id} {row.channel}/{row.channel_order_code}: {outcome}")
+    if invalid:
+        accepted = len(payloads) - invalid
+        raise CliError(
+            f"{invalid} of {len(payloads)} orders invalid and not stored; {accepted} accepted"
+        )
+
+
+@orders.command("list")
+@click.option("--client", "client_code", help="Only this client's orders.")
+@click.option("--status", help=f"Only orders in this state ({', '.join(ORDER_STATES)}).")
+@click.option("--limit", default=50, show_default=True, help="How many, newest first.")
+@friendly
+def orders_list(client_code: str | None, status: str | None, limit: int) -> None:
+    """List orders, newest first, with where each stands."""
+    from sqlalchemy import select
+
+    from hub.db import session_scope
+    from hub.models import Client, Order, Source
+    from workers.sources import get_client
+
+    if status is not None and status not in ORDER_STATES:
+        raise CliError(f"unknown order status {status!r} (one of {', '.join(ORDER_STATES)})")
+    table = Table(
+        "id",
+        "client",
+        "channel",
+        "order code",
+        "status",
+        "source",
+        "document",
+        "attempts",
+        "updated (UTC)",
+    )
+    with session_scope() as s:
+        query = (
+            select(Order, Client.code, Source.code)
+            .join(Client, Client.id == Order.client_id)
+            .outerjoin(Source, Source.id == Order.source_id)
+            .order_by(Order.id.desc())
+            .limit(limit)
+        )
+        if client_code:
+            query = query.where(Order.client_id == get_client(s, client_code).id)
+        if status:
+            query = query.where(Order.status == status)
+        for order, ccode, scode in s.execute(query):
+            table.add_row(
+                str(order.id),
+                _cell(ccode),
+                _cell(order.channel),
+                _cell(order.channel_order_code),
+                order.status,
+                _cell(scode or "-"),
+                _cell(order.document_number or "-"),
+                str(order.attempts),
+                _when(order.updated_at),
+            )
+    console.print(table)
+
+
+def _letters_table(letters: list[Any], *, full: bool) -> Table:
+    """Dead letters; ``full`` adds the outcome columns (for --all and order pages)."""
+    # Piped output is 140 columns: identifiers and classes never wrap (so they
+    # can be read and grepped whole); the free-text columns take the squeeze.
+    table = Table()
+    for name in ("id", "order", "order code", "client", "stage", "error"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("message", ratio=3)
+    table.add_column("attempts", justify="right", no_wrap=True)
+    table.add_column("created (UTC)", no_wrap=True)
+    if full:
+        table.add_column("status", no_wrap=True)
+        table.add_column("resolution", ratio=2)
+    for letter, order, ccode in letters:
+        row: list[Any] = [
+            str(letter.id),
+            str(letter.order_id),
+            _cell(order.channel_order_code),
+            _cell(ccode),
+            letter.stage,
+            _cell(letter.error_class),
+            _cell(_short(letter.message)),
+            str(letter.attempts),
+            _when(letter.created_at),
+        ]
+        if full:
+            row += [letter.status, _cell(_short(letter.resolution, 40))]
+        table.add_row(*row)
+    return table
+
+
+@orders.command("show")
+@click.argument("order_id", type=int)
+@friendly
+def orders_show(order_id: int) -> None:
+    """An order's facts, ERP document number, last error, state history and dead letters."""
+    from sqlalchemy import select
+
+    from hub.db import session_scope
+    from hub.models import Client, DeadLetter, Order, OrderEvent, Source
+
+    with session_scope() as s:
+        order = s.get(Order, order_id)
+        if order is None:
+            raise CliError(f"no order {order_id}")
+        c = s.get(Client, order.client_id)
+        src = s.get(Source, order.source_id) if order.source_id else None
+        facts = [
+            ("order", f"{order.id} {order.channel}/{order.channel_order_code}"),
+            ("client", c.code if c else str(order.client_id)),
+            ("instruction", order.instruction),
+            ("status", order.status),
+            ("source", f"{src.code} ({src.kind})" if src else "-"),
+            ("document number", order.document_number or "-"),
+            ("attempts", str(order.attempts)),
+            ("received", f"{_when(order.created_at)} UTC"),
+            ("updated", f"{_when(order.updated_at)} UTC"),
+            ("raised", f"{_when(order.raised_at)} UTC" if order.raised_at else "-"),
+            ("last error", " ".join((order.last_error or "-").split())),
+        ]
+        width = max(len(k) for k, _ in facts)
+        for key, value in facts:
+            _say(f"{key:<{width}}  {value}")
+        history = Table("time (UTC)", "status", "message", title="history")
+        for ev in s.scalars(
+            select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id)
+        ):
+            history.add_row(_when(ev.at), ev.status, _cell(ev.message))
+        console.print(history)
+        letters = [
+            (letter, order, c.code if c else "")
+            for letter in s.scalars(
+                select(DeadLetter).where(DeadLetter.order_id == order.id).order_by(DeadLetter.id)
+            )
+        ]
+        if letters:
+            table = _letters_table(letters, full=True)
+            table.title = "dead letters"
+            console.print(table)
+
+
+# -------------------------------------------------------------------- dlq
+@cli.group()
+def dlq() -> None:
+    """Dead letters: orders that need a person; see why, fix, replay or discard."""
+
+
+@dlq.command("list")
+@click.option("--client", "client_code", help="Only this client's dead letters.")
+@click.option("--all", "show_all", is_flag=True, help="Also replayed and discarded ones.")
+@friendly
+def dlq_list(client_code: str | None, show_all: bool) -> None:
+    """List open dead letters (all of them with --all), oldest first."""
+    from sqlalchemy import select
+
+    from hub.db import session_scope
+    from hub.models import Client, DeadLetter, Order
+    from workers.sources import get_client
+
+    with session_scope() as s:
+        query = (
+            select(DeadLetter, Order, Client.code)
+            .join(Order, Order.id == DeadLetter.order_id)
+            .join(Client, Client.id == DeadLetter.client_id)
+            .order_by(DeadLetter.id)
+        )
+        if client_code:
+            query = query.where(DeadLetter.client_id == get_client(s, client_code).id)
+        if not show_all:
+            query = query.where(DeadLetter.status == "open")
+        letters = [tuple(row) for row in s.execute(query)]
+        if letters:
+            console.print(_letters_table(letters, full=show_all))
+    if not letters:
+        _say("no dead letters" if show_all else "no open dead letters")
+
+
+@dlq.command("show")
+@click.argument("letter_id", type=int)
+@friendly
+def dlq_show(letter_id: int) -> None:
+    """A dead letter in full: why, what to fix, and the order's canonical payload."""
+    from hub.db import session_scope
+    from hub.models import Client, DeadLetter, Order, Source
+
+    with session_scope() as s:
+        letter = s.get(DeadLetter, letter_id)
+        if letter is None:
+            raise CliError(f"no dead letter {letter_id}")
+        order = s.get(Order, letter.order_id)
+        assert order is not None  # the foreign key cascades: a letter has its order
+        c = s.get(Client, letter.client_id)
+        src = s.get(Source, letter.source_id) if letter.source_id else None
+        facts = [
+            ("dead letter", str(letter.id)),
+            ("status", letter.status),
+            ("order", f"{order.id} {order.channel}/{order.channel_order_code} ({order.status})"),
+            ("client", c.code if c else str(letter.client_id)),
+            ("source", f"{src.code} ({src.kind})" if src else "-"),
+            ("stage", letter.stage),
+            ("error", letter.error_class),
+            ("attempts", str(letter.attempts)),
+            ("created", f"{_when(letter.created_at)} UTC"),
+            ("resolved", f"{_when(letter.resolved_at)} UTC" if letter.resolved_at else "-"),
+            ("resolution", letter.resolution or "-"),
+            ("message", " ".join(letter.message.split())),
+            ("fix", " ".join(letter.fix.split())),
+        ]
+        width = max(len(k) for k, _ in facts)
+        for key, value in facts:
+            _say(f"{key:<{width}}  {value}")
+        _say("order payload:")
+        console.print_json(json.dumps(order.order, default=str, ensure_ascii=False))
+
+
+def _enqueue_route(order_id: int) -> str | None:
+    """Hand a replayed order to routing; None when sent, else why it was not.
+
+    The order is already committed as ``received``, so a broker that is down
+    loses nothing: the sweeper routes received orders it finds stale.
+    """
+    from workers.orders import route_order
+
+    try:
+        route_order.apply_async(args=(order_id,))
+    except Exception as exc:  # any broker failure: the database still holds the order
+        return " ".join(str(exc).split()) or type(exc).__name__
+    return None
+
+
+@dlq.command("replay")
+@click.argument("letter_ids", nargs=-1, type=int)
+@click.option("--all-open", is_flag=True, help="Replay every open dead letter of --client.")
+@click.option("--client", "client_code", help="The client whose open dead letters to replay.")
+@friendly
+def dlq_replay(letter_ids: tuple[int, ...], all_open: bool, client_code: str | None) -> None:
+    """Send dead-lettered orders through routing again, with today's settings and products.
+
+    Fix what the letter's 'fix' says first (a setting, a product sync); each
+    letter is replayed in its own transaction and its order routed only after
+    that commit, so a worker never sees the order before it is 'received'.
+    """
+    from sqlalchemy import select
+
+    from hub.db import session_scope
+    from hub.models import DeadLetter
+    from hub.orders import ReplayError, replay
+    from workers.sources import get_client
+
+    if all_open == bool(letter_ids):
+        raise CliError("give dead letter ids, or --all-open with --client CODE (not both)")
+    if client_code and not all_open:
+        raise CliError("--client goes with --all-open; dead letter ids need no client")
+    if all_open:
+        if not client_code:
+            raise CliError("--all-open needs --client CODE: replay one client's letters at a time")
+        with session_scope() as s:
+            cid = get_client(s, client_code).id
+            letter_ids = tuple(
+                s.scalars(
+                    select(DeadLetter.id)
+                    .where(DeadLetter.client_id == cid, DeadLetter.status == "open")
+                    .order_by(DeadLetter.id)
+                )
+            )
+        if not letter_ids:
+            _say(f"no open dead letters for client {client_code}")
+            return
+    failures: list[str] = []
+    for letter_id in letter_ids:
+        try:
+            with session_scope() as s:
+                order = replay(s, letter_id, note="replayed with s2s dlq replay")
+                label = f"order {order.id} {order.channel}/{order.channel_order_code}"
+                order_id = order.id
+        except ReplayError as exc:
+            failures.append(str(exc))
+            continue
+        problem = _enqueue_route(order_id)
+        if problem is None:
+            _say(f"dead letter {letter_id} replayed: {label} sent to routing again")
+        else:
+            _say(
+                f"dead letter {letter_id} replayed: {label} is received but could not be "
+                f"queued ({problem}); the sweeper will route it"
+            )
+    if failures:
+        for message in failures[:-1]:
+            CliError(message).show()
+        raise CliError(failures[-1])
+
+
+@dlq.command("discard")
+@click.argument("letter_id", type=int)
+@click.option("--reason", help="Why the order will not be raised (kept as the audit record).")
+@friendly
+def dlq_discard(letter_id: int, reason: str | None) -> None:
+    """Give up on a dead-lettered order; the letter stays, with the reason, as the record."""
+    from hub.db import session_scope
+    from hub.models import DeadLetter, Order
+    from hub.orders import discard
+
+    # Checked here rather than by click, so the operator gets one line, not usage text.
+    if reason is None or not reason.strip():
+        raise CliError(f"say why: s2s dlq discard {letter_id} --reason TEXT")
+    with session_scope() as s:
+        letter = s.get(DeadLetter, letter_id)
+        if letter is None:
+            raise CliError(f"no dead letter {letter_id}")
+        discard(s, letter_id, reason.strip())
+        order = s.get(Order, letter.order_id)
+        assert order is not None
+        label = f"order {order.id} {order.channel}/{order.channel_order_code}"
+    _say(f"dead letter {letter_id} discarded: {label} will not be raised ({reason.strip()})")
+
+
 # -------------------------------------------------------------- processes
 @cli.command()
 @click.option(
     "--profile",
-    type=click.Choice(["sync", "all"]),
+    type=click.Choice(["sync", "orders", "all"]),
     default="all",
     show_default=True,
     help="Which queues to serve.",

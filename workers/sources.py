@@ -157,3 +157,78 @@ def connector_for(source: Source) -> Connector:
             raise
         conn = _cache[key] = cls(settings)
     return conn
+
+
+# ------------------------------------------------------------------ channels
+# Channels whose webhooks the hub verifies. A channel's signing secret lives
+# in ``Client.channel_secrets`` (one Fernet token for all of a client's
+# channels), never in the plain ``channel_settings`` JSON, which is shown
+# freely and may be copied into logs or backups.
+KNOWN_CHANNELS: tuple[str, ...] = ("shopify", "woocommerce")
+_CHANNEL_KEYS = frozenset({"secret", "add_order_status"})
+
+
+def set_channels(session: Session, client: Client, channels: dict[str, Any]) -> list[str]:
+    """Declare some of a client's channels; returns the names set, in the order given.
+
+    ``channels`` maps a channel name to ``{"secret": ..., "add_order_status": ...}``.
+    Each named channel's plain settings are replaced by what is declared (as a
+    source's settings are), so a file says exactly what holds. The secret may
+    be left out when one is already stored, so that an operator can change the
+    add-order status without handling the secret again; a secret given but
+    empty is an error, because an unset ``${ENV}`` reference or a blank field
+    must not silently leave the old key (or none) in force. Everything is
+    checked before anything changes, so a bad entry leaves the client as it was.
+    Error messages name the client, channel and setting, never a secret's value.
+    """
+    if not isinstance(channels, dict):
+        raise SetupError(
+            f"client {client.code!r}: channels must map a channel name to its settings"
+        )
+    stored = crypto.decrypt(client.channel_secrets)
+    secrets_out = dict(stored)
+    settings_out = {k: dict(v or {}) for k, v in (client.channel_settings or {}).items()}
+    for name, spec in channels.items():
+        where = f"client {client.code!r} channel {name!r}"
+        if name not in KNOWN_CHANNELS:
+            raise SetupError(f"{where}: unknown channel (known: {', '.join(KNOWN_CHANNELS)})")
+        spec = {} if spec is None else spec
+        if not isinstance(spec, dict):
+            raise SetupError(f"{where}: expected 'secret' and optionally 'add_order_status'")
+        unknown = sorted(str(k) for k in set(spec) - _CHANNEL_KEYS)
+        if unknown:
+            raise SetupError(
+                f"{where}: unknown setting {', '.join(unknown)} "
+                f"(known: {', '.join(sorted(_CHANNEL_KEYS))})"
+            )
+        if "secret" in spec:
+            secret = spec["secret"]
+            if secret is not None and not isinstance(secret, str):
+                raise SetupError(f"{where}: secret must be text (quote it in YAML)")
+            if secret is None or not secret.strip():
+                raise SetupError(f"{where}: secret is empty")
+            secrets_out[name] = secret.strip()
+        elif not stored.get(name):
+            raise SetupError(f"{where}: needs 'secret', the channel's webhook signing secret")
+        status = spec.get("add_order_status")
+        if status is not None and (not isinstance(status, str) or not status.strip()):
+            raise SetupError(f"{where}: add_order_status must be a non-empty status name")
+        if status is not None and len(status.strip()) > 64:
+            raise SetupError(f"{where}: add_order_status is longer than 64 characters")
+        settings_out[name] = {"add_order_status": status.strip()} if status else {}
+    client.channel_secrets = crypto.encrypt(secrets_out)
+    # A new dict object: the JSON column only notices assignment, not mutation.
+    client.channel_settings = settings_out
+    session.flush()
+    return list(channels)
+
+
+def channel_secret(client: Client, channel: str) -> str | None:
+    """The channel's webhook signing secret: only ever handed to signature checks."""
+    value = crypto.decrypt(client.channel_secrets).get(channel)
+    return str(value) if value else None
+
+
+def channel_settings(client: Client, channel: str) -> dict[str, Any]:
+    """The channel's plain settings (e.g. ``add_order_status``); a copy, safe to print."""
+    return dict((client.channel_settings or {}).get(channel) or {})
