@@ -13,12 +13,13 @@ from typing import Any
 
 from sqlalchemy import select, text
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from hub.db import get_engine, session_scope
-from hub.models import Client, Source, SyncRun
+from hub.models import Client, Order, OrderEvent, Source, SyncRun
 from workers.sources import connector_class, hash_token
 
 STREAMS = ("products", "customers")
@@ -156,11 +157,157 @@ async def runs(request: Request) -> JSONResponse:
         return JSONResponse({"runs": [_run_json(r) for r in rows]})
 
 
+def _json_body(raw: bytes) -> Any | JSONResponse:
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        where = (
+            f" at line {exc.lineno} column {exc.colno}"
+            if isinstance(exc, json.JSONDecodeError)
+            else ""
+        )
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+        return _error(400, f"the body is not valid JSON: {reason}{where}")
+
+
+def _stored(result: Any) -> JSONResponse:
+    order = result.order
+    body = {
+        "order": order.id,
+        "channel_order_code": order.channel_order_code,
+        "status": order.status,
+        "duplicate": not result.created,
+    }
+    return JSONResponse(body, status_code=201 if result.created else 200)
+
+
+def _invalid(errors: list[tuple[str, str]]) -> JSONResponse:
+    return JSONResponse(
+        {
+            "error": "the order is not valid: "
+            + "; ".join(f"{field}: {message}" for field, message in errors[:5]),
+            "errors": [{"field": f, "message": m} for f, m in errors],
+        },
+        status_code=422,
+    )
+
+
+async def submit_order(request: Request) -> JSONResponse:
+    """Intake of a canonical order. The row is committed before the answer."""
+    client = await run_in_threadpool(_authorised_client, request)
+    if isinstance(client, JSONResponse):
+        return client
+    payload = _json_body(await request.body())
+    if isinstance(payload, JSONResponse):
+        return payload
+    if isinstance(payload, dict):
+        payload.setdefault("channel", "api")
+    from workers.orders import submit
+
+    result, errors = await run_in_threadpool(submit, client.id, payload)
+    if result is None:
+        return _invalid(errors)
+    return _stored(result)
+
+
+async def order_status(request: Request) -> JSONResponse:
+    client = await run_in_threadpool(_authorised_client, request)
+    if isinstance(client, JSONResponse):
+        return client
+
+    def load() -> JSONResponse:
+        with session_scope() as s:
+            order = s.get(Order, int(request.path_params["order_id"]))
+            if order is None or order.client_id != client.id:
+                return _error(404, "no such order for this client")
+            history = s.scalars(
+                select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id)
+            )
+            return JSONResponse(
+                {
+                    "order": order.id,
+                    "channel": order.channel,
+                    "channel_order_code": order.channel_order_code,
+                    "status": order.status,
+                    "document_number": order.document_number,
+                    "attempts": order.attempts,
+                    "last_error": order.last_error,
+                    "history": [
+                        {"at": e.at.isoformat(), "status": e.status, "message": e.message}
+                        for e in history
+                    ],
+                }
+            )
+
+    return await run_in_threadpool(load)
+
+
+async def webhook(request: Request) -> JSONResponse:
+    """A channel's order webhook: signature first, then store once, then route.
+
+    The signature is checked against the raw bytes with the client's own
+    secret, so a delivery signed for one client cannot create an order for
+    another, and a bad signature stores nothing.
+    """
+    from s2s import channels
+    from workers.orders import submit
+    from workers.sources import channel_secret, channel_settings
+
+    channel = request.path_params["channel"]
+    if channel not in channels.SIGNATURE_HEADERS:
+        return _error(404, f"no webhook for channel {channel!r}")
+    code = request.path_params["client"]
+
+    def find() -> Client | None:
+        with session_scope() as s:
+            return s.scalars(select(Client).where(Client.code == code)).first()
+
+    client = await run_in_threadpool(find)
+    if client is None:
+        return _error(404, f"no client {code!r}")
+    raw = await request.body()
+    if channel == "woocommerce" and raw.startswith(b"webhook_id="):
+        # WooCommerce's ping when a webhook is created: unsigned, holds no
+        # order, stores nothing.
+        return JSONResponse({"ping": "ok"})
+    secret = channel_secret(client, channel)
+    if not secret:
+        return _error(401, f"client {code!r} has no {channel} webhook secret set")
+    verify = channels.verify_shopify if channel == "shopify" else channels.verify_woocommerce
+    if not verify(raw, request.headers.get(channels.SIGNATURE_HEADERS[channel]), secret):
+        return _error(401, "the webhook signature does not match")
+    payload = _json_body(raw)
+    if isinstance(payload, JSONResponse):
+        return payload
+    status = channel_settings(client, channel).get("add_order_status")
+    try:
+        if channel == "shopify":
+            order = channels.shopify_order(
+                payload, **({"add_order_status": status} if status else {})
+            )
+        else:
+            order = channels.woocommerce_order(
+                payload, **({"add_order_status": status} if status else {})
+            )
+    except channels.ChannelPayloadError as exc:
+        return _error(422, f"the {channel} order cannot be read: {exc}")
+    delivery = request.headers.get(channels.WEBHOOK_ID_HEADERS[channel])
+    result, errors = await run_in_threadpool(
+        lambda: submit(client.id, order, raw=payload, delivery_id=delivery)
+    )
+    if result is None:
+        return _invalid(errors)
+    return _stored(result)
+
+
 def create_app() -> Starlette:
     return Starlette(
         routes=[
             Route("/health", health),
             Route("/api/v1/clients/{client}/sources/{source}/resync", resync, methods=["POST"]),
             Route("/api/v1/clients/{client}/sources/{source}/runs", runs),
+            Route("/api/v1/clients/{client}/orders", submit_order, methods=["POST"]),
+            Route("/api/v1/clients/{client}/orders/{order_id:int}", order_status),
+            Route("/webhooks/{channel}/{client}", webhook, methods=["POST"]),
         ]
     )
