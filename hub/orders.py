@@ -188,7 +188,6 @@ def raised(session: Session, order_id: int, document_number: str, found: bool = 
         document_number=document_number,
         raised_at=now,
         lease_until=None,
-        last_error=None,
     ):
         how = "found already in the ERP as" if found else "raised as"
         event(session, order_id, RAISED, f"{how} {document_number}")

@@ -92,6 +92,8 @@ def enqueue_route(order_id: int) -> None:
 
 
 def _dead(order_id: int, *, stage: str, error_class: str, message: str, fix: str) -> None:
+    if "replay" not in fix:
+        fix = f"{fix}, then replay"
     with session_scope() as s:
         letter = orders.dead_letter(
             s, order_id, stage=stage, error_class=error_class, message=message, fix=fix
@@ -259,7 +261,7 @@ def _attempt(order: Order, source: Source, previous_attempts: int, ask_first: bo
             stage="raise",
             error_class="settings",
             message=exc.message,
-            fix=f"{exc.hint or 'correct the source settings'}, then replay",
+            fix=exc.hint or "correct the source settings",
         )
         return
     except RejectedError as exc:
@@ -268,7 +270,7 @@ def _attempt(order: Order, source: Source, previous_attempts: int, ask_first: bo
             stage="raise",
             error_class="rejected",
             message=exc.message,
-            fix=f"{exc.hint or 'correct the data the ERP refused'}, then replay",
+            fix=exc.hint or "correct the data the ERP refused",
         )
         return
     except PermanentError as exc:
@@ -277,7 +279,7 @@ def _attempt(order: Order, source: Source, previous_attempts: int, ask_first: bo
             stage="raise",
             error_class=type(exc).__name__,
             message=exc.message,
-            fix=f"{exc.hint or 'see the message'}, then replay",
+            fix=exc.hint or "see the message",
         )
         return
     except ValueError as exc:  # the order map needs a setting the source lacks
