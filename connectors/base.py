@@ -120,6 +120,10 @@ class Connector(abc.ABC):
     title: ClassVar[str]
     streams: ClassVar[frozenset[str]]
     settings_schema: ClassVar[type[marshmallow.Schema]]
+    # How many times a raise may meet a transient failure before the order is
+    # dead-lettered; None means the hub's default (S2S_ORDER_MAX_ATTEMPTS).
+    # An ERP with long maintenance windows or strict rate limits sets more.
+    max_raise_attempts: ClassVar[int | None] = None
 
     @classmethod
     def load_settings(cls, raw: Mapping[str, Any]) -> dict[str, Any]:

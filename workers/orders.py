@@ -36,7 +36,7 @@ from hub.settings import get_settings
 from mappings import get_map
 from workers import limits
 from workers.app import app
-from workers.sources import connector_for
+from workers.sources import connector_class, connector_for
 
 log = logging.getLogger("s2s.orders")
 
@@ -238,7 +238,7 @@ def _attempt(order: Order, source: Source, previous_attempts: int, ask_first: bo
             payload = get_map(source.kind, "orders").apply(order.order, source.settings or {})
             document = connector.raise_order(payload)
     except TransientError as exc:
-        limit = get_settings().order_max_attempts
+        limit = connector_class(source.kind).max_raise_attempts or get_settings().order_max_attempts
         if attempt >= limit:
             _dead(
                 order.id,
