@@ -120,6 +120,9 @@ class SyncRun(Base):
     lock_key: Mapped[str | None] = mapped_column(String(80), unique=True)
     full: Mapped[bool] = mapped_column(Boolean, default=True)
     since: Mapped[str | None] = mapped_column(String(64))
+    # The highest modification stamp seen in this run's pages; becomes the
+    # stream's watermark when the run succeeds (ERPs with a modified column).
+    high_water: Mapped[str | None] = mapped_column(String(64))
     requested_by: Mapped[str] = mapped_column(String(32), default="schedule")
     page_size: Mapped[int] = mapped_column(Integer, default=500)
     pages_total: Mapped[int | None] = mapped_column(Integer)

@@ -93,13 +93,33 @@ def add_counts(session: Session, run_id: int, **counts: int) -> None:
     session.execute(update(SyncRun).where(SyncRun.id == run_id).values(**values))
 
 
-def _note_last_run(session: Session, run_id: int) -> None:
+def _note_last_run(session: Session, run_id: int, *, succeeded: bool = False) -> None:
     run = session.get(SyncRun, run_id)
-    if run is not None:
+    if run is None:
+        return
+    where = (SourceStream.source_id == run.source_id, SourceStream.stream == run.stream)
+    session.execute(update(SourceStream).where(*where).values(last_run_id=run_id))
+    if succeeded and run.high_water:
+        # Only a run that landed every page may move the watermark forward.
         session.execute(
             update(SourceStream)
-            .where(SourceStream.source_id == run.source_id, SourceStream.stream == run.stream)
-            .values(last_run_id=run_id)
+            .where(
+                *where,
+                (SourceStream.watermark.is_(None)) | (SourceStream.watermark < run.high_water),
+            )
+            .values(watermark=run.high_water)
+        )
+
+
+def raise_high_water(session: Session, run_id: int, value: str | None) -> None:
+    if value:
+        session.execute(
+            update(SyncRun)
+            .where(
+                SyncRun.id == run_id,
+                (SyncRun.high_water.is_(None)) | (SyncRun.high_water < value),
+            )
+            .values(high_water=value)
         )
 
 
@@ -121,7 +141,7 @@ def finish_if_done(session: Session, run_id: int) -> bool:
     )
     if result.rowcount != 1:
         return False
-    _note_last_run(session, run_id)
+    _note_last_run(session, run_id, succeeded=True)
     return True
 
 

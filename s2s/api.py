@@ -125,7 +125,8 @@ async def resync(request: Request) -> JSONResponse:
         )
     from workers.tasks import start_sync
 
-    result = start_sync(source.id, stream, requested_by="api")
+    full = bool(body.get("full", False))
+    result = start_sync(source.id, stream, requested_by="api", full=full or None)
     return JSONResponse(
         {
             "run": result.run.id,

@@ -430,13 +430,30 @@ def wait_for_run(run_id: int, *, timeout: float = 3600, show: bool = True) -> An
             time.sleep(0.25)
 
 
+def _parse_since(value: str) -> str:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(value.strip()).strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        raise CliError(
+            f"--since takes a date and time such as 2026-11-01 08:00:00, not {value!r}"
+        ) from None
+
+
 @cli.command()
 @click.argument("client_code")
 @click.argument("source_code")
 @click.option("--stream", default="products", show_default=True)
 @click.option("--wait/--no-wait", default=False, help="Wait and show progress until the run ends.")
+@click.option(
+    "--full", is_flag=True, help="Read everything, not only what changed since the last run."
+)
+@click.option("--since", "since", help="Read what changed since this time (YYYY-MM-DD[ HH:MM:SS]).")
 @friendly
-def resync(client_code: str, source_code: str, stream: str, wait: bool) -> None:
+def resync(
+    client_code: str, source_code: str, stream: str, wait: bool, full: bool, since: str | None
+) -> None:
     """Start a sync of one stream now (or say which run is already active)."""
     from hub.db import session_scope
     from workers.sources import connector_class, get_source
@@ -450,7 +467,9 @@ def resync(client_code: str, source_code: str, stream: str, wait: bool) -> None:
             f"{cls.title} does not support syncing {stream}; "
             f"it syncs {', '.join(sorted(cls.streams))}"
         )
-    result = start_sync(src.id, stream, requested_by="cli")
+    if since is not None:
+        since = _parse_since(since)
+    result = start_sync(src.id, stream, requested_by="cli", full=full or None, since=since)
     if result.created:
         console.print(f"run {result.run.id} started for {client_code}/{source_code} {stream}")
     else:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery import Task
@@ -86,9 +86,10 @@ def fetch_page(self: Task, run_id: int, seq: int) -> None:
         assert source is not None
         ctx = _ctx(run, seq)
         stream, page_size = run.stream, run.page_size
+        since = datetime.fromisoformat(run.since) if run.since else None
         connector = connector_for(source)
     try:
-        page = connector.read(stream, cursor, page_size)
+        page = connector.read(stream, cursor, page_size, since)
     except TransientError as exc:
         if self.request.retries >= self.max_retries:
             _fail(
@@ -118,6 +119,9 @@ def fetch_page(self: Task, run_id: int, seq: int) -> None:
             s.flush()
             page_id = row.id
             runs.add_counts(s, run_id, fetched=len(page.records))
+            high_water = getattr(connector, "high_water", None)
+            if high_water is not None:
+                runs.raise_high_water(s, run_id, high_water(page.records))
             if last:
                 s.execute(update(SyncRun).where(SyncRun.id == run_id).values(pages_total=seq + 1))
     except IntegrityError:
@@ -231,16 +235,29 @@ def start_sync(
     source_id: int,
     stream: str,
     *,
-    full: bool = True,
+    full: bool | None = None,
     since: str | None = None,
     requested_by: str = "cli",
     page_size: int | None = None,
 ) -> runs.StartResult:
-    """Start a run (or find the active one) and enqueue its first fetch."""
+    """Start a run (or find the active one) and enqueue its first fetch.
+
+    By default a run is incremental when the stream has a watermark (its ERP
+    reports modification times): it reads what changed since then, and the
+    connector widens that by its overlap window. ``full=True`` reads
+    everything; ``since`` forces a starting point.
+    """
     with session_scope() as s:
         source = s.get(Source, source_id)
         if source is None:
             raise LookupError(f"no source with id {source_id}")
+        if since is None and not full:
+            since = s.scalar(
+                select(SourceStream.watermark).where(
+                    SourceStream.source_id == source_id, SourceStream.stream == stream
+                )
+            )
+        full = since is None
         size = page_size or int(
             (source.settings or {}).get("page_size") or get_settings().page_size
         )
