@@ -15,12 +15,13 @@ from kombu import Queue
 
 from hub.settings import Settings, get_settings
 from workers.broker import register as _register_embedded_broker
+from workers.sources import CONNECTORS
 
 _register_embedded_broker()
 
 SYNC_QUEUES = ("fetch", "map", "upsert")
 # One raise queue per ERP type: a slow or failing ERP only backs up its own.
-RAISE_QUEUES = ("raise.sql",)
+RAISE_QUEUES = tuple(f"raise.{kind}" for kind in sorted(CONNECTORS))
 ORDER_QUEUES = ("orders", *RAISE_QUEUES)
 QUEUES = ("maintenance", *SYNC_QUEUES, *ORDER_QUEUES)
 
