@@ -4,7 +4,7 @@ Importing the package registers every ERP's maps; look them up with
 `get_map(erp, stream)`.
 """
 
-from mappings import sql
+from mappings import iq_retail, sql  # noqa: F401 - importing a map module registers it
 from mappings.core import (
     MAPS,
     Flat,
