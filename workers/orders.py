@@ -164,7 +164,11 @@ def route_order(order_id: int) -> None:
             shipping = any(
                 (line.get("price") or 0) > 0 for line in order.order.get("shipping_lines") or []
             )
-            if not customer and not settings.get("default_customer_code"):
+            # The cash-sale account's setting is named as each ERP's page names it.
+            default_account = settings.get("default_customer_code") or settings.get(
+                "default_debtor_account"
+            )
+            if not customer and not default_account:
                 problem = (
                     "missing_setting",
                     f"the order has no customer code and source {source.code} has no "

@@ -16,11 +16,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connectors.base import Connector, SettingsError
+from connectors.iq_retail import IqRetailConnector
 from connectors.sql import SqlConnector
 from hub import crypto
 from hub.models import Client, Source, SourceStream, utcnow
 
-CONNECTORS: dict[str, type[Connector]] = {SqlConnector.kind: SqlConnector}
+CONNECTORS: dict[str, type[Connector]] = {
+    SqlConnector.kind: SqlConnector,
+    IqRetailConnector.kind: IqRetailConnector,
+}
 
 
 class SetupError(Exception):
