@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from hub.db import get_engine, session_scope
 from hub.models import Client, Order, OrderEvent, Source, SyncRun
-from workers.sources import connector_class, hash_token
+from workers.sources import connector_class, hash_token, unsupported_stream
 
 STREAMS = ("products", "customers")
 
@@ -118,11 +118,7 @@ async def resync(request: Request) -> JSONResponse:
     stream = body.get("stream", "products")
     cls = connector_class(source.kind)
     if stream not in cls.streams:
-        return _error(
-            422,
-            f"{cls.title} does not support syncing {stream}; "
-            f"it syncs {', '.join(sorted(cls.streams))}",
-        )
+        return _error(422, unsupported_stream(cls, stream))
     from workers.tasks import start_sync
 
     full = bool(body.get("full", False))

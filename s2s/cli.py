@@ -463,10 +463,9 @@ def resync(
         src = get_source(s, client_code, source_code)
     cls = connector_class(src.kind)
     if stream not in cls.streams:
-        raise CliError(
-            f"{cls.title} does not support syncing {stream}; "
-            f"it syncs {', '.join(sorted(cls.streams))}"
-        )
+        from workers.sources import unsupported_stream
+
+        raise CliError(unsupported_stream(cls, stream))
     if since is not None:
         since = _parse_since(since)
     result = start_sync(src.id, stream, requested_by="cli", full=full or None, since=since)

@@ -236,3 +236,16 @@ def channel_secret(client: Client, channel: str) -> str | None:
 def channel_settings(client: Client, channel: str) -> dict[str, Any]:
     """The channel's plain settings (e.g. ``add_order_status``); a copy, safe to print."""
     return dict((client.channel_settings or {}).get(channel) or {})
+
+
+def unsupported_stream(cls: type[Connector], stream: str) -> str:
+    """The plain answer when an ERP cannot sync a stream (nothing is enqueued)."""
+    message = (
+        f"{cls.title} does not support syncing {stream}; it syncs {', '.join(sorted(cls.streams))}"
+    )
+    if stream == "customers":
+        message += (
+            ". Customers for this client are imported manually (a CSV import in the "
+            "client console) instead"
+        )
+    return message

@@ -172,3 +172,29 @@ def test_demo_exits_zero_with_no_settings(tmp_path: Path, embedded_hub: Hub) -> 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "demo finished" in result.stdout
     assert (tmp_path / "var" / "hub.sqlite").exists()
+
+
+def test_customers_resync_on_iq_retail_is_a_plain_no(embedded_hub: Hub) -> None:
+    hub = embedded_hub
+    hub.run_cli("client", "add", "acme")
+    added = hub.run_cli(
+        "source",
+        "add",
+        "acme",
+        "iq",
+        "--kind",
+        "iq_retail",
+        "--set",
+        "request_url=http://127.0.0.1:9",
+        "--set",
+        "company_number=002",
+        "--set",
+        "user_number=99",
+        "--set",
+        "user_password=pw-never-shown",
+    )
+    assert added.returncode == 0, added.stderr
+    result = hub.run_cli("resync", "acme", "iq", "--stream", "customers")
+    _one_line_error(result, r"IQ Retail does not support syncing customers.*imported manually")
+    runs = hub.run_cli("runs", "acme", "iq")
+    assert runs.returncode == 0 and "customers" not in runs.stdout  # nothing was started
