@@ -124,6 +124,11 @@ class Connector(abc.ABC):
     # dead-lettered; None means the hub's default (S2S_ORDER_MAX_ATTEMPTS).
     # An ERP with long maintenance windows or strict rate limits sets more.
     max_raise_attempts: ClassVar[int | None] = None
+    # True when an incremental read (``since`` given) returns only the
+    # variant lines that changed, not whole products (iSync): the hub then
+    # merges those variants into the stored product instead of replacing its
+    # variants, which would drop the unchanged ones.
+    partial_incremental: ClassVar[bool] = False
 
     @classmethod
     def load_settings(cls, raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -198,6 +203,22 @@ class Connector(abc.ABC):
     @abc.abstractmethod
     def find_order(self, reference: str) -> str | None:
         """The document number of an order already raised under ``reference``."""
+
+    def session_key(self) -> str | None:
+        """The ERP account this source logs in as, when the ERP allows few sessions.
+
+        iSync ends an account's earlier session at every login and SYSPRO
+        allows one session per operator, so two workers (or two sources)
+        using one account would log each other out. Workers hold a slot
+        keyed by this value, shared through Redis, around every read and
+        every raise; ``session_limit`` slots exist per key. The key must not
+        contain a secret (hash the account's name with the service's URL).
+        ``None``: the ERP has no such limit, and only the source's own
+        concurrency applies.
+        """
+        return None
+
+    session_limit: ClassVar[int] = 1
 
     def close(self) -> None:
         """Release connections; the default holds none."""

@@ -117,10 +117,60 @@ def _plan(
     return inserts, updates, deletes
 
 
+def _merge_variants(
+    session: Session, source_id: int, items: Sequence[StoreItem]
+) -> list[StoreItem]:
+    """Each active item with the variants already stored for its product added.
+
+    For ERPs whose incremental reads return only the changed variant lines
+    (iSync): such an item holds a product's changed variants only, and
+    replacing the stored variants with them would drop the unchanged ones. A
+    variant in the item wins over the stored one with the same code; the
+    hash is computed again over the merged product, so an unchanged variant
+    line still writes nothing.
+    """
+    from hub.schemas import canonical_hash
+
+    keys = [i.key for i in items if i.action == "active"]
+    stored: dict[str, list[dict[str, Any]]] = {}
+    for chunk in _chunks(keys):
+        for key, data in session.execute(
+            select(Product.source_product_code, Product.data).where(
+                Product.source_id == source_id,
+                Product.source_product_code.in_(chunk),
+                Product.deleted_at.is_(None),
+            )
+        ):
+            stored[key] = list((data or {}).get("variants") or [])
+    merged: list[StoreItem] = []
+    for item in items:
+        old = stored.get(item.key)
+        if item.action != "active" or not old or item.data is None:
+            merged.append(item)
+            continue
+        fresh = list(item.data.get("variants") or [])
+        codes = {str(v.get("source_variant_code")) for v in fresh}
+        variants = fresh + [v for v in old if str(v.get("source_variant_code")) not in codes]
+        variants.sort(key=lambda v: str(v.get("source_variant_code")))
+        data = {**item.data, "variants": variants}
+        merged.append(StoreItem(item.key, item.action, data, canonical_hash(data)))
+    return merged
+
+
 def upsert_products(
-    session: Session, *, client_id: int, source_id: int, run_id: int, items: Sequence[StoreItem]
+    session: Session,
+    *,
+    client_id: int,
+    source_id: int,
+    run_id: int,
+    items: Sequence[StoreItem],
+    merge_variants: bool = False,
 ) -> Counts:
+    """Write a page of products; ``merge_variants`` keeps stored variants the
+    page does not mention (see ``_merge_variants``) instead of replacing them."""
     counts = Counts()
+    if merge_variants:
+        items = _merge_variants(session, source_id, items)
     keys = [i.key for i in items if i.action != "ignore"]
     existing = _existing(session, Product, Product.source_product_code, source_id, keys)
     inserts, updates, deletes = _plan(items, existing, counts)

@@ -8,12 +8,20 @@ source for longer than the lease.
 With a Redis broker the slots live in a Redis sorted set (member: holder
 token, score: expiry), taken atomically by a small Lua script. Otherwise
 (the embedded default) they are rows in ``source_leases``.
+
+A slot is keyed either by a source's id or by an ERP account
+(``Connector.session_key()``): iSync and SYSPRO log an account's earlier
+session out at every login, so every source, task and worker using one
+account must share one slot, whatever source they run for.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 
 from sqlalchemy import delete, update
@@ -51,16 +59,29 @@ def _uses_redis() -> bool:
     return get_settings().broker_url.startswith(("redis://", "rediss://"))
 
 
-def acquire(source_id: int, limit: int, lease_seconds: float) -> str | None:
+Key = int | str
+
+
+def _lease_id(key: Key) -> int:
+    """The ``source_leases.source_id`` a key's slots are stored under.
+
+    A source's own slots use its id; an account's use a negative number
+    derived from the account key, which no source id can equal.
+    """
+    if isinstance(key, int):
+        return key
+    return -int(hashlib.sha256(key.encode()).hexdigest()[:15], 16)
+
+
+def acquire(key: Key, limit: int, lease_seconds: float) -> str | None:
     """A holder token if a slot was free, else None (the caller waits and retries)."""
     token = uuid.uuid4().hex
     limit = max(int(limit or 1), 1)
     if _uses_redis():
         now = time.time()
-        got = _redis().eval(
-            _ACQUIRE, 1, f"s2s:slots:{source_id}", now, now + lease_seconds, limit, token
-        )
+        got = _redis().eval(_ACQUIRE, 1, f"s2s:slots:{key}", now, now + lease_seconds, limit, token)
         return token if got == 1 else None
+    source_id = _lease_id(key)
     expires = utcnow() + timedelta(seconds=lease_seconds)
     for slot in range(limit):
         with session_scope() as s:
@@ -84,16 +105,54 @@ def acquire(source_id: int, limit: int, lease_seconds: float) -> str | None:
     return None
 
 
-def release(source_id: int, token: str) -> None:
+def release(key: Key, token: str) -> None:
     if _uses_redis():
-        _redis().zrem(f"s2s:slots:{source_id}", token)
+        _redis().zrem(f"s2s:slots:{key}", token)
         return
+    source_id = _lease_id(key)
     with session_scope() as s:
         s.execute(
             delete(SourceLease).where(
                 SourceLease.source_id == source_id, SourceLease.holder == token
             )
         )
+
+
+@contextmanager
+def holding(slots: Sequence[tuple[Key, int]], lease_seconds: float) -> Iterator[bool]:
+    """Hold a slot of every ``(key, limit)`` for the block, or none of them.
+
+    Yields False when one was taken (what was acquired is released at once),
+    so the caller reschedules its work instead of waiting inside a worker
+    slot. Slots are taken in the order given; every caller passes the source
+    before the account, so two callers cannot each hold what the other waits
+    for.
+    """
+    held: list[tuple[Key, str]] = []
+    try:
+        for key, limit in slots:
+            token = acquire(key, limit, lease_seconds)
+            if token is None:
+                break
+            held.append((key, token))
+        yield len(held) == len(slots)
+    finally:
+        for key, token in reversed(held):
+            release(key, token)
+
+
+def session_slots(
+    connector: object, source_id: int | None, limit: int | None
+) -> list[tuple[Key, int]]:
+    """The slots a call through ``connector`` needs: its source's (when a limit
+    is given) and its ERP account's (when the ERP limits sessions)."""
+    slots: list[tuple[Key, int]] = []
+    if source_id is not None and limit is not None:
+        slots.append((source_id, limit))
+    account = getattr(connector, "session_key", lambda: None)()
+    if account:
+        slots.append((f"account:{account}", int(getattr(connector, "session_limit", 1) or 1)))
+    return slots
 
 
 def reset_client() -> None:

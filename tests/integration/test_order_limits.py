@@ -31,6 +31,16 @@ def _slots_behave() -> None:
     assert again is not None
     time.sleep(1.5)  # a holder that died: its lease runs out
     assert limits.acquire(4242, 1, 30) is not None
+    # An ERP account's slot is shared by every source that logs in as it,
+    # and taking a source's slot with it is all or nothing.
+    account = [(4244, 5), ("account:isync:abc", 1)]
+    with limits.holding(account, 30) as held:
+        assert held
+        with limits.holding([(4245, 5), ("account:isync:abc", 1)], 30) as other:
+            assert not other  # another source, same account: must wait
+        assert limits.acquire(4245, 1, 30) is not None  # and it let its own slot go
+    with limits.holding([(4245, 5), ("account:isync:abc", 1)], 30) as other:
+        assert other  # released when the first block ended
 
 
 @pytest.mark.services

@@ -56,6 +56,46 @@ def test_changed_hash_updates_and_replaces_variants(db: str) -> None:
         assert s.scalar(select(Variant.price)) == 12.0
 
 
+def test_merging_variants_keeps_the_ones_the_page_does_not_mention(db: str) -> None:
+    from hub.schemas import canonical_hash
+
+    def hashed(code: str, skus: tuple[str, ...], price: float) -> StoreItem:
+        data = product(code, price=price, skus=skus)
+        return StoreItem(code, "active", data, canonical_hash(data))
+
+    with session_scope(db) as s:
+        upsert_products(
+            s, client_id=1, source_id=1, run_id=1, items=[hashed("B", ("B-1", "B-2", "B-3"), 10)]
+        )
+    # An incremental read brought only B-2, at a new price.
+    with session_scope(db) as s:
+        counts = upsert_products(
+            s,
+            client_id=1,
+            source_id=1,
+            run_id=2,
+            items=[hashed("B", ("B-2",), 12)],
+            merge_variants=True,
+        )
+    assert counts.updated == 1
+    with session_scope(db) as s:
+        prices = {v.sku: v.price for v in s.scalars(select(Variant))}
+        stored = s.scalar(select(Product.data))
+    assert prices == {"B-1": 10.0, "B-2": 12.0, "B-3": 10.0}
+    assert [v["sku"] for v in stored["variants"]] == ["B-1", "B-2", "B-3"]
+    # The same line again: the merged product hashes the same, nothing is written.
+    with session_scope(db) as s:
+        again = upsert_products(
+            s,
+            client_id=1,
+            source_id=1,
+            run_id=3,
+            items=[hashed("B", ("B-2",), 12)],
+            merge_variants=True,
+        )
+    assert again.unchanged == 1 and again.updated == 0
+
+
 def test_delete_soft_deletes_and_ignore_leaves_alone(db: str) -> None:
     run(db, [item("A"), item("B")])
     counts = run(db, [item("A", "delete"), item("B", "ignore", price=99.0)], run_id=2)
