@@ -359,6 +359,28 @@ def seed(
     return _summarize(rows, len(DEBTORS))
 
 
+def add_service_item(url: str, code: str = "SHIP", descript: str = "Courier") -> None:
+    """A non-web stock item that orders can carry, such as the shipping service.
+
+    IQ validates every item's stock code, so the code a source's
+    ``shipping_code`` names must exist in ``Stock``; it is not a web item, so
+    no product sync picks it up.
+    """
+    _, stock, *_ = _tables()
+    row = {
+        "code": code,
+        "descript": descript,
+        "webitem": False,
+        "sellprice1": 0,
+        "onhand": 0,
+        "salesorder": 0,
+        "modified": _MODIFIED_FROM.strftime(_STAMP),
+    }
+    with _engine(url) as engine, engine.begin() as conn:
+        conn.execute(delete(stock).where(stock.c.code == code))
+        conn.execute(stock.insert(), [row])
+
+
 def touch(url: str, count: int, seed: int, when: str = "2026-11-22 09:00:00") -> list[str]:
     """Change ``count`` items' ``sellprice1`` and ``onhand``, stamp ``modified = when``.
 

@@ -61,6 +61,21 @@ class MappingError(ValueError):
     """
 
 
+class MissingSettingError(MappingError):
+    """An order needs a source setting that is not set (a cash account, a shipping code).
+
+    Kept apart from bad data because the fix differs: the operator sets
+    ``setting`` on the source and replays, instead of correcting the order.
+    """
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(message)
+        self.setting = setting
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.setting, str(self)))
+
+
 # --------------------------------------------------------------------------
 # Reading raw records
 # --------------------------------------------------------------------------

@@ -19,7 +19,16 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final
 
-from mappings.core import Map, MappingError, Row, computed, const, number, register
+from mappings.core import (
+    Map,
+    MappingError,
+    MissingSettingError,
+    Row,
+    computed,
+    const,
+    number,
+    register,
+)
 
 ERP: Final = "iq_retail"
 TITLE: Final = "IQ Retail"
@@ -91,9 +100,10 @@ def _company(order: Mapping[str, Any], settings: Mapping[str, Any]) -> str:
     """The order's ``iq_company_number`` meta, else the source's company_number."""
     value = _text(_meta(order, "iq_company_number")) or _text(settings.get("company_number"))
     if value is None:
-        raise ValueError(
+        raise MissingSettingError(
+            "company_number",
             "the source has no company_number setting: set it to the IQ company "
-            'orders go into, e.g. "002"'
+            'orders go into, e.g. "002"',
         )
     return value
 
@@ -130,9 +140,10 @@ def _debtor(order: Mapping[str, Any], settings: Mapping[str, Any]) -> str:
         return code
     fallback = _text(settings.get("default_debtor_account"))
     if fallback is None:
-        raise ValueError(
+        raise MissingSettingError(
+            "default_debtor_account",
             "the order has no source_customer_code and the source has no "
-            "default_debtor_account setting: set it to IQ's cash account, e.g. CASH01"
+            "default_debtor_account setting: set it to IQ's cash account, e.g. CASH01",
         )
     return fallback
 
@@ -191,9 +202,10 @@ def _lines(order: Mapping[str, Any], settings: Mapping[str, Any]) -> list[dict[s
     if shipping > 0:
         code = _text(settings.get("shipping_code"))
         if code is None:
-            raise ValueError(
+            raise MissingSettingError(
+                "shipping_code",
                 "the order has shipping but the source has no shipping_code setting: "
-                "set shipping_code to the IQ service item shipping is raised as"
+                "set shipping_code to the IQ service item shipping is raised as",
             )
         lines.append(
             {

@@ -23,6 +23,7 @@ from mappings.core import (
     Compute,
     Map,
     MappingError,
+    MissingSettingError,
     Row,
     computed,
     const,
@@ -132,9 +133,10 @@ def _line_sources(order: Mapping[str, Any], settings: Mapping[str, Any]) -> list
     if shipping_total:
         shipping_code = _setting(settings, "shipping_code")
         if shipping_code is None:
-            raise ValueError(
+            raise MissingSettingError(
+                "shipping_code",
                 "the order has shipping but the source has no shipping_code setting: "
-                "set shipping_code to the ERP item that shipping is raised against"
+                "set shipping_code to the ERP item that shipping is raised against",
             )
         titles = [str(s.get("title")).strip() for s in shipping if s.get("title")]
         lines.append(
@@ -172,9 +174,10 @@ def _customer_code(order: Mapping[str, Any], settings: Mapping[str, Any]) -> str
         return str(code).strip()
     fallback = _setting(settings, "default_customer_code")
     if fallback is None:
-        raise ValueError(
+        raise MissingSettingError(
+            "default_customer_code",
             "the order has no source_customer_code and the source has no "
-            "default_customer_code setting: set it to the ERP's cash account"
+            "default_customer_code setting: set it to the ERP's cash account",
         )
     return fallback
 

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import select
 
 from connectors.base import (
+    ConnectorError,
     PermanentError,
     RejectedError,
     SettingsError,
@@ -34,6 +35,7 @@ from hub.models import Order, Product, Source, Variant
 from hub.schemas import load_order
 from hub.settings import get_settings
 from mappings import get_map
+from mappings.core import MissingSettingError
 from workers import limits
 from workers.app import app
 from workers.sources import connector_class, connector_for
@@ -159,28 +161,7 @@ def route_order(order_id: int) -> None:
         if problem is None:
             source = s.get(Source, next(iter(sources)))
             assert source is not None
-            settings = source.settings or {}
-            customer = (order.order.get("customer") or {}).get("source_customer_code")
-            shipping = any(
-                (line.get("price") or 0) > 0 for line in order.order.get("shipping_lines") or []
-            )
-            # The cash-sale account's setting is named as each ERP's page names it.
-            default_account = settings.get("default_customer_code") or settings.get(
-                "default_debtor_account"
-            )
-            if not customer and not default_account:
-                problem = (
-                    "missing_setting",
-                    f"the order has no customer code and source {source.code} has no "
-                    "default_customer_code",
-                    f"set default_customer_code on source {source.code}, then replay",
-                )
-            elif shipping and not settings.get("shipping_code"):
-                problem = (
-                    "missing_setting",
-                    f"the order has shipping and source {source.code} has no shipping_code",
-                    f"set shipping_code on source {source.code}, then replay",
-                )
+            problem = _check_payload(order.order, source)
         if problem is not None:
             s.rollback()
             _dead(
@@ -194,6 +175,23 @@ def route_order(order_id: int) -> None:
             return
         kind = source.kind
     enqueue_raise(order_id, kind)
+
+
+def _check_payload(order: dict[str, Any], source: Source) -> tuple[str, str, str] | None:
+    """Build the ERP document now, so that a missing setting or a value the
+    ERP's map cannot take dead-letters the order at routing, with a fix that
+    names the setting or the field, before any slot or attempt is spent."""
+    try:
+        get_map(source.kind, "orders").apply(order, source.settings or {})
+    except MissingSettingError as exc:
+        return (
+            "missing_setting",
+            f"source {source.code}: {exc}",
+            f"set {exc.setting} on source {source.code}, then replay",
+        )
+    except ValueError as exc:
+        return ("invalid_order", str(exc), "correct the order on the channel, then replay")
+    return None
 
 
 def backoff(attempt: int) -> float:
@@ -213,18 +211,19 @@ def raise_order(order_id: int) -> None:
         source = s.get(Source, order.source_id)
         if source is None:
             return
-    token = limits.acquire(source.id, source.concurrency, settings.order_lease)
-    if token is None:
-        # Waiting for a slot is not a failed attempt.
-        enqueue_raise(order_id, source.kind, countdown=random.uniform(0.2, 1.5))
-        return
     try:
+        slots = limits.session_slots(connector_for(source), source.id, source.concurrency)
+    except ConnectorError:
+        slots = [(source.id, source.concurrency)]  # _attempt reports the settings error
+    with limits.holding(slots, settings.order_lease) as held:
+        if not held:
+            # Waiting for a slot is not a failed attempt.
+            enqueue_raise(order_id, source.kind, countdown=random.uniform(0.2, 1.5))
+            return
         with session_scope() as s:
             claim = orders.claim(s, order_id, timedelta(seconds=settings.order_lease))
         if claim.ok:
             _attempt(order, source, claim.previous_attempts, claim.ask_erp_first)
-    finally:
-        limits.release(source.id, token)
 
 
 def _attempt(order: Order, source: Source, previous_attempts: int, ask_first: bool) -> None:
@@ -286,13 +285,22 @@ def _attempt(order: Order, source: Source, previous_attempts: int, ask_first: bo
             fix=exc.hint or "see the message",
         )
         return
-    except ValueError as exc:  # the order map needs a setting the source lacks
+    except MissingSettingError as exc:  # the settings changed since routing
         _dead(
             order.id,
             stage="raise",
             error_class="missing_setting",
+            message=f"source {source.code}: {exc}",
+            fix=f"set {exc.setting} on source {source.code}, then replay",
+        )
+        return
+    except ValueError as exc:  # the order map cannot take a value of the order
+        _dead(
+            order.id,
+            stage="raise",
+            error_class="invalid_order",
             message=str(exc),
-            fix=f"set what the message names on source {source.code}, then replay",
+            fix="correct the order on the channel, then replay",
         )
         return
     with session_scope() as s:

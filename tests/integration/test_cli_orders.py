@@ -20,7 +20,7 @@ from sqlalchemy import select, text
 from emulators import sql_erp
 from hub.db import session_scope
 from hub.models import DeadLetter, Order, Product, Source, SyncRun, Variant
-from tests.conftest import ROOT, Hub, wait_for
+from tests.conftest import ROOT, Hub, assert_one_line_error, wait_for
 from workers.sources import channel_secret, channel_settings, get_client, upsert_source
 from workers.tasks import start_sync
 
@@ -50,14 +50,6 @@ def _apply(hub: Hub, erp_url: str) -> None:
     hub.env["ERP_URL"] = erp_url
     result = hub.run_cli("apply", str(path))
     assert result.returncode == 0, result.stderr
-
-
-def _one_line_error(result: subprocess.CompletedProcess[str], pattern: str) -> None:
-    assert result.returncode == 1, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1, result.stderr
-    assert re.search(pattern, lines[0]), lines[0]
 
 
 def _sync_products(source_id: int) -> None:
@@ -205,7 +197,7 @@ def test_orders_submit_route_raise_dead_letter_and_replay(embedded_hub: Hub) -> 
     assert "NO-SUCH-SKU" in detail.stdout  # the canonical payload is shown
 
     # Discard needs a reason; with one the letter stays as the audit record.
-    _one_line_error(hub.run_cli("dlq", "discard", str(letter.id)), r"--reason")
+    assert_one_line_error(hub.run_cli("dlq", "discard", str(letter.id)), r"--reason")
     discarded = hub.run_cli("dlq", "discard", str(letter.id), "--reason", "customer cancelled")
     assert discarded.returncode == 0, discarded.stderr
     assert "discarded" in discarded.stdout
@@ -217,7 +209,7 @@ def test_orders_submit_route_raise_dead_letter_and_replay(embedded_hub: Hub) -> 
         assert row is not None and row.status == "discarded"
         assert row.resolution == "customer cancelled"
         assert s.get(Order, unknown_id).status == "discarded"  # type: ignore[union-attr]
-    _one_line_error(hub.run_cli("dlq", "replay", str(letter.id)), r"already discarded")
+    assert_one_line_error(hub.run_cli("dlq", "replay", str(letter.id)), r"already discarded")
 
     # 4. Shipping without the source's shipping_code: dead; fix the setting, replay.
     shipped = _order(
@@ -260,7 +252,7 @@ def test_orders_submit_route_raise_dead_letter_and_replay(embedded_hub: Hub) -> 
     assert _in_order(history, ["received", "dead", "received", "raised"]), history
     assert raised_again.document_number in shown.stdout
     assert "replayed" in shown.stdout  # the dead letters table, with its outcome
-    _one_line_error(hub.run_cli("dlq", "replay", str(ship_letter.id)), r"already replayed")
+    assert_one_line_error(hub.run_cli("dlq", "replay", str(ship_letter.id)), r"already replayed")
 
     # 5. Listings.
     listing = hub.run_cli("orders", "list", "--client", "acme", "--status", "raised")
@@ -291,7 +283,7 @@ def test_replay_all_open_for_a_client(embedded_hub: Hub) -> None:
     with session_scope() as s:
         known = set(s.scalars(select(Variant.sku).where(Variant.sku.in_(["P000003", "P000004"]))))
     assert known == {"P000003", "P000004"}
-    _one_line_error(hub.run_cli("dlq", "replay", "--all-open"), r"--client")
+    assert_one_line_error(hub.run_cli("dlq", "replay", "--all-open"), r"--client")
     result = hub.run_cli("dlq", "replay", "--all-open", "--client", "acme")
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("replayed") == 2
@@ -379,26 +371,28 @@ def test_apply_channels_keeps_secrets_encrypted_and_unprinted(
         assert channel_secret(client, "woocommerce") == NEW_SECRET
 
     # Mistakes are one line and change nothing.
-    _one_line_error(
+    assert_one_line_error(
         run("client", "channel", "acme", "magento2", "--secret", "x"), "unknown channel"
     )
-    _one_line_error(run("client", "channel", "acme", "shopify", "--secret", " "), "secret is empty")
+    assert_one_line_error(
+        run("client", "channel", "acme", "shopify", "--secret", " "), "secret is empty"
+    )
     typo = tmp_path / "typo.yaml"
     typo.write_text(
         "clients:\n  - code: acme\n    channels:\n      shopify: {secrets: '${SHOP_SECRET}'}\n"
     )
-    _one_line_error(run("apply", str(typo)), r"unknown setting secrets")
+    assert_one_line_error(run("apply", str(typo)), r"unknown setting secrets")
     missing = tmp_path / "missing.yaml"
     missing.write_text(
         "clients:\n  - code: acme\n    channels:\n      shopify: {secret: '${NOT_SET_ANYWHERE}'}\n"
     )
-    _one_line_error(run("apply", str(missing)), r"NOT_SET_ANYWHERE is not set")
+    assert_one_line_error(run("apply", str(missing)), r"NOT_SET_ANYWHERE is not set")
     # A broken file is reported by position, never by quoting a line that may hold a secret.
     broken = tmp_path / "broken.yaml"
     broken.write_text(
         f"clients:\n  - code: acme\n    channels: {{shopify: {{secret: {WOO_SECRET}{{\n"
     )
-    _one_line_error(run("apply", str(broken)), r"not valid YAML at line \d+, column \d+")
+    assert_one_line_error(run("apply", str(broken)), r"not valid YAML at line \d+, column \d+")
     with session_scope() as s:
         client = get_client(s, "acme")
         assert channel_secret(client, "shopify") == SHOP_SECRET
@@ -446,4 +440,4 @@ def test_order_command_mistakes_get_one_clear_line(
     argv = [a.replace("{file}", str(file)) for a in args]
     if argv[:2] == ["orders", "submit"] and "--client" not in argv:
         argv += ["--client", "acme"]
-    _one_line_error(hub.run_cli(*argv), pattern)
+    assert_one_line_error(hub.run_cli(*argv), pattern)

@@ -32,16 +32,7 @@ ITEMS = 20_000
 def iq(postgres_db: Any) -> Iterator[Any]:
     url = postgres_db("s2s_iq")
     iq_retail.seed(url, products=ITEMS, seed=3)
-    engine = create_engine(url)
-    with engine.begin() as conn:  # the service item shipping is raised as
-        conn.execute(
-            text(
-                'INSERT INTO "Stock" (code, descript, webitem, sellprice1, onhand, salesorder, '
-                "modified) "
-                "VALUES ('SHIP', 'Courier', false, 0, 0, 0, '2026-01-01 00:00:00')"
-            )
-        )
-    engine.dispose()
+    iq_retail.add_service_item(url, "SHIP")  # the service item shipping is raised as
     with iq_retail.serve(url, password=PASSWORD) as server:
         server.db_url = url
         yield server
