@@ -4,12 +4,13 @@ Importing the package registers every ERP's maps; look them up with
 `get_map(erp, stream)`.
 """
 
-from mappings import iq_retail, sql  # noqa: F401 - importing a map module registers it
+from mappings import iq_retail, isync, sql, syspro  # noqa: F401 - importing a map module registers it
 from mappings.core import (
     MAPS,
     Flat,
     Map,
     MappingError,
+    MissingSettingError,
     RecordError,
     Row,
     build_customers,
@@ -30,6 +31,7 @@ __all__ = [
     "Flat",
     "Map",
     "MappingError",
+    "MissingSettingError",
     "RecordError",
     "Row",
     "build_customers",
@@ -39,9 +41,11 @@ __all__ = [
     "customer_key",
     "get_map",
     "hub_paths",
+    "isync",
     "map_records",
     "product_key",
     "register",
     "sql",
     "supported",
+    "syspro",
 ]

@@ -17,13 +17,17 @@ from sqlalchemy.orm import Session
 
 from connectors.base import Connector, SettingsError
 from connectors.iq_retail import IqRetailConnector
+from connectors.isync import IsyncConnector
 from connectors.sql import SqlConnector
+from connectors.syspro import SysproConnector
 from hub import crypto
 from hub.models import Client, Source, SourceStream, utcnow
 
 CONNECTORS: dict[str, type[Connector]] = {
     SqlConnector.kind: SqlConnector,
     IqRetailConnector.kind: IqRetailConnector,
+    IsyncConnector.kind: IsyncConnector,
+    SysproConnector.kind: SysproConnector,
 }
 
 
