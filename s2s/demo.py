@@ -4,7 +4,9 @@ It creates an emulated SQL ERP, registers a demo client and source, starts a
 real Celery worker process on the configured broker (the embedded SQLite
 broker when nothing is configured), syncs with a progress bar, prints what
 happened, syncs again to show that an unchanged catalogue writes nothing,
-and stops the worker.
+raises orders into it, then does the same for an emulated IQ Retail, iSync
+and SYSPRO (each served on a local port in this process), and stops the
+worker.
 """
 
 from __future__ import annotations
@@ -24,6 +26,12 @@ from hub.settings import get_settings
 
 DEMO_CLIENT = "demo"
 DEMO_SOURCE = "erp"
+# Demo-only credentials of the emulated ERPs; they exist to show that a
+# password never reaches a log, a task or the screen.
+DEMO_IQ_PASSWORD = "demo-iq-Secret-5150"
+DEMO_ISYNC_PASSWORD = "demo-isync-Secret-2718"
+DEMO_SYSPRO_PASSWORD = "demo-syspro-Secret-1618"
+DEMO_SECRETS = (DEMO_IQ_PASSWORD, DEMO_ISYNC_PASSWORD, DEMO_SYSPRO_PASSWORD)
 
 
 def start_worker(
@@ -131,16 +139,23 @@ def run_demo(console: Console, *, products: int = 2000, keep_worker: bool = Fals
         third = [_sync(console, source_id, "products")]
         console.print(runs_table(third, title="third sync"))
         orders_ok = _orders_act(console, client_id, erp_path)
+        run = f"{int(time.time()) % 1_000_000:06d}"
+        erps_ok = _iq_act(console, client_id, settings.var_dir, max(products // 2, 50), run)
+        erps_ok = _isync_act(console, client_id, max(products // 8, 20), run) and erps_ok
+        erps_ok = (
+            _syspro_act(console, client_id, settings.var_dir, max(products // 2, 50), run)
+            and erps_ok
+        )
     finally:
         if not keep_worker:
             stop_worker(worker)
     ok = all(r.status == "succeeded" for r in first + second + third)
     unchanged_ok = all(r.created == 0 and r.updated == 0 for r in second)
-    if ok and unchanged_ok and orders_ok:
+    if ok and unchanged_ok and orders_ok and erps_ok:
         console.print(
             "[bold green]demo finished:[/] every run succeeded; the unchanged resync wrote "
-            "nothing; good orders raised once, the refused one is in the dead letters, "
-            "the interrupted one was retried and raised"
+            "nothing; good orders raised once into each ERP, the refused ones are in the "
+            "dead letters, the interrupted one was retried and raised"
         )
         return 0
     console.print("[bold red]demo failed:[/] see the tables above and the worker log")
@@ -188,6 +203,253 @@ def _wait_orders(ids: list[int], done: Any, timeout: float = 120) -> list[Any]:
         time.sleep(0.25)
 
 
+def _orders_table(console: Console, rows: list[Any], title: str) -> dict[int, Any]:
+    """Print the orders with their outcome; returns their dead letters by order id."""
+    from sqlalchemy import select
+
+    from hub.db import session_scope
+    from hub.models import DeadLetter
+
+    ids = [o.id for o in rows]
+    with session_scope() as s:
+        letters = {
+            d.order_id: d for d in s.scalars(select(DeadLetter).where(DeadLetter.order_id.in_(ids)))
+        }
+    table = Table(title=title)
+    for col in ("order", "status", "ERP document", "attempts", "note"):
+        table.add_column(col)
+    for o in rows:
+        note = ""
+        if o.id in letters:
+            d = letters[o.id]
+            note = f"dead letter {d.id}, {d.error_class}: {d.message}; fix: {d.fix}"
+        elif o.attempts > 1:
+            note = f"retried after: {o.last_error or 'a transient failure'}"
+        table.add_row(
+            o.channel_order_code, o.status, o.document_number or "-", str(o.attempts), note
+        )
+    console.print(table)
+    return letters
+
+
+def _source_skus(source_id: int, limit: int) -> list[str]:
+    from sqlalchemy import select
+
+    from hub.db import session_scope
+    from hub.models import Product
+
+    with session_scope() as s:
+        return [
+            data["variants"][0]["sku"]
+            for data in s.scalars(
+                select(Product.data)
+                .where(Product.source_id == source_id, Product.deleted_at.is_(None))
+                .order_by(Product.id)
+                .limit(limit)
+            )
+        ]
+
+
+def _withdraw(url: str, table: str, column: str, code: str) -> None:
+    """Delete a stock row from an emulated ERP's database: an item withdrawn
+    in the ERP since the last sync, which the ERP then refuses on an order."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f'DELETE FROM "{table}" WHERE "{column}" = :code'), {"code": code})
+    engine.dispose()
+
+
+def _iq_act(console: Console, client_id: int, var_dir: Path, items: int, run: str) -> bool:
+    """IQ Retail: its emulator on a local port, stock synced over its API, sales
+    orders raised, and one refused with IQ's own words."""
+    from emulators import iq_retail
+    from s2s.cli import runs_table
+
+    console.rule("[bold]IQ Retail")
+    path = var_dir / "demo-iq.sqlite"
+    path.unlink(missing_ok=True)
+    url = f"sqlite:///{path}"
+    summary = iq_retail.seed(url, products=items, seed=5)
+    iq_retail.add_service_item(url, "SHIP")
+    with iq_retail.serve(url, password=DEMO_IQ_PASSWORD) as server:
+        console.print(
+            f"emulated IQ Retail API at {server.base_url}: {summary.products} stock items "
+            f"({summary.web_items} web items)"
+        )
+        source_id = _register(
+            "iq",
+            "iq_retail",
+            {
+                "request_url": server.base_url,
+                "company_number": "002",
+                "user_number": "99",
+                "user_password": DEMO_IQ_PASSWORD,
+                "default_debtor_account": "CASH01",
+                "shipping_code": "SHIP",
+                "page_size": 500,
+            },
+            "Demo IQ Retail",
+        )
+        synced = _sync(console, source_id, "products")
+        console.print(runs_table([synced], title="IQ Retail products"))
+        skus = _source_skus(source_id, 12)
+        withdrawn = skus[-1]
+        _withdraw(url, "Stock", "code", withdrawn)
+        good = [skus[2 * n : 2 * n + 2] for n in range(3)]
+        rows, letters = _raise_batch(
+            console, client_id, good, [withdrawn], f"IQ-{run}", "IQ Retail sales orders"
+        )
+        counts = iq_retail.order_counts(url)
+    good_ok = all(o.status == "raised" and o.document_number for o in rows[:3])
+    refused = letters.get(rows[3].id)
+    refused_ok = refused is not None and f"Invalid Stock Code [{withdrawn}]" in refused.message
+    once_ok = counts.headers == counts.orders == 3
+    console.print(
+        f"IQ now holds {counts.orders} sales orders from the demo, each once"
+        if once_ok
+        else f"[red]IQ holds {counts.headers} documents for {counts.orders} orders[/]"
+    )
+    synced_ok = synced.status == "succeeded" and synced.created > 0
+    return synced_ok and good_ok and refused_ok and once_ok
+
+
+def _register(code: str, kind: str, settings: dict[str, Any], name: str) -> int:
+    from hub.db import session_scope
+    from workers.sources import get_client, upsert_source
+
+    with session_scope() as s:
+        return upsert_source(s, get_client(s, DEMO_CLIENT), code, kind, settings, name=name).id
+
+
+def _raise_batch(
+    console: Console,
+    client_id: int,
+    good: list[list[str]],
+    refused: list[str],
+    prefix: str,
+    title: str,
+) -> tuple[list[Any], dict[int, Any]]:
+    """Submit good orders and one the ERP will refuse; wait and print them."""
+    from workers.orders import submit
+
+    batch = [_order(f"{prefix}-{n}", skus) for n, skus in enumerate(good)]
+    batch.append(_order(f"{prefix}-R", refused))
+    ids = []
+    for order in batch:
+        result, errors = submit(client_id, order)
+        assert result is not None, errors
+        ids.append(result.order.id)
+    rows = _wait_orders(ids, lambda o: o.status in ("raised", "dead"))
+    return rows, _orders_table(console, rows, title)
+
+
+def _isync_act(console: Console, client_id: int, products: int, run: str) -> bool:
+    """iSync: variable products (one stock line per size and colour) over SOAP,
+    sessions shared by the worker's processes, sales orders with shipping as
+    a service line, and one refused with iSync's ResponseText."""
+    from emulators import isync
+    from s2s.cli import runs_table
+
+    console.rule("[bold]iSync")
+    data = isync.IsyncData.generated(products=products, variants_per_product=4, seed=5)
+    data.add_service_item("SHIP")
+    with isync.serve(data, password=DEMO_ISYNC_PASSWORD) as server:
+        console.print(
+            f"emulated iSync messaging service at {server.service_url}: "
+            f"{len(data.stock_lines())} stock lines of {products} products"
+        )
+        source_id = _register(
+            "isync",
+            "isync",
+            {
+                "service_url": server.service_url,
+                "username": server.username,
+                "password": DEMO_ISYNC_PASSWORD,
+                "default_customer_code": "CASH01",
+                "shipping_code": "SHIP",
+                "page_size": 250,
+            },
+            "Demo iSync",
+        )
+        synced = _sync(console, source_id, "products")
+        console.print(runs_table([synced], title="iSync products"))
+        skus = _source_skus(source_id, 10)
+        lines = data.stock_lines()
+        withdrawn = skus[-1]
+        data.seed([line for line in lines if line["SKU"] != withdrawn])
+        data.add_service_item("SHIP")
+        rows, letters = _raise_batch(
+            console,
+            client_id,
+            [skus[0:2], skus[2:4]],
+            [withdrawn],
+            f"IS-{run}",
+            "iSync sales orders",
+        )
+        counts = data.order_counts()
+    good_ok = all(o.status == "raised" for o in rows[:2]) and set(counts.values()) == {1}
+    refused = letters.get(rows[2].id)
+    refused_ok = refused is not None and withdrawn in refused.message
+    return synced.status == "succeeded" and synced.created > 0 and good_ok and refused_ok
+
+
+def _syspro_act(console: Console, client_id: int, var_dir: Path, stock: int, run: str) -> bool:
+    """SYSPRO: the company database read by key (three queries a page),
+    customers for the trade store, SORTOI orders through e.net, and one
+    refused with SYSPRO's ErrorDescription."""
+    from emulators import syspro
+    from s2s.cli import runs_table
+
+    console.rule("[bold]SYSPRO")
+    path = var_dir / "demo-syspro.sqlite"
+    path.unlink(missing_ok=True)
+    url = f"sqlite:///{path}"
+    summary = syspro.seed(url, stock=stock, customers=40, seed=5)
+    with syspro.serve(url, operator_password=DEMO_SYSPRO_PASSWORD) as server:
+        console.print(
+            f"emulated SYSPRO company database ({summary.stock} stock codes, "
+            f"{summary.customers} customers) and e.net at {server.enet_url}"
+        )
+        source_id = _register(
+            "syspro",
+            "syspro",
+            {
+                "database_url": url,
+                "operator": "ADMIN",
+                "operator_password": DEMO_SYSPRO_PASSWORD,
+                "company_id": "EDU1",
+                "enet_url": server.enet_url,
+                "price_codes": {"A": "retail", "B": "wholesale", "C": "trade"},
+                "sales_rep": "001",
+                "default_customer_code": "CASH01",
+                "order_warehouse": "WH01",
+                "page_size": 500,
+            },
+            "Demo SYSPRO",
+        )
+        synced = [_sync(console, source_id, "products"), _sync(console, source_id, "customers")]
+        console.print(runs_table(synced, title="SYSPRO products and customers"))
+        skus = _source_skus(source_id, 10)
+        withdrawn = skus[-1]
+        _withdraw(url, "InvMaster", "StockCode", withdrawn)
+        rows, letters = _raise_batch(
+            console,
+            client_id,
+            [skus[0:2], skus[2:4]],
+            [withdrawn],
+            f"SY-{run}",
+            "SYSPRO sales orders (SORTOI)",
+        )
+        counts = syspro.order_counts(url)
+    good_ok = all(o.status == "raised" for o in rows[:2]) and counts.headers == counts.orders == 2
+    refused = letters.get(rows[2].id)
+    refused_ok = refused is not None and withdrawn in refused.message
+    runs_ok = all(r.status == "succeeded" and r.created > 0 for r in synced)
+    return runs_ok and good_ok and refused_ok
+
+
 def _orders_act(console: Console, client_id: int, erp_path: Path) -> bool:
     """Raise sample orders: good ones, one the ERP refuses, and one that meets
     a locked ERP database first and is retried."""
@@ -196,7 +458,7 @@ def _orders_act(console: Console, client_id: int, erp_path: Path) -> bool:
     from sqlalchemy import select
 
     from hub.db import session_scope
-    from hub.models import DeadLetter, Product
+    from hub.models import Product
     from workers.orders import submit
 
     console.print("[bold]orders[/] into the ERP's order staging tables")
@@ -236,24 +498,7 @@ def _orders_act(console: Console, client_id: int, erp_path: Path) -> bool:
     rows += _wait_orders([retry_id], lambda o: o.status in ("raised", "dead"))
     ids.append(retry_id)
 
-    with session_scope() as s:
-        letters = {
-            d.order_id: d for d in s.scalars(select(DeadLetter).where(DeadLetter.order_id.in_(ids)))
-        }
-    table = Table(title="orders")
-    for col in ("order", "status", "ERP document", "attempts", "note"):
-        table.add_column(col)
-    for o in rows:
-        note = ""
-        if o.id in letters:
-            d = letters[o.id]
-            note = f"dead letter {d.id}, {d.error_class}: {d.message}; fix: {d.fix}"
-        elif o.attempts > 1:
-            note = f"retried after: {o.last_error or 'a transient failure'}"
-        table.add_row(
-            o.channel_order_code, o.status, o.document_number or "-", str(o.attempts), note
-        )
-    console.print(table)
+    letters = _orders_table(console, rows, "orders")
     good_ok = all(o.status == "raised" and o.attempts == 1 for o in rows[:5])
     refused_ok = rows[5].status == "dead" and rows[5].id in letters
     retried_ok = rows[6].status == "raised" and rows[6].attempts >= 2
