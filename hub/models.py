@@ -91,7 +91,13 @@ class Source(Base):
 
 
 class SourceStream(Base):
-    """A stream of one source with its schedule and incremental watermark."""
+    """A stream of one source with its schedule and incremental watermark.
+
+    The schedule is an interval or a cron expression (``hub.schedule``);
+    ``next_due_at`` is the compare-and-set token beat's dispatcher claims, so
+    two beats start each due run once. A resync asked for while a run is
+    active may wait here (``queued_*``) and starts when that run has ended.
+    """
 
     __tablename__ = "source_streams"
     __table_args__ = (UniqueConstraint("source_id", "stream", name="uq_source_streams"),)
@@ -100,8 +106,13 @@ class SourceStream(Base):
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
     stream: Mapped[str] = mapped_column(String(32))
     interval_seconds: Mapped[int | None] = mapped_column(Integer)
+    cron: Mapped[str | None] = mapped_column(String(120))
     next_due_at: Mapped[datetime | None] = mapped_column(TZDateTime())
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    queued_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    queued_full: Mapped[bool | None] = mapped_column(Boolean)
+    queued_since: Mapped[str | None] = mapped_column(String(64))
+    queued_by: Mapped[str | None] = mapped_column(String(32))
     watermark: Mapped[str | None] = mapped_column(String(64))
     last_run_id: Mapped[int | None] = mapped_column(IdType)
 

@@ -10,7 +10,7 @@ database decides what is still to do.
 from __future__ import annotations
 
 from celery import Celery
-from celery.signals import after_setup_logger, worker_process_init
+from celery.signals import after_setup_logger, worker_process_init, worker_ready, worker_shutdown
 from kombu import Queue
 
 from hub.settings import Settings, get_settings
@@ -25,6 +25,10 @@ RAISE_QUEUES = tuple(f"raise.{kind}" for kind in sorted(CONNECTORS))
 ORDER_QUEUES = ("orders", *RAISE_QUEUES)
 QUEUES = ("maintenance", *SYNC_QUEUES, *ORDER_QUEUES)
 
+# Named worker profiles (``s2s worker --profile``): the sync pipeline and the
+# order path can then be scaled, and fail, separately. Both serve
+# ``maintenance`` so beat's small dispatcher and sweeper run wherever any
+# worker runs.
 PROFILES: dict[str, tuple[str, ...]] = {
     "sync": ("maintenance", *SYNC_QUEUES),
     "orders": ("maintenance", *ORDER_QUEUES),
@@ -114,3 +118,21 @@ def _fresh_engines(**_: object) -> None:
     from hub.db import dispose_all
 
     dispose_all()
+
+
+_heartbeat: object | None = None
+
+
+@worker_ready.connect
+def _start_heartbeat(sender: object = None, **_: object) -> None:
+    # Workers online, on the embedded broker (which cannot broadcast a ping).
+    global _heartbeat
+    from workers.ops import start_heartbeat
+
+    _heartbeat = start_heartbeat(sender)
+
+
+@worker_shutdown.connect
+def _stop_heartbeat(**_: object) -> None:
+    if _heartbeat is not None:
+        _heartbeat.stop()  # type: ignore[attr-defined]

@@ -1,8 +1,29 @@
-"""Operational read-outs shared by the CLI, the API and metrics."""
+"""Operational read-outs shared by the CLI, the API and metrics.
+
+Queue depths come from the broker itself. Workers online come from a
+broadcast ping on brokers that can broadcast (Redis, RabbitMQ); kombu's
+SQLAlchemy transport cannot carry a broadcast between processes, so on the
+embedded default each worker instead keeps a small heartbeat file under the
+var directory (the embedded default is one machine by nature: its database
+and broker are files there).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from hub.settings import get_settings
 from workers.app import QUEUES, app
+
+HEARTBEAT_EVERY = 5.0
+HEARTBEAT_FRESH = 20.0
 
 
 def queue_depths(queues: tuple[str, ...] = QUEUES, timeout: float = 3.0) -> dict[str, int | None]:
@@ -21,3 +42,85 @@ def queue_depths(queues: tuple[str, ...] = QUEUES, timeout: float = 3.0) -> dict
     except Exception:
         pass
     return out
+
+
+def broadcasts() -> bool:
+    """Whether the broker carries broadcasts (remote control, events, Flower)."""
+    return not get_settings().broker_url.startswith(("sqla+", "sqlalchemy+"))
+
+
+def _heartbeat_dir() -> Path:
+    return get_settings().var_dir / "workers"
+
+
+def workers_online(timeout: float = 1.5) -> dict[str, list[str]] | None:
+    """Each live worker's name and the queues it consumes; None if unknown
+    (the broker did not answer)."""
+    if not broadcasts():
+        found: dict[str, list[str]] = {}
+        now = time.time()
+        for path in sorted(_heartbeat_dir().glob("*.json")):
+            try:
+                if now - path.stat().st_mtime > HEARTBEAT_FRESH:
+                    continue
+                beat = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if _alive(int(beat.get("pid", 0))):
+                found[str(beat["name"])] = list(beat.get("queues", []))
+        return found
+    try:
+        replies = app.control.inspect(timeout=timeout).active_queues()
+    except Exception:
+        return None
+    return {name: sorted(q["name"] for q in qs) for name, qs in (replies or {}).items()}
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Heartbeat:
+    """Writes this worker's heartbeat file until stopped (embedded broker only)."""
+
+    def __init__(self, name: str, queues: list[str]) -> None:
+        self.path = _heartbeat_dir() / f"{name.replace('/', '_')}.json"
+        self.body = json.dumps(
+            {"name": name, "queues": queues, "pid": os.getpid(), "host": socket.gethostname()}
+        )
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="s2s-heartbeat", daemon=True)
+
+    def start(self) -> Heartbeat:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(OSError):
+                tmp = self.path.with_suffix(".tmp")
+                tmp.write_text(self.body)
+                tmp.replace(self.path)
+            self._stop.wait(HEARTBEAT_EVERY)
+
+    def stop(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+
+
+def start_heartbeat(consumer: Any) -> Heartbeat | None:
+    """Called when a worker is ready; a no-op on brokers that can broadcast."""
+    if broadcasts():
+        return None
+    queues = sorted(q.name for q in consumer.task_consumer.queues) if consumer else []
+    return Heartbeat(consumer.hostname if consumer else socket.gethostname(), queues).start()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,13 +22,15 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from connectors.base import ConnectorError, PermanentError, TransientError
 from hub import runs
+from hub import schedule as hub_schedule
 from hub.db import session_scope
 from hub.models import Quarantined, Source, SourceStream, SyncPage, SyncRun, utcnow
 from hub.settings import get_settings
 from hub.store import UPSERTS, StoreItem
+from workers import limits
 from workers.app import app
 from workers.pipeline import map_records
-from workers.sources import connector_for
+from workers.sources import connector_class, connector_for
 
 log = logging.getLogger("s2s.sync")
 
@@ -89,7 +92,15 @@ def fetch_page(self: Task, run_id: int, seq: int) -> None:
         since = datetime.fromisoformat(run.since) if run.since else None
         connector = connector_for(source)
     try:
-        page = connector.read(stream, cursor, page_size, since)
+        slots = limits.session_slots(connector, None, None)
+        with limits.holding(slots, get_settings().task_time_limit) as held:
+            if not held:
+                # The ERP account is in use by another task (iSync and SYSPRO
+                # allow one session): come back shortly, without an attempt.
+                fetch_page.apply_async(args=(run_id, seq), countdown=random.uniform(0.2, 1.5))
+                return
+            queries_before = getattr(connector, "queries", None)
+            page = connector.read(stream, cursor, page_size, since)
     except TransientError as exc:
         if self.request.retries >= self.max_retries:
             _fail(
@@ -126,7 +137,13 @@ def fetch_page(self: Task, run_id: int, seq: int) -> None:
                 s.execute(update(SyncRun).where(SyncRun.id == run_id).values(pages_total=seq + 1))
     except IntegrityError:
         return  # another delivery stored this page first
-    log.info("fetched %d records", len(page.records), extra=ctx)
+    if isinstance(queries_before, int):
+        # Connectors that read a database count their queries: a page must
+        # cost a bounded number of them, whatever its size (see SYSPRO).
+        spent = connector.queries - queries_before  # type: ignore[attr-defined]
+        log.info("fetched %d records in %d queries", len(page.records), spent, extra=ctx)
+    else:
+        log.info("fetched %d records", len(page.records), extra=ctx)
     enqueue(map_page, page_id)
     if not last:
         enqueue(fetch_page, run_id, seq + 1)
@@ -204,8 +221,18 @@ def upsert_page(self: Task, page_id: int) -> None:
             if claimed.rowcount != 1:
                 return
             items = [StoreItem(k, a, d, h) for k, a, d, h in mapped]
+            extra: dict[str, Any] = {}
+            if run.stream == "products" and run.since:
+                source = s.get(Source, run.source_id)
+                if source is not None and connector_class(source.kind).partial_incremental:
+                    extra["merge_variants"] = True
             counts = UPSERTS[run.stream](
-                s, client_id=run.client_id, source_id=run.source_id, run_id=run.id, items=items
+                s,
+                client_id=run.client_id,
+                source_id=run.source_id,
+                run_id=run.id,
+                items=items,
+                **extra,
             )
             runs.add_counts(s, run.id, pages_done=1, **counts.as_dict())
             ctx = _ctx(run, page.seq)
@@ -231,6 +258,14 @@ def _fail(run_id: int, reason: str) -> None:
     log.error("run failed: %s", reason, extra={"run": run_id})
 
 
+@dataclass(frozen=True)
+class SyncStart(runs.StartResult):
+    """What a resync request did: started a run, found one active, or queued
+    itself behind the active one (``queued``) to start when it ends."""
+
+    queued: bool = False
+
+
 def start_sync(
     source_id: int,
     stream: str,
@@ -239,42 +274,74 @@ def start_sync(
     since: str | None = None,
     requested_by: str = "cli",
     page_size: int | None = None,
-) -> runs.StartResult:
+    queue_behind: bool = False,
+) -> SyncStart:
     """Start a run (or find the active one) and enqueue its first fetch.
 
     By default a run is incremental when the stream has a watermark (its ERP
     reports modification times): it reads what changed since then, and the
     connector widens that by its overlap window. ``full=True`` reads
     everything; ``since`` forces a starting point.
+
+    With a run already active the request is refused (the caller is told
+    which run), or with ``queue_behind`` it is kept on the stream's row and
+    beat's dispatcher starts it once that run has ended. Requests queued
+    while one waits merge into it: full wins, the earliest ``since`` wins.
     """
     with session_scope() as s:
         source = s.get(Source, source_id)
         if source is None:
             raise LookupError(f"no source with id {source_id}")
+        explicit_since = since
         if since is None and not full:
             since = s.scalar(
                 select(SourceStream.watermark).where(
                     SourceStream.source_id == source_id, SourceStream.stream == stream
                 )
             )
-        full = since is None
+        is_full = since is None
         size = page_size or int(
             (source.settings or {}).get("page_size") or get_settings().page_size
         )
         result = runs.start_run(
-            s, source, stream, full=full, since=since, requested_by=requested_by, page_size=size
+            s, source, stream, full=is_full, since=since, requested_by=requested_by, page_size=size
         )
+        queued = False
+        if not result.created and queue_behind:
+            row = s.scalars(
+                select(SourceStream).where(
+                    SourceStream.source_id == source_id, SourceStream.stream == stream
+                )
+            ).first()
+            if row is None:
+                row = SourceStream(source_id=source_id, stream=stream)
+                s.add(row)
+            if row.queued_at is None:
+                row.queued_full, row.queued_since = bool(full), explicit_since
+            else:
+                row.queued_full = bool(row.queued_full or full)
+                if row.queued_since and explicit_since:
+                    row.queued_since = min(row.queued_since, explicit_since)
+                else:
+                    row.queued_since = None  # one of them reads from the watermark
+            row.queued_at = utcnow()
+            row.queued_by = requested_by[:32]
+            queued = True
     if result.created:
         enqueue(fetch_page, result.run.id, 0)
-    return result
+    return SyncStart(result.run, result.created, queued)
 
 
 @app.task(name="s2s.maintenance.dispatch_due")
 def dispatch_due() -> int:
-    """Start a run for every stream whose schedule is due.
+    """Start a run for every stream whose schedule is due, and every resync
+    that was queued behind a run which has since ended.
 
-    Each due row is claimed with a compare-and-set on next_due_at, so two
-    beats started by mistake still start each due run once.
+    Schedules are read from the database at each call, so a changed
+    schedule, a pause or a resume takes effect without restarting beat.
+    Each due row is claimed with a compare-and-set on ``next_due_at`` (and a
+    queued resync on ``queued_at``), so two beats started by mistake, each
+    sending this task, still start each due run once.
     """
     now = utcnow()
     started = 0
@@ -286,24 +353,73 @@ def dispatch_due() -> int:
                 SourceStream.stream,
                 SourceStream.next_due_at,
                 SourceStream.interval_seconds,
+                SourceStream.cron,
             )
             .join(Source, Source.id == SourceStream.source_id)
             .where(
                 Source.enabled.is_(True),
                 SourceStream.paused.is_(False),
-                SourceStream.interval_seconds.is_not(None),
+                (SourceStream.interval_seconds.is_not(None)) | (SourceStream.cron.is_not(None)),
                 SourceStream.next_due_at <= now,
             )
         ).all()
+        active = {
+            key for key in s.scalars(select(SyncRun.lock_key).where(SyncRun.lock_key.is_not(None)))
+        }
+        waiting = [
+            row
+            for row in s.execute(
+                select(
+                    SourceStream.id,
+                    SourceStream.source_id,
+                    SourceStream.stream,
+                    SourceStream.queued_at,
+                    SourceStream.queued_full,
+                    SourceStream.queued_since,
+                    SourceStream.queued_by,
+                ).where(SourceStream.queued_at.is_not(None))
+            ).all()
+            if runs.lock_key(row.source_id, row.stream) not in active
+        ]
     for row in due:
+        schedule = hub_schedule.Schedule(every=row.interval_seconds, cron=row.cron)
+        try:
+            next_due = schedule.next_due(now)
+        except hub_schedule.ScheduleError as exc:
+            log.error("schedule of stream %s cannot be read: %s", row.stream, exc)
+            continue
         with session_scope() as s:
             claimed = s.execute(
                 update(SourceStream)
                 .where(SourceStream.id == row.id, SourceStream.next_due_at == row.next_due_at)
-                .values(next_due_at=now + timedelta(seconds=row.interval_seconds))
+                .values(next_due_at=next_due)
             )
         if claimed.rowcount == 1:
             result = start_sync(row.source_id, row.stream, requested_by="schedule")
+            started += int(result.created)
+            if not result.created:
+                log.info(
+                    "schedule due but run %s is still active; next at %s",
+                    result.run.id,
+                    next_due,
+                    extra={"source": row.source_id, "stream": row.stream},
+                )
+    for row in waiting:
+        with session_scope() as s:
+            claimed = s.execute(
+                update(SourceStream)
+                .where(SourceStream.id == row.id, SourceStream.queued_at == row.queued_at)
+                .values(queued_at=None, queued_full=None, queued_since=None, queued_by=None)
+            )
+        if claimed.rowcount == 1:
+            result = start_sync(
+                row.source_id,
+                row.stream,
+                full=bool(row.queued_full) or None,
+                since=row.queued_since,
+                requested_by=row.queued_by or "queued",
+                queue_behind=True,  # a run started meanwhile: wait behind it again
+            )
             started += int(result.created)
     return started
 
