@@ -1,4 +1,4 @@
-"""The HTTP API: health, on-demand resyncs and run history, per client.
+"""The HTTP API: health, metrics, on-demand resyncs, status and run history, per client.
 
 Each client authenticates with its own bearer token (issued by
 ``s2s client add``, stored only as a hash), and can see and act on its own
@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import hmac
 import json
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, text
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from hub.db import get_engine, session_scope
-from hub.models import Client, Order, OrderEvent, Source, SyncRun
+from hub.models import Client, Order, OrderEvent, Source, SourceStream, SyncRun
 from workers.sources import connector_class, hash_token, unsupported_stream
 
 STREAMS = ("products", "customers")
@@ -77,6 +78,8 @@ def _run_json(run: SyncRun) -> dict[str, Any]:
         "deleted": run.deleted,
         "ignored": run.ignored,
         "quarantined": run.quarantined,
+        "pages_done": run.pages_done,
+        "pages_total": run.pages_total,
         "error": run.error,
         "created_at": run.created_at.isoformat(),
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
@@ -119,20 +122,109 @@ async def resync(request: Request) -> JSONResponse:
     cls = connector_class(source.kind)
     if stream not in cls.streams:
         return _error(422, unsupported_stream(cls, stream))
+    for flag in ("full", "queue"):
+        if not isinstance(body.get(flag, False), bool):
+            return _error(400, f"{flag!r} must be true or false")
+    since = body.get("since")
+    if since is not None:
+        try:
+            since = datetime.fromisoformat(str(since).strip()).strftime("%Y-%m-%d %H:%M:%S")
+        except ValueError:
+            return _error(
+                400, f"'since' takes a date and time such as 2026-11-01T08:00:00, not {since!r}"
+            )
     from workers.tasks import start_sync
 
-    full = bool(body.get("full", False))
-    result = start_sync(source.id, stream, requested_by="api", full=full or None)
+    result = await run_in_threadpool(
+        lambda: start_sync(
+            source.id,
+            stream,
+            requested_by="api",
+            full=body.get("full") or None,
+            since=since,
+            queue_behind=bool(body.get("queue", False)),
+        )
+    )
+    if result.created:
+        message, status = f"run {result.run.id} started", 202
+    elif result.queued:
+        message = (
+            f"run {result.run.id} is active for this stream; this resync is queued and "
+            "starts when it ends"
+        )
+        status = 202
+    else:
+        message = (
+            f"run {result.run.id} is already active for this stream; not starting another "
+            '(send "queue": true to run one after it)'
+        )
+        status = 200
     return JSONResponse(
         {
             "run": result.run.id,
             "started": result.created,
-            "message": "run started"
-            if result.created
-            else f"run {result.run.id} is already active for this stream; not starting another",
+            "queued": result.queued,
+            "message": message,
         },
-        status_code=202 if result.created else 200,
+        status_code=status,
     )
+
+
+async def client_status(request: Request) -> JSONResponse:
+    """The client's sources: per stream the schedule, pause, next due time,
+    a queued resync, and the last run with its counts and progress."""
+    client = await run_in_threadpool(_authorised_client, request)
+    if isinstance(client, JSONResponse):
+        return client
+
+    def load() -> JSONResponse:
+        from hub import schedule
+
+        out: list[dict[str, Any]] = []
+        with session_scope() as s:
+            rows = s.execute(
+                select(Source, SourceStream)
+                .join(SourceStream, SourceStream.source_id == Source.id)
+                .where(Source.client_id == client.id)
+                .order_by(Source.code, SourceStream.stream)
+            ).all()
+            for src, st in rows:
+                last = s.scalars(
+                    select(SyncRun)
+                    .where(SyncRun.source_id == src.id, SyncRun.stream == st.stream)
+                    .order_by(SyncRun.id.desc())
+                    .limit(1)
+                ).first()
+                out.append(
+                    {
+                        "source": src.code,
+                        "kind": src.kind,
+                        "stream": st.stream,
+                        "enabled": src.enabled,
+                        "schedule": schedule.of(st).describe(),
+                        "paused": st.paused,
+                        "next_due_at": st.next_due_at.isoformat() if st.next_due_at else None,
+                        "resync_queued": st.queued_at is not None,
+                        "last_run": _run_json(last) if last else None,
+                    }
+                )
+        return JSONResponse({"client": client.code, "streams": out})
+
+    return await run_in_threadpool(load)
+
+
+async def metrics(_: Request) -> Response:
+    """Prometheus scrape: aggregates only, no client names (see s2s.metrics)."""
+    from s2s.metrics import CONTENT_TYPE, collect
+    from workers.ops import queue_depths, workers_online
+
+    def load() -> str:
+        depths = queue_depths(timeout=2.0)
+        workers = workers_online(timeout=1.0)
+        with session_scope() as s:
+            return collect(s, depths, workers)
+
+    return Response(await run_in_threadpool(load), media_type=CONTENT_TYPE)
 
 
 async def runs(request: Request) -> JSONResponse:
@@ -301,6 +393,8 @@ def create_app() -> Starlette:
     return Starlette(
         routes=[
             Route("/health", health),
+            Route("/metrics", metrics),
+            Route("/api/v1/clients/{client}/status", client_status),
             Route("/api/v1/clients/{client}/sources/{source}/resync", resync, methods=["POST"]),
             Route("/api/v1/clients/{client}/sources/{source}/runs", runs),
             Route("/api/v1/clients/{client}/orders", submit_order, methods=["POST"]),

@@ -197,17 +197,40 @@ def _parse_sets(pairs: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-def _parse_every(pairs: tuple[str, ...]) -> dict[str, int | None] | None:
+def _parse_every(pairs: tuple[str, ...]) -> dict[str, Any] | None:
     if not pairs:
         return None
-    out: dict[str, int | None] = {}
+    out: dict[str, Any] = {}
     for pair in pairs:
-        stream, _, secs = pair.partition("=")
-        try:
-            out[stream.strip()] = int(secs) if secs.strip() not in ("", "0", "off") else None
-        except ValueError:
-            raise CliError(f"--every takes STREAM=SECONDS, not {pair!r}") from None
+        stream, sep, when = pair.partition("=")
+        if not sep or not stream.strip():
+            raise CliError(f"--every takes STREAM=WHEN (seconds, 15m, cron or off), not {pair!r}")
+        out[stream.strip()] = when
     return out
+
+
+def _apply_schedules(session: Any, source: Any, spec: dict[str, Any] | None, where: str) -> None:
+    """Give each of the source's streams its schedule from ``spec``; a stream
+    not named is on demand. ``None`` leaves every schedule as it is."""
+    from hub import schedule
+
+    if spec is None:
+        return
+    if not isinstance(spec, dict):
+        raise CliError(f"{where}: schedule maps each stream to seconds, 15m, cron or off")
+    rows = {r.stream: r for r in schedule.streams_of(session, source.id)}
+    unknown = sorted(set(spec) - set(rows))
+    if unknown:
+        raise CliError(
+            f"{where}: source {source.code!r} has no stream {unknown[0]!r} "
+            f"(streams: {', '.join(sorted(rows)) or 'none'})"
+        )
+    for stream, row in rows.items():
+        try:
+            parsed = schedule.parse(spec.get(stream))
+        except schedule.ScheduleError as exc:
+            raise CliError(f"{where}.{stream}: {exc}") from None
+        schedule.set_schedule(session, row, parsed)
 
 
 @cli.group()
@@ -221,7 +244,11 @@ def source() -> None:
 @click.option("--kind", required=True, help="ERP kind, e.g. sql.")
 @click.option("--name")
 @click.option("--set", "sets", multiple=True, help="A setting NAME=VALUE (repeatable).")
-@click.option("--every", multiple=True, help="Schedule STREAM=SECONDS (repeatable).")
+@click.option(
+    "--every",
+    multiple=True,
+    help="Schedule STREAM=WHEN: seconds, 15m/1h/1d, a cron expression or off (repeatable).",
+)
 @friendly
 def source_add(
     client_code: str,
@@ -237,9 +264,8 @@ def source_add(
 
     with session_scope() as s:
         c = get_client(s, client_code)
-        src = upsert_source(
-            s, c, code, kind, _parse_sets(sets), name=name, schedules=_parse_every(every)
-        )
+        src = upsert_source(s, c, code, kind, _parse_sets(sets), name=name)
+        _apply_schedules(s, src, _parse_every(every), "--every")
     console.print(f"source {client_code}/{src.code} ({kind}) saved")
 
 
@@ -321,19 +347,17 @@ def apply_file(file: Path) -> None:
                 if not isinstance(src, dict) or not src.get("code") or not src.get("kind"):
                     raise CliError(f"{swhere}: each source needs 'code' and 'kind'")
                 settings = _expand_env(src.get("settings") or {}, f"{swhere}.settings")
-                schedule = src.get("schedule")
-                upsert_source(
+                saved = upsert_source(
                     s,
                     cl,
                     str(src["code"]),
                     str(src["kind"]),
                     settings,
                     name=src.get("name"),
-                    schedules={k: (int(v) if v else None) for k, v in schedule.items()}
-                    if schedule
-                    else None,
                     enabled=bool(src.get("enabled", True)),
                 )
+                # Without 'schedule:' the source's schedules are left as they are.
+                _apply_schedules(s, saved, src.get("schedule") or None, f"{swhere}.schedule")
                 console.print(f"  source {cl.code}/{src['code']} ({src['kind']}) saved")
             channels = c.get("channels")
             if channels is not None:
@@ -450,15 +474,30 @@ def _parse_since(value: str) -> str:
     "--full", is_flag=True, help="Read everything, not only what changed since the last run."
 )
 @click.option("--since", "since", help="Read what changed since this time (YYYY-MM-DD[ HH:MM:SS]).")
+@click.option(
+    "--queue",
+    "queue_behind",
+    is_flag=True,
+    help="If a run of this stream is active, queue this resync to start when it ends "
+    "(beat starts it) instead of refusing.",
+)
 @friendly
 def resync(
-    client_code: str, source_code: str, stream: str, wait: bool, full: bool, since: str | None
+    client_code: str,
+    source_code: str,
+    stream: str,
+    wait: bool,
+    full: bool,
+    since: str | None,
+    queue_behind: bool,
 ) -> None:
-    """Start a sync of one stream now (or say which run is already active)."""
+    """Start a sync of one stream now; with a run active, refuse (saying which) or --queue."""
     from hub.db import session_scope
     from workers.sources import connector_class, get_source
     from workers.tasks import start_sync
 
+    if full and since:
+        raise CliError("--full reads everything; --since reads what changed since then: pick one")
     with session_scope() as s:
         src = get_source(s, client_code, source_code)
     cls = connector_class(src.kind)
@@ -468,19 +507,38 @@ def resync(
         raise CliError(unsupported_stream(cls, stream))
     if since is not None:
         since = _parse_since(since)
-    result = start_sync(src.id, stream, requested_by="cli", full=full or None, since=since)
+    result = start_sync(
+        src.id,
+        stream,
+        requested_by="cli",
+        full=full or None,
+        since=since,
+        queue_behind=queue_behind,
+    )
+    where = f"{client_code}/{source_code} {stream}"
     if result.created:
-        console.print(f"run {result.run.id} started for {client_code}/{source_code} {stream}")
+        _say(f"run {result.run.id} started for {where}")
+    elif result.queued:
+        _say(
+            f"run {result.run.id} is active for {where}; this resync is queued and starts "
+            "when it ends"
+        )
     else:
-        console.print(
-            f"run {result.run.id} is already active for {client_code}/{source_code} {stream}; "
-            "not starting another"
+        _say(
+            f"run {result.run.id} is already active for {where}; not starting another "
+            "(--queue runs one after it)"
         )
     if wait:
         run = wait_for_run(result.run.id)
         console.print(runs_table([run]))
         if run.status != "succeeded":
             raise SystemExit(1)
+
+
+def _pages(run: Any) -> str:
+    """Pages landed of pages known: '12/?' while the ERP is still being read."""
+    total = run.pages_total if run.pages_total is not None else "?"
+    return f"{run.pages_done}/{total}"
 
 
 def runs_table(rows: list[Any], title: str | None = None) -> Table:
@@ -497,6 +555,7 @@ def runs_table(rows: list[Any], title: str | None = None) -> Table:
         "deleted",
         "ignored",
         "quarantined",
+        "pages",
         "seconds",
         "error",
     ):
@@ -514,8 +573,9 @@ def runs_table(rows: list[Any], title: str | None = None) -> Table:
             str(r.deleted),
             str(r.ignored),
             str(r.quarantined),
+            _pages(r),
             f"{secs:.1f}" if secs is not None else "…",
-            (r.error or "")[:80],
+            _cell((r.error or "")[:80]),
         )
     return table
 
@@ -556,25 +616,34 @@ def runs_cmd(client_code: str, source_code: str, limit: int, quarantine: bool) -
 
 
 @cli.command()
+@click.option("--client", "client_code", help="Only this client's sources.")
 @friendly
-def status() -> None:
-    """Per source: the last run and its counts, the schedule; and queue depths."""
-    from sqlalchemy import select
+def status(client_code: str | None) -> None:
+    """Per source and stream: schedule, paused, next due, last run with counts and
+    progress; then open dead letters, queue depths and the workers online."""
+    from sqlalchemy import func, select
 
+    from hub import schedule
     from hub.db import session_scope
-    from hub.models import Client, Source, SourceStream, SyncRun
+    from hub.models import Client, DeadLetter, Source, SourceStream, SyncRun
+    from workers.ops import broadcasts, queue_depths, workers_online
+    from workers.sources import get_client
 
-    table = Table(
-        "client", "source", "stream", "last run", "status", "counts", "every", "next due", "paused"
-    )
+    table = Table(caption="counts: +created ~updated =unchanged -deleted !quarantined")
+    for col in ("client", "source", "stream", "schedule", "paused", "next due (UTC)"):
+        table.add_column(col, no_wrap=True)
+    for col in ("last run", "status", "counts", "pages"):
+        table.add_column(col)
     with session_scope() as s:
-        rows = s.execute(
-            select(Client.code, Source.code, SourceStream)
+        query = (
+            select(Client.code, Source, SourceStream)
             .join(Source, Source.client_id == Client.id)
             .join(SourceStream, SourceStream.source_id == Source.id)
             .order_by(Client.code, Source.code, SourceStream.stream)
-        ).all()
-        for ccode, scode, st in rows:
+        )
+        if client_code:
+            query = query.where(Client.id == get_client(s, client_code).id)
+        for ccode, src, st in s.execute(query).all():
             last = s.scalars(
                 select(SyncRun)
                 .where(SyncRun.source_id == st.source_id, SyncRun.stream == st.stream)
@@ -587,24 +656,126 @@ def status() -> None:
                 if last
                 else ""
             )
+            state = last.status if last else "never run"
+            if st.queued_at is not None:
+                state += " (+1 queued)"
+            paused = "yes" if st.paused else ("source disabled" if not src.enabled else "no")
             table.add_row(
-                ccode,
-                scode,
+                _cell(ccode),
+                _cell(src.code),
                 st.stream,
+                _cell(schedule.of(st).describe()),
+                paused,
+                _when(st.next_due_at) if st.next_due_at else "-",
                 str(last.id) if last else "-",
-                last.status if last else "never",
+                state,
                 counts,
-                f"{st.interval_seconds}s" if st.interval_seconds else "on demand",
-                st.next_due_at.strftime("%H:%M:%S") if st.next_due_at else "-",
-                "yes" if st.paused else "no",
+                _pages(last) if last else "",
             )
+        letters = s.execute(
+            select(func.count(), func.min(DeadLetter.created_at)).where(DeadLetter.status == "open")
+        ).one()
     console.print(table)
-    from workers.ops import queue_depths
-
+    if letters[0]:
+        _say(
+            f"dead letters: {letters[0]} open, oldest {_when(letters[1])} UTC "
+            "(s2s dlq list shows them)"
+        )
+    else:
+        _say("dead letters: none open")
     depths = queue_depths()
-    console.print(
-        "queues: " + ", ".join(f"{q}={n if n is not None else '?'}" for q, n in depths.items())
-    )
+    _say("queues: " + ", ".join(f"{q}={n if n is not None else '?'}" for q, n in depths.items()))
+    workers = workers_online()
+    if workers is None:
+        _say("workers: unknown (the broker did not answer)")
+    elif not workers:
+        how = "" if broadcasts() else " (no heartbeat under the var directory)"
+        _say(f"workers: none online{how}")
+    else:
+        _say(f"workers: {len(workers)} online")
+        for name, queues in sorted(workers.items()):
+            _say(f"  {name}: {', '.join(queues)}")
+        served = {q for qs in workers.values() for q in qs}
+        idle = [q for q, n in depths.items() if n and q not in served]
+        if idle:
+            _say(f"warning: no worker consumes {', '.join(idle)}, which hold messages")
+
+
+@cli.command("schedule")
+@click.argument("client_code")
+@click.argument("source_code")
+@click.argument("stream")
+@click.argument("when")
+@friendly
+def schedule_cmd(client_code: str, source_code: str, stream: str, when: str) -> None:
+    """Set a stream's schedule: seconds or 15m / 1h / 1d, a cron expression
+    ("*/15 * * * *", "@daily", "TZ=Africa/Johannesburg 0 2 * * *"), or off.
+
+    Takes effect at beat's next dispatch (seconds), without a restart.
+    """
+    from hub import schedule
+    from hub.db import session_scope
+    from workers.sources import get_source
+
+    try:
+        parsed = schedule.parse(when)
+    except schedule.ScheduleError as exc:
+        raise CliError(str(exc)) from None
+    with session_scope() as s:
+        src = get_source(s, client_code, source_code)
+        rows = schedule.streams_of(s, src.id, stream)
+        if not rows:
+            known = ", ".join(r.stream for r in schedule.streams_of(s, src.id)) or "none"
+            raise CliError(
+                f"source {client_code}/{source_code} has no stream {stream!r} (streams: {known})"
+            )
+        schedule.set_schedule(s, rows[0], parsed)
+        nxt = rows[0].next_due_at
+        paused = rows[0].paused
+    tail = f"; next due {_when(nxt)} UTC" if nxt else ""
+    if paused:
+        tail += " (paused: s2s resume starts it)"
+    _say(f"{client_code}/{source_code} {stream}: {parsed.describe()}{tail}")
+
+
+def _pause(client_code: str, source_code: str, stream: str | None, paused: bool) -> None:
+    from hub import schedule
+    from hub.db import session_scope
+    from workers.sources import get_source
+
+    with session_scope() as s:
+        src = get_source(s, client_code, source_code)
+        rows = schedule.streams_of(s, src.id, stream)
+        if not rows:
+            raise CliError(f"source {client_code}/{source_code} has no stream {stream!r}")
+        changed = schedule.set_paused(s, rows, paused)
+        names = [r.stream for r in rows]
+    verb = "paused" if paused else "resumed"
+    already = [n for n in names if n not in changed]
+    if changed:
+        _say(f"{client_code}/{source_code}: {verb} {', '.join(changed)}")
+    if already:
+        _say(f"{client_code}/{source_code}: {', '.join(already)} already {verb}")
+
+
+@cli.command()
+@click.argument("client_code")
+@click.argument("source_code")
+@click.option("--stream", help="Only this stream (default: all of the source's streams).")
+@friendly
+def pause(client_code: str, source_code: str, stream: str | None) -> None:
+    """Stop scheduled runs of a source (a run in progress finishes; resync still works)."""
+    _pause(client_code, source_code, stream, True)
+
+
+@cli.command()
+@click.argument("client_code")
+@click.argument("source_code")
+@click.option("--stream", help="Only this stream (default: all of the source's streams).")
+@friendly
+def resume(client_code: str, source_code: str, stream: str | None) -> None:
+    """Resume scheduled runs; a stream whose time passed while paused runs once now."""
+    _pause(client_code, source_code, stream, False)
 
 
 # ----------------------------------------------------------------- orders
@@ -1023,19 +1194,40 @@ def dlq_discard(letter_id: int, reason: str | None) -> None:
     type=click.Choice(["sync", "orders", "all"]),
     default="all",
     show_default=True,
-    help="Which queues to serve.",
+    help="Which queues to serve: sync (maintenance, fetch, map, upsert), orders "
+    "(maintenance, orders, raise.*) or all.",
 )
 @click.option("--queues", "-Q", help="Comma-separated queues (overrides --profile).")
 @click.option("--concurrency", "-c", type=int, default=2, show_default=True)
+@click.option("--name", "-n", help="Worker name (default celery@HOSTNAME); unique per machine.")
 @click.option("--loglevel", default="INFO", show_default=True)
-@click.option("--events/--no-events", default=False, help="Send task events (for Flower).")
-def worker(profile: str, queues: str | None, concurrency: int, loglevel: str, events: bool) -> None:
-    """Run a Celery worker process serving the chosen queues."""
-    from workers.app import PROFILES, app
+@click.option(
+    "--events/--no-events",
+    default=None,
+    help="Send task events for Flower (default: on, except on the embedded broker).",
+)
+def worker(
+    profile: str,
+    queues: str | None,
+    concurrency: int,
+    name: str | None,
+    loglevel: str,
+    events: bool | None,
+) -> None:
+    """Run a Celery worker process serving the chosen queues (start as many as you like)."""
+    from workers.app import PROFILES, QUEUES, app
+    from workers.ops import broadcasts
 
     qs = queues or ",".join(PROFILES[profile])
+    unknown = [q for q in qs.split(",") if q.strip() and q.strip() not in QUEUES]
+    if unknown:
+        raise CliError(f"unknown queue {unknown[0]!r} (queues: {', '.join(QUEUES)})")
+    if concurrency < 1:
+        raise CliError("--concurrency must be at least 1")
     argv = ["worker", "-Q", qs, "-c", str(concurrency), "--loglevel", loglevel, "-O", "fair"]
-    if events:
+    if name:
+        argv += ["-n", name]
+    if events if events is not None else broadcasts():
         argv.append("-E")
     app.worker_main(argv)
 
@@ -1044,7 +1236,7 @@ def worker(profile: str, queues: str | None, concurrency: int, loglevel: str, ev
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True)
 def api(host: str, port: int) -> None:
-    """Serve the HTTP API (health, resyncs, runs)."""
+    """Serve the HTTP API (health, metrics, resyncs, status, runs, orders, webhooks)."""
     import uvicorn
 
     from s2s.api import create_app
@@ -1055,13 +1247,54 @@ def api(host: str, port: int) -> None:
 @cli.command()
 @click.option("--loglevel", default="INFO", show_default=True)
 def beat(loglevel: str) -> None:
-    """Run the scheduler (exactly one per deployment)."""
-    from hub.settings import get_settings
+    """Run the scheduler (one per deployment; a second one started by mistake is harmless).
+
+    Beat only sends the dispatcher and the sweeper every few seconds; the
+    schedules themselves are rows, claimed with a compare-and-set, so beat
+    keeps no state file and needs no restart when a schedule changes.
+    """
     from workers.app import app
 
-    schedule = get_settings().var_dir / "celerybeat-schedule"
-    schedule.parent.mkdir(parents=True, exist_ok=True)
-    app.start(["beat", "--loglevel", loglevel, "-s", str(schedule)])
+    app.start(["beat", "--loglevel", loglevel, "--scheduler", "celery.beat:Scheduler"])
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.option("--address", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5555, show_default=True)
+@click.argument("flower_args", nargs=-1, type=click.UNPROCESSED)
+@friendly
+def flower(address: str, port: int, flower_args: tuple[str, ...]) -> None:
+    """Run Flower against the hub's broker, with task events on.
+
+    Further arguments go to Flower as they are (e.g. --url_prefix=flower).
+    Set FLOWER_BASIC_AUTH=user:password in the environment to require a
+    login (Flower's API answers only with a login or FLOWER_UNAUTHENTICATED_API).
+    """
+    import importlib.util
+
+    from workers.app import app
+    from workers.ops import broadcasts
+
+    if importlib.util.find_spec("flower") is None:
+        raise CliError("Flower is not installed: pip install 's2s-hub[ops]'")
+    if not broadcasts():
+        raise CliError(
+            "Flower needs a broker that carries events (Redis or RabbitMQ); S2S_BROKER_URL is "
+            "the embedded SQLite broker: use 's2s status' there"
+        )
+    if not os.environ.get("FLOWER_BASIC_AUTH", "x").strip():
+        # docker-compose passes an unset variable as "": Flower would then
+        # demand a login nobody can give.
+        del os.environ["FLOWER_BASIC_AUTH"]
+    app.start(
+        [
+            "flower",
+            f"--address={address}",
+            f"--port={port}",
+            "--enable_events=True",
+            *flower_args,
+        ]
+    )
 
 
 # --------------------------------------------------------------- mappings

@@ -1,0 +1,179 @@
+"""Prometheus metrics, written in the text exposition format (version 0.0.4).
+
+Everything is read from the hub's database and the broker at scrape time:
+the database is the source of truth, so the figures are the same whichever
+API process is scraped, and nothing is lost when a process restarts. The
+endpoint carries aggregates only — no client or source names, no settings —
+because it is meant to be scraped without a client's token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from hub.models import DeadLetter, Order, SourceStream, SyncRun
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+RECORD_OUTCOMES = (
+    "fetched",
+    "created",
+    "updated",
+    "unchanged",
+    "deleted",
+    "ignored",
+    "quarantined",
+)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _number(value: float | int) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+class Exposition:
+    """Collects metric families and renders them; each family once, HELP and TYPE first."""
+
+    def __init__(self) -> None:
+        self._lines: list[str] = []
+
+    def family(
+        self,
+        name: str,
+        kind: str,
+        help_text: str,
+        samples: Iterable[tuple[dict[str, str], float | int]],
+    ) -> None:
+        self._lines.append(f"# HELP {name} {help_text}")
+        self._lines.append(f"# TYPE {name} {kind}")
+        for labels, value in samples:
+            if labels:
+                body = ",".join(f'{k}="{_escape(str(v))}"' for k, v in labels.items())
+                self._lines.append(f"{name}{{{body}}} {_number(value)}")
+            else:
+                self._lines.append(f"{name} {_number(value)}")
+
+    def render(self) -> str:
+        return "\n".join(self._lines) + "\n"
+
+
+def collect(
+    session: Session,
+    depths: dict[str, int | None],
+    workers: dict[str, list[str]] | None,
+) -> str:
+    """The whole scrape: runs, records by outcome, orders by state, dead
+    letters, queue depths, workers online, schedules paused or queued."""
+    out = Exposition()
+
+    by_status = session.execute(
+        select(SyncRun.stream, SyncRun.status, func.count()).group_by(
+            SyncRun.stream, SyncRun.status
+        )
+    ).all()
+    out.family(
+        "s2s_sync_runs_total",
+        "counter",
+        "Sync runs that ended, by stream and outcome.",
+        (
+            ({"stream": stream, "status": status}, n)
+            for stream, status, n in by_status
+            if status != "running"
+        ),
+    )
+    out.family(
+        "s2s_sync_runs_active",
+        "gauge",
+        "Sync runs in progress, by stream.",
+        (({"stream": stream}, n) for stream, status, n in by_status if status == "running"),
+    )
+
+    sums = session.execute(
+        select(
+            SyncRun.stream,
+            *(func.coalesce(func.sum(getattr(SyncRun, c)), 0) for c in RECORD_OUTCOMES),
+        ).group_by(SyncRun.stream)
+    ).all()
+    out.family(
+        "s2s_sync_records_total",
+        "counter",
+        "Records handled by sync runs, by stream and outcome.",
+        (
+            ({"stream": row[0], "outcome": outcome}, int(row[i + 1]))
+            for row in sums
+            for i, outcome in enumerate(RECORD_OUTCOMES)
+        ),
+    )
+
+    orders = session.execute(select(Order.status, func.count()).group_by(Order.status)).all()
+    out.family(
+        "s2s_orders",
+        "gauge",
+        "Orders by state.",
+        (({"state": state}, n) for state, n in orders),
+    )
+
+    letters = session.execute(
+        select(DeadLetter.status, func.count()).group_by(DeadLetter.status)
+    ).all()
+    out.family(
+        "s2s_dead_letters",
+        "gauge",
+        "Dead letters by status (open ones need a person).",
+        (({"status": status}, n) for status, n in letters),
+    )
+
+    streams: Any = session.execute(
+        select(
+            func.count().filter(SourceStream.paused.is_(True)),
+            func.count().filter(SourceStream.queued_at.is_not(None)),
+        )
+    ).one()
+    out.family(
+        "s2s_streams_paused",
+        "gauge",
+        "Source streams whose schedule is paused.",
+        [({}, streams[0])],
+    )
+    out.family(
+        "s2s_resyncs_queued",
+        "gauge",
+        "Resyncs waiting for an active run of their stream to end.",
+        [({}, streams[1])],
+    )
+
+    out.family(
+        "s2s_queue_depth",
+        "gauge",
+        "Messages waiting in each broker queue.",
+        (({"queue": q}, n) for q, n in depths.items() if n is not None),
+    )
+    out.family(
+        "s2s_broker_up",
+        "gauge",
+        "1 if the broker answered the queue-depth query.",
+        [({}, int(any(n is not None for n in depths.values())))],
+    )
+    if workers is not None:
+        out.family(
+            "s2s_workers_online", "gauge", "Worker processes answering.", [({}, len(workers))]
+        )
+        serving: dict[str, int] = {q: 0 for q in depths}
+        for queues in workers.values():
+            for q in queues:
+                serving[q] = serving.get(q, 0) + 1
+        out.family(
+            "s2s_queue_workers",
+            "gauge",
+            "Workers consuming each queue (0: nothing will run its tasks).",
+            (({"queue": q}, n) for q, n in serving.items()),
+        )
+    return out.render()
