@@ -152,7 +152,11 @@ class SyncRun(Base):
 
 
 class SyncPage(Base):
-    """One fetched page: the raw records, then the mapped ones, then done."""
+    """One fetched page: its changed raw records until they are written, then done.
+
+    (``mapped`` holds a page's mapped records between two tasks only for
+    pages stored by versions that mapped and wrote in separate tasks.)
+    """
 
     __tablename__ = "sync_pages"
     __table_args__ = (UniqueConstraint("run_id", "seq", name="uq_sync_pages_run_seq"),)
@@ -164,7 +168,13 @@ class SyncPage(Base):
     cursor_in: Mapped[Any] = mapped_column(JsonType, nullable=True)
     cursor_out: Mapped[Any] = mapped_column(JsonType, nullable=True)
     record_count: Mapped[int] = mapped_column(Integer, default=0)
+    # The raw records still to be mapped: only those of records whose raw
+    # rows changed since the hub last wrote them (see ``raw_hash`` below).
     records: Mapped[Any] = mapped_column(JsonType, nullable=True)
+    # {record key: raw hash} of ``records``, computed once at fetch from the
+    # rows as the ERP sent them, so that the hash written with each record
+    # is the one the next fetch will compare against.
+    raw_hashes: Mapped[Any] = mapped_column(JsonType, nullable=True)
     mapped: Mapped[Any] = mapped_column(JsonType, nullable=True)
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow, onupdate=utcnow)
@@ -184,6 +194,10 @@ class Product(Base):
     title: Mapped[str] = mapped_column(Text)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     hash: Mapped[str] = mapped_column(String(64))
+    # The hash of the ERP's raw rows this record was last mapped from (with
+    # the map's version and the source's settings); a fetch that finds the
+    # same raw hash skips mapping the record at all. Null when unknown.
+    raw_hash: Mapped[str | None] = mapped_column(String(64))
     data: Mapped[dict[str, Any]] = mapped_column(JsonType)
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
@@ -223,6 +237,10 @@ class Customer(Base):
     source_customer_code: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     hash: Mapped[str] = mapped_column(String(64))
+    # The hash of the ERP's raw rows this record was last mapped from (with
+    # the map's version and the source's settings); a fetch that finds the
+    # same raw hash skips mapping the record at all. Null when unknown.
+    raw_hash: Mapped[str | None] = mapped_column(String(64))
     data: Mapped[dict[str, Any]] = mapped_column(JsonType)
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)

@@ -9,12 +9,15 @@ their variants replaced, inside the caller's transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from hub.models import Customer, Product, Variant, utcnow
@@ -28,12 +31,18 @@ _CHUNK = 2000
 
 @dataclass(frozen=True)
 class StoreItem:
-    """One canonical record and what the ERP's tri-state flag asks for it."""
+    """One canonical record and what the ERP's tri-state flag asks for it.
+
+    ``raw_hash`` is the hash of the ERP rows the record was mapped from
+    (``workers.pipeline.raw_hash``), kept with the record so the next fetch
+    can skip mapping it when the rows are the same; None when unknown.
+    """
 
     key: str
     action: Action
     data: dict[str, Any] | None = None
     hash: str | None = None
+    raw_hash: str | None = None
 
 
 @dataclass
@@ -55,9 +64,97 @@ class Counts:
         }
 
 
+class Stored(NamedTuple):
+    """What the change detection needs of a stored record."""
+
+    id: int
+    hash: str
+    deleted_at: datetime | None
+    raw_hash: str | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A page split into what to write: see ``_plan``."""
+
+    inserts: list[StoreItem]
+    updates: list[tuple[int, StoreItem]]
+    deletes: list[tuple[int, str | None]]
+    # Records unchanged but mapped from rows with another raw hash (or none
+    # was known): only their raw hash is written, so the next fetch skips them.
+    raw_only: list[tuple[int, str]]
+
+
 def _chunks(seq: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
     for i in range(0, len(seq), size):
         yield seq[i : i + size]
+
+
+_KEYS = {"products": "source_product_code", "customers": "source_customer_code"}
+_MODELS: dict[str, type[Product] | type[Customer]] = {"products": Product, "customers": Customer}
+
+
+def _pg(session: Session) -> Any | None:
+    """The psycopg connection under the session's transaction, on PostgreSQL
+    with psycopg; None elsewhere (SQLite, other drivers), where the portable
+    SQLAlchemy statements are used instead."""
+    conn = session.connection()
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+        return conn.connection.driver_connection
+    return None
+
+
+@contextlib.contextmanager
+def _as_sqlalchemy_errors(statement: str) -> Iterator[None]:
+    """Raise psycopg's errors as SQLAlchemy's, as the session would have, so
+    callers catch one family (a dropped connection is an OperationalError)."""
+    import psycopg
+
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(statement, None, exc, psycopg.Error) from exc
+
+
+def _lookup_sql(table: str, key: str, columns: str) -> str:
+    """Stored rows of a page's keys, one index probe per key.
+
+    Written as a LATERAL subquery with OFFSET 0 so that the planner cannot
+    flatten it into a join: on tables without statistics (autovacuum off, or
+    a table that just grew) it would otherwise scan every row of the source
+    for each page, where a probe of the unique index per key is what this
+    lookup always wants.
+    """
+    return (
+        f"SELECT k.code, {columns} FROM unnest(%s::varchar[]) AS k(code) "
+        f"CROSS JOIN LATERAL (SELECT {columns} FROM {table} "
+        f"WHERE source_id = %s AND {key} = k.code OFFSET 0) AS t"
+    )
+
+
+def stored_raw_hashes(
+    session: Session, stream: str, source_id: int, keys: Sequence[str]
+) -> dict[str, str]:
+    """{key: raw hash} of the stored records among ``keys`` that have one."""
+    if not keys:
+        return {}
+    model, key = _MODELS[stream], _KEYS[stream]
+    pg = _pg(session)
+    if pg is not None:
+        sql = _lookup_sql(model.__tablename__, key, "raw_hash")
+        with _as_sqlalchemy_errors(sql):
+            rows = pg.execute(sql, (list(keys), source_id)).fetchall()
+        return {code: rh for code, rh in rows if rh is not None}
+    key_col = getattr(model, key)
+    found: dict[str, str] = {}
+    for chunk in _chunks(list(keys)):
+        for code, rh in session.execute(
+            select(key_col, model.raw_hash).where(
+                model.source_id == source_id, key_col.in_(chunk), model.raw_hash.is_not(None)
+            )
+        ):
+            found[code] = rh
+    return found
 
 
 def _existing(
@@ -66,28 +163,31 @@ def _existing(
     key_col: Any,
     source_id: int,
     keys: list[str],
-) -> dict[str, tuple[int, str, datetime | None]]:
-    found: dict[str, tuple[int, str, datetime | None]] = {}
+) -> dict[str, Stored]:
+    if not keys:
+        return {}
+    pg = _pg(session)
+    if pg is not None:
+        sql = _lookup_sql(model.__tablename__, key_col.key, "id, hash, deleted_at, raw_hash")
+        with _as_sqlalchemy_errors(sql):
+            rows = pg.execute(sql, (keys, source_id)).fetchall()
+        return {code: Stored(*rest) for code, *rest in rows}
+    found: dict[str, Stored] = {}
     for chunk in _chunks(keys):
         rows = session.execute(
-            select(key_col, model.id, model.hash, model.deleted_at).where(
+            select(key_col, model.id, model.hash, model.deleted_at, model.raw_hash).where(
                 model.source_id == source_id, key_col.in_(chunk)
             )
         )
-        for key, id_, hash_, deleted_at in rows:
-            found[key] = (id_, hash_, deleted_at)
+        for key, *rest in rows:
+            found[key] = Stored(*rest)
     return found
 
 
-def _plan(
-    items: Sequence[StoreItem],
-    existing: dict[str, tuple[int, str, datetime | None]],
-    counts: Counts,
-) -> tuple[list[StoreItem], list[tuple[int, StoreItem]], list[int]]:
-    """Split a page into inserts, updates and soft-deletes; count the rest."""
-    inserts: list[StoreItem] = []
-    updates: list[tuple[int, StoreItem]] = []
-    deletes: list[int] = []
+def _plan(items: Sequence[StoreItem], existing: dict[str, Stored], counts: Counts) -> Plan:
+    """Split a page into inserts, updates, soft-deletes and raw-hash-only
+    writes; count the rest."""
+    plan = Plan([], [], [], [])
     seen: set[str] = set()
     for item in items:
         if item.action == "ignore":
@@ -100,21 +200,28 @@ def _plan(
         seen.add(item.key)
         current = existing.get(item.key)
         if item.action == "delete":
-            if current is not None and current[2] is None:
-                deletes.append(current[0])
+            if current is not None and current.deleted_at is None:
+                plan.deletes.append((current.id, item.raw_hash))
                 counts.deleted += 1
             else:
                 counts.unchanged += 1
+                _keep_raw_hash(plan, current, item)
             continue
         if current is None:
-            inserts.append(item)
+            plan.inserts.append(item)
             counts.created += 1
-        elif current[1] == item.hash and current[2] is None:
+        elif current.hash == item.hash and current.deleted_at is None:
             counts.unchanged += 1
+            _keep_raw_hash(plan, current, item)
         else:
-            updates.append((current[0], item))
+            plan.updates.append((current.id, item))
             counts.updated += 1
-    return inserts, updates, deletes
+    return plan
+
+
+def _keep_raw_hash(plan: Plan, current: Stored | None, item: StoreItem) -> None:
+    if current is not None and item.raw_hash is not None and current.raw_hash != item.raw_hash:
+        plan.raw_only.append((current.id, item.raw_hash))
 
 
 def _merge_variants(
@@ -173,67 +280,53 @@ def upsert_products(
         items = _merge_variants(session, source_id, items)
     keys = [i.key for i in items if i.action != "ignore"]
     existing = _existing(session, Product, Product.source_product_code, source_id, keys)
-    inserts, updates, deletes = _plan(items, existing, counts)
+    plan = _plan(items, existing, counts)
+    pg = _pg(session)
+    writer = _PgWriter(pg, "products") if pg is not None else _PortableWriter(session, Product)
     now = utcnow()
 
     written: list[tuple[int, StoreItem]] = []
-    if inserts:
-        rows = [
-            {
-                "client_id": client_id,
-                "source_id": source_id,
-                "source_product_code": it.key,
-                "title": (it.data or {}).get("title") or "",
-                "active": True,
-                "hash": it.hash,
-                "data": it.data,
-                "created_at": now,
-                "updated_at": now,
-                "last_run_id": run_id,
-            }
-            for it in inserts
-        ]
-        result = session.execute(
-            insert(Product).returning(
-                Product.id, Product.source_product_code, sort_by_parameter_order=True
-            ),
-            rows,
-        )
-        ids = [r[0] for r in result]
-        written.extend(zip(ids, inserts, strict=True))
-    if updates:
-        session.execute(
-            update(Product.__table__)
-            .where(Product.__table__.c.id == bindparam("b_id"))
-            .values(
-                title=bindparam("b_title"),
-                active=True,
-                hash=bindparam("b_hash"),
-                data=bindparam("b_data", type_=Product.__table__.c.data.type),
-                updated_at=now,
-                deleted_at=None,
-                last_run_id=run_id,
-            ),
+    if plan.inserts:
+        ids = writer.insert(
             [
                 {
-                    "b_id": pid,
-                    "b_title": (it.data or {}).get("title") or "",
-                    "b_hash": it.hash,
-                    "b_data": it.data,
+                    "client_id": client_id,
+                    "source_id": source_id,
+                    "source_product_code": it.key,
+                    "title": (it.data or {}).get("title") or "",
+                    "active": True,
+                    "hash": it.hash,
+                    "raw_hash": it.raw_hash,
+                    "data": it.data,
+                    "created_at": now,
+                    "updated_at": now,
+                    "last_run_id": run_id,
                 }
-                for pid, it in updates
-            ],
+                for it in plan.inserts
+            ]
         )
-        for chunk in _chunks([pid for pid, _ in updates]):
-            session.execute(delete(Variant).where(Variant.product_id.in_(chunk)))
-        written.extend(updates)
-    if deletes:
-        for chunk in _chunks(deletes):
-            session.execute(
-                update(Product)
-                .where(Product.id.in_(chunk))
-                .values(active=False, deleted_at=now, updated_at=now, last_run_id=run_id)
-            )
+        written.extend(zip(ids, plan.inserts, strict=True))
+    if plan.updates:
+        writer.update(
+            [
+                {
+                    "id": pid,
+                    "title": (it.data or {}).get("title") or "",
+                    "hash": it.hash,
+                    "raw_hash": it.raw_hash,
+                    "data": it.data,
+                }
+                for pid, it in plan.updates
+            ],
+            now,
+            run_id,
+        )
+        writer.delete_variants([pid for pid, _ in plan.updates])
+        written.extend(plan.updates)
+    if plan.deletes:
+        writer.soft_delete(plan.deletes, now, run_id)
+    if plan.raw_only:
+        writer.set_raw_hashes(plan.raw_only)
     variant_rows = [
         {
             "product_id": pid,
@@ -248,7 +341,7 @@ def upsert_products(
         for v in (it.data or {}).get("variants", [])
     ]
     if variant_rows:
-        session.execute(insert(Variant), variant_rows)
+        writer.insert_variants(variant_rows)
     counts.written_keys = [it.key for _, it in written]
     return counts
 
@@ -259,11 +352,12 @@ def upsert_customers(
     counts = Counts()
     keys = [i.key for i in items if i.action != "ignore"]
     existing = _existing(session, Customer, Customer.source_customer_code, source_id, keys)
-    inserts, updates, deletes = _plan(items, existing, counts)
+    plan = _plan(items, existing, counts)
+    pg = _pg(session)
+    writer = _PgWriter(pg, "customers") if pg is not None else _PortableWriter(session, Customer)
     now = utcnow()
-    if inserts:
-        session.execute(
-            insert(Customer),
+    if plan.inserts:
+        writer.insert(
             [
                 {
                     "client_id": client_id,
@@ -271,37 +365,182 @@ def upsert_customers(
                     "source_customer_code": it.key,
                     "active": True,
                     "hash": it.hash,
+                    "raw_hash": it.raw_hash,
                     "data": it.data,
                     "created_at": now,
                     "updated_at": now,
                     "last_run_id": run_id,
                 }
-                for it in inserts
+                for it in plan.inserts
+            ]
+        )
+    if plan.updates:
+        writer.update(
+            [
+                {"id": cid, "hash": it.hash, "raw_hash": it.raw_hash, "data": it.data}
+                for cid, it in plan.updates
             ],
+            now,
+            run_id,
         )
-    if updates:
-        session.execute(
-            update(Customer.__table__)
-            .where(Customer.__table__.c.id == bindparam("b_id"))
-            .values(
-                active=True,
-                hash=bindparam("b_hash"),
-                data=bindparam("b_data", type_=Customer.__table__.c.data.type),
-                updated_at=now,
-                deleted_at=None,
-                last_run_id=run_id,
-            ),
-            [{"b_id": cid, "b_hash": it.hash, "b_data": it.data} for cid, it in updates],
-        )
-    if deletes:
-        for chunk in _chunks(deletes):
-            session.execute(
-                update(Customer)
-                .where(Customer.id.in_(chunk))
-                .values(active=False, deleted_at=now, updated_at=now, last_run_id=run_id)
-            )
-    counts.written_keys = [it.key for it in inserts] + [it.key for _, it in updates]
+    if plan.deletes:
+        writer.soft_delete(plan.deletes, now, run_id)
+    if plan.raw_only:
+        writer.set_raw_hashes(plan.raw_only)
+    counts.written_keys = [it.key for it in plan.inserts] + [it.key for _, it in plan.updates]
     return counts
 
 
 UPSERTS = {"products": upsert_products, "customers": upsert_customers}
+
+
+# --------------------------------------------------------------------------
+# Writers: the same four writes, portable or PostgreSQL-fast
+# --------------------------------------------------------------------------
+
+
+class _PortableWriter:
+    """SQLAlchemy Core statements: every backend (SQLite for the embedded hub)."""
+
+    def __init__(self, session: Session, model: type[Product] | type[Customer]) -> None:
+        self.session = session
+        self.model = model
+        self.table = model.__table__
+
+    def insert(self, rows: list[dict[str, Any]]) -> list[int]:
+        """Insert records; their ids in the order given."""
+        result = self.session.execute(
+            insert(self.table).returning(self.table.c.id, sort_by_parameter_order=True), rows
+        )
+        return [r[0] for r in result]
+
+    def update(self, rows: list[dict[str, Any]], now: datetime, run_id: int) -> None:
+        values: dict[str, Any] = {
+            "active": True,
+            "hash": bindparam("b_hash"),
+            "raw_hash": bindparam("b_raw_hash"),
+            "data": bindparam("b_data", type_=self.table.c.data.type),
+            "updated_at": now,
+            "deleted_at": None,
+            "last_run_id": run_id,
+        }
+        if "title" in self.table.c:
+            values["title"] = bindparam("b_title")
+        self.session.execute(
+            update(self.table).where(self.table.c.id == bindparam("b_id")).values(**values),
+            [{f"b_{k}": v for k, v in row.items()} for row in rows],
+        )
+
+    def delete_variants(self, product_ids: list[int]) -> None:
+        for chunk in _chunks(product_ids):
+            self.session.execute(delete(Variant).where(Variant.product_id.in_(chunk)))
+
+    def soft_delete(self, rows: list[tuple[int, str | None]], now: datetime, run_id: int) -> None:
+        self.session.execute(
+            update(self.table)
+            .where(self.table.c.id == bindparam("b_id"))
+            .values(
+                active=False,
+                deleted_at=now,
+                updated_at=now,
+                last_run_id=run_id,
+                raw_hash=bindparam("b_raw_hash"),
+            ),
+            [{"b_id": rid, "b_raw_hash": rh} for rid, rh in rows],
+        )
+
+    def set_raw_hashes(self, rows: list[tuple[int, str]]) -> None:
+        self.session.execute(
+            update(self.table)
+            .where(self.table.c.id == bindparam("b_id"))
+            .values(raw_hash=bindparam("b_raw_hash")),
+            [{"b_id": rid, "b_raw_hash": rh} for rid, rh in rows],
+        )
+
+    def insert_variants(self, rows: list[dict[str, Any]]) -> None:
+        self.session.execute(insert(Variant), rows)
+
+
+class _PgWriter:
+    """The same writes through psycopg on the session's own connection and
+    transaction: new rows by COPY (ids drawn from the table's sequence first),
+    changes as prepared single-row statements sent in one pipeline.
+
+    Why not the ORM or SQLAlchemy's multi-row INSERT: for a page of records
+    with JSON documents they cost more than the mapping itself (a new
+    statement text per batch size, parsed anew each time, plus RETURNING);
+    COPY is the fastest way into PostgreSQL, and prepared statements probe
+    the primary key whatever the planner's statistics say.
+    """
+
+    def __init__(self, pg: Any, table: str) -> None:
+        self.pg = pg
+        self.table = table
+
+    def _ids(self, count: int) -> list[int]:
+        """Ids for new rows, drawn from the table's own sequence (as a default would)."""
+        rows = self.pg.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            (self.table, count),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def _copy(self, table: str, rows: list[dict[str, Any]]) -> None:
+        columns = list(rows[0])
+        sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+        dumps = json.dumps
+        with _as_sqlalchemy_errors(sql), self.pg.cursor() as cur, cur.copy(sql) as copy:
+            for row in rows:
+                copy.write_row(
+                    [dumps(v) if k == "data" and v is not None else v for k, v in row.items()]
+                )
+
+    def _many(self, sql: str, params: list[tuple[Any, ...]]) -> None:
+        with _as_sqlalchemy_errors(sql), self.pg.cursor() as cur:
+            cur.executemany(sql, params)
+
+    def insert(self, rows: list[dict[str, Any]]) -> list[int]:
+        ids = self._ids(len(rows))
+        self._copy(self.table, [{"id": i, **row} for i, row in zip(ids, rows, strict=True)])
+        return ids
+
+    def update(self, rows: list[dict[str, Any]], now: datetime, run_id: int) -> None:
+        title = "title = %s, " if "title" in rows[0] else ""
+        sql = (
+            f"UPDATE {self.table} SET {title}active = true, hash = %s, raw_hash = %s, "
+            "data = %s::jsonb, updated_at = %s, deleted_at = NULL, last_run_id = %s "
+            "WHERE id = %s"
+        )
+        self._many(
+            sql,
+            [
+                (
+                    *((row["title"],) if title else ()),
+                    row["hash"],
+                    row["raw_hash"],
+                    json.dumps(row["data"]),
+                    now,
+                    run_id,
+                    row["id"],
+                )
+                for row in rows
+            ],
+        )
+
+    def delete_variants(self, product_ids: list[int]) -> None:
+        self._many("DELETE FROM variants WHERE product_id = %s", [(i,) for i in product_ids])
+
+    def soft_delete(self, rows: list[tuple[int, str | None]], now: datetime, run_id: int) -> None:
+        self._many(
+            f"UPDATE {self.table} SET active = false, deleted_at = %s, updated_at = %s, "
+            "last_run_id = %s, raw_hash = %s WHERE id = %s",
+            [(now, now, run_id, rh, rid) for rid, rh in rows],
+        )
+
+    def set_raw_hashes(self, rows: list[tuple[int, str]]) -> None:
+        self._many(
+            f"UPDATE {self.table} SET raw_hash = %s WHERE id = %s", [(rh, rid) for rid, rh in rows]
+        )
+
+    def insert_variants(self, rows: list[dict[str, Any]]) -> None:
+        self._copy("variants", rows)

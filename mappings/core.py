@@ -26,6 +26,12 @@ from typing import Any, Final
 STREAMS: Final = ("products", "customers", "orders")
 INBOUND: Final = frozenset({"products", "customers"})
 UNKNOWN_KEY: Final = "<unknown>"
+# The hub path that keys each inbound stream's records (and groups a
+# product's variant rows).
+KEY_PATHS: Final[Mapping[str, str]] = {
+    "products": "source_product_code",
+    "customers": "source_customer_code",
+}
 
 Compute = Callable[[Mapping[str, Any], Mapping[str, Any]], Any]
 Transform = Callable[[Any], Any]
@@ -165,6 +171,9 @@ def text(value: Any, name: str) -> str | None:
     return str(value)
 
 
+_AMOUNT_LIMIT: Final = 10**15
+
+
 def number(value: Any, name: str) -> int | float | None:
     """A number from whatever the driver returned: str, int, float or Decimal.
 
@@ -174,6 +183,15 @@ def number(value: Any, name: str) -> int | float | None:
     """
     if value is None:
         return None
+    out = _number(value, name)
+    if isinstance(out, int) and not abs(out) < _AMOUNT_LIMIT:
+        # Python's ints have no limit, but the schema works in floats and the
+        # store in database numbers: 10**400 would crash both, not quarantine.
+        raise MappingError(f'{name} "{shown(value)}" is too large (at most 15 digits)')
+    return out
+
+
+def _number(value: Any, name: str) -> int | float | None:
     kind = type(value)
     if kind is int:
         return value
@@ -461,6 +479,7 @@ class Map:
     passthrough: frozenset[str] = frozenset()
     build: Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, Any]] | None = None
     _plan: tuple[tuple[Row, Parser, int], ...] = field(init=False, repr=False, compare=False)
+    _key_plan: tuple[tuple[Row, Parser, int], ...] = field(init=False, repr=False, compare=False)
     _exact: frozenset[str] = field(init=False, repr=False, compare=False)
     _prefixes: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
@@ -486,6 +505,8 @@ class Map:
         elif self.build is None:
             raise ValueError(f"the {self.erp} orders map needs a build function")
         object.__setattr__(self, "_plan", tuple(plan))
+        key_path = KEY_PATHS.get(self.stream)
+        object.__setattr__(self, "_key_plan", tuple(p for p in plan if p[0].hub == key_path))
         object.__setattr__(
             self, "_exact", frozenset(p for p in self.passthrough if not p.endswith("*"))
         )
@@ -523,7 +544,12 @@ class Map:
         """
         settings = settings if settings is not None else _EMPTY
         if self.build is not None:
-            return self.build(record, settings)
+            try:
+                return self.build(record, settings)
+            except ArithmeticError:
+                # Decimal arithmetic past its 28 digits (an amount of 1e30 or
+                # a total that large): the order's fault, said as such.
+                raise MappingError(_too_large(record, self.erp_title)) from None
         out = Flat(record)
         aliases = self._aliases(record) if self._exact or self._prefixes else _EMPTY
         view = RawRecord(record)
@@ -554,6 +580,49 @@ class Map:
             except MappingError as exc:
                 out.errors.append((hub, str(exc)))
         return out
+
+    def key_of(self, record: Mapping[str, Any], settings: Mapping[str, Any] | None = None) -> Any:
+        """The record's key (its `KEY_PATHS` value) exactly as `apply` maps it,
+        or None when that would not come out as a clean, non-blank value.
+
+        The sync groups a page's raw rows by record with this before mapping
+        anything, to skip records whose rows have not changed; so it reads
+        only the key's rows (or a passthrough alias, which wins, as in
+        `apply`), and anything doubtful is None: such rows are simply mapped.
+        """
+        path = KEY_PATHS.get(self.stream)
+        if path is None or self.build is not None:
+            return None
+        settings = settings if settings is not None else _EMPTY
+        if path in self._exact:
+            alias: tuple[str, Any] | None = None
+            for key, value in record.items():
+                if isinstance(key, str) and key.lower() == path:
+                    alias = (key, value)
+            if alias is not None:
+                parse = parser_for(self.stream, path) or text
+                try:
+                    return parse(alias[1], alias[0]) or None
+                except Exception:
+                    return None
+        view = RawRecord(record)
+        out: Any = None
+        for row, parse, kind in self._key_plan:
+            try:
+                if kind == 0:
+                    value = view.get(row.erp, _MISSING)
+                    if value is _MISSING:
+                        continue
+                elif kind == 1:
+                    value = row.constant
+                else:
+                    value = row.compute(view, settings)  # type: ignore[misc]
+                if row.transform is not None:
+                    value = row.transform(value)
+                out = parse(value, row.erp)
+            except Exception:
+                return None
+        return out or None
 
     def render(self) -> str:
         """The seed's markdown table for these rows."""
@@ -586,6 +655,25 @@ _VARIANT_SIMPLE: Final = (
     ("variants.qty_availability", "qty_availability"),
 )
 RETAIL_TIER: Final = "retail"
+
+
+def _too_large(order: Mapping[str, Any], erp_title: str) -> str:
+    """Which amount of an order is too large to compute with, for the dead letter."""
+    label = f"order {order.get('channel_order_code')}"
+    erp_title = "the ERP" if "{" in erp_title else erp_title
+    places: list[tuple[str, Any]] = []
+    for name in ("line_items", "shipping_lines"):
+        for index, line in enumerate(order.get(name) or ()):
+            if isinstance(line, Mapping):
+                for part in ("qty", "price", "total_discount"):
+                    places.append((f"{name}[{index}].{part}", line.get(part)))
+    for path, value in places:
+        if isinstance(value, int | float) and not abs(value) < _AMOUNT_LIMIT:
+            return (
+                f"{label}: {path} {value!r} is too large to raise into {erp_title} "
+                "(at most 15 digits before the point)"
+            )
+    return f"{label}: its amounts add up to more than {erp_title} can be sent"
 
 
 def product_key(flat: Mapping[str, Any]) -> str:

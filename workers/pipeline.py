@@ -4,11 +4,22 @@ The mapping (pure, per ERP) turns raw rows into nested canonical records;
 the hub's schema applies the canonical coercion rules and the tri-state flag.
 Anything either stage rejects becomes a quarantine entry naming the record
 and the field, and the rest of the page goes on.
+
+Before any of that, a fetched page is split by record (`raw_groups`) and
+each record's raw rows are hashed (`raw_hash`): a record whose raw hash is
+the one stored with it last time would map to the same canonical record, so
+it is not mapped, validated or written again. The hash covers the map's
+code and the source's settings too, so a new map or a changed setting maps
+everything once more.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from hub.schemas import canonical_hash, load_customer, load_product
@@ -21,11 +32,84 @@ LOADERS = {
     "customers": (load_customer, "source_customer_code"),
 }
 
+# Raw rows as compact, key-sorted JSON: the same rows always hash the same,
+# whatever order the driver returned the columns in.
+_RAW_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=True
+)
+
+
+@lru_cache(maxsize=1)
+def map_version() -> str:
+    """A digest of the code that turns raw rows into canonical records.
+
+    Every map module, the mapping vocabulary, the canonical schema and this
+    module: a change to any of them (a new map row, a new coercion rule)
+    gives every raw hash a new prefix, so the next sync maps everything once
+    instead of trusting hashes made by the old code.
+    """
+    import hub.schemas
+    import mappings
+
+    files = sorted(Path(mappings.__file__).parent.glob("*.py"))
+    files += [Path(hub.schemas.__file__), Path(__file__)]
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def raw_prefix(kind: str, stream: str, settings: Mapping[str, Any]) -> bytes:
+    """What every raw hash of one source and stream starts with."""
+    try:
+        shown = json.dumps(settings, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        shown = repr(sorted(settings.items(), key=lambda kv: str(kv[0])))
+    return f"{map_version()}|{kind}|{stream}|{shown}|".encode()
+
+
+def raw_groups(
+    kind: str, stream: str, records: Sequence[Mapping[str, Any]], settings: Mapping[str, Any]
+) -> tuple[dict[str, list[Mapping[str, Any]]], list[Mapping[str, Any]]]:
+    """The page's raw rows by record key (first-seen order), and the rows
+    without a clean key, which always go to the mapping (to be quarantined
+    with the reason there)."""
+    m = get_map(kind, stream)
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    unkeyed: list[Mapping[str, Any]] = []
+    for record in records:
+        key = m.key_of(record, settings)
+        if key is None:
+            unkeyed.append(record)
+        else:
+            groups.setdefault(str(key), []).append(record)
+    return groups, unkeyed
+
+
+def raw_hash(prefix: bytes, rows: Sequence[Mapping[str, Any]]) -> str | None:
+    """sha256 of one record's raw rows, or None when they are not plain JSON
+    (then the record is always mapped)."""
+    try:
+        payload = _RAW_ENCODER.encode(rows)
+    except (TypeError, ValueError):
+        return None
+    return hashlib.sha256(prefix + payload.encode()).hexdigest()
+
 
 def map_records(
-    kind: str, stream: str, records: Sequence[Mapping[str, Any]], settings: Mapping[str, Any]
+    kind: str,
+    stream: str,
+    records: Sequence[Mapping[str, Any]],
+    settings: Mapping[str, Any],
+    raw_hashes: Mapping[str, str] | None = None,
 ) -> tuple[list[StoreItem], list[dict[str, Any]]]:
-    """Return the page's valid items and its quarantine entries."""
+    """Return the page's valid items and its quarantine entries.
+
+    ``raw_hashes`` (record key → raw hash, from the fetch) ride along on the
+    items so the store can keep them; a key that also has a quarantine entry
+    gets none, so that its rows are mapped again next time.
+    """
     built, record_errors = build_records(get_map(kind, stream), records, settings)
     errors: list[dict[str, Any]] = [
         {"key": e.key, "field": e.field, "message": e.message, "raw": e.raw} for e in record_errors
@@ -39,8 +123,14 @@ def map_records(
             for field, message in problems or [("record", "could not be read")]:
                 errors.append({"key": key, "field": field, "message": message, "raw": raw})
             continue
+        rh = raw_hashes.get(key) if raw_hashes else None
         if action == "active":
-            items.append(StoreItem(key, "active", record, canonical_hash(record)))
+            items.append(StoreItem(key, "active", record, canonical_hash(record), rh))
         else:
-            items.append(StoreItem(key, action))
+            items.append(StoreItem(key, action, raw_hash=rh))
+    if raw_hashes and errors:
+        failed = {str(e["key"]) for e in errors}
+        items = [
+            StoreItem(i.key, i.action, i.data, i.hash) if i.key in failed else i for i in items
+        ]
     return items, errors

@@ -1,17 +1,21 @@
 """The pipeline's tasks: thin glue between connectors, mappings and the hub.
 
-Per page: fetch_page → map_page → upsert_page, each idempotent. A task
+Per page: fetch_page → map_page, each idempotent. fetch_page reads the page
+and keeps only the records whose raw rows changed since the hub last wrote
+them; map_page maps, validates and writes those in one transaction. A task
 receives ids, loads what it needs, and checks the page's status before
 acting, so a message delivered twice (a redelivery, a sweep, a duplicate
 beat) changes nothing the second time. fetch_page also enqueues the next
 fetch: keyset paging needs the previous cursor, so fetching is sequential
-while mapping and upserting of earlier pages proceed in parallel.
+while mapping and writing of earlier pages proceed in parallel.
+(upsert_page finishes pages that an earlier version left mapped.)
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +23,7 @@ from typing import Any
 from celery import Task
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
 
 from connectors.base import ConnectorError, PermanentError, TransientError
 from hub import runs
@@ -26,10 +31,10 @@ from hub import schedule as hub_schedule
 from hub.db import session_scope
 from hub.models import Quarantined, Source, SourceStream, SyncPage, SyncRun, utcnow
 from hub.settings import get_settings
-from hub.store import UPSERTS, StoreItem
+from hub.store import UPSERTS, Counts, StoreItem, stored_raw_hashes
 from workers import limits
 from workers.app import app
-from workers.pipeline import map_records
+from workers.pipeline import map_records, raw_groups, raw_hash, raw_prefix
 from workers.sources import connector_class, connector_for
 
 log = logging.getLogger("s2s.sync")
@@ -40,6 +45,18 @@ FETCH_MAX_RETRIES = 6
 def backoff(attempt: int, *, base: float = 2.0, cap: float = 300.0) -> float:
     """Exponential backoff with full jitter, capped well below the visibility timeout."""
     return random.uniform(0, min(cap, base * (2**attempt)))
+
+
+def _slot_lease(connector: Any, ceiling: float) -> float:
+    """How long an ERP account's slot is held for one page read.
+
+    Long enough for a read with its own retries (an iSync re-login and the
+    call again: a few of the connector's timeouts), short enough that a
+    worker killed mid-read frees the account in minutes rather than after
+    the whole task time limit.
+    """
+    timeout = (getattr(connector, "settings", None) or {}).get("timeout") or 30.0
+    return min(ceiling, max(60.0, 4 * float(timeout)))
 
 
 def enqueue(task: Task, *args: Any) -> None:
@@ -67,8 +84,27 @@ def _ctx(run: SyncRun, page: int | None = None) -> dict[str, Any]:
     }
 
 
+# How long one fetch task may go on reading consecutive pages, as a share of
+# the task time limit: reading on in the same task saves a broker round
+# trip and the task's set-up per page on the run's one sequential path,
+# while a task still ends long before its time limit (and hands the run on
+# to a fresh message) so a worker is never held by one run for long.
+FETCH_SPAN_SHARE = 0.05
+
+
 @app.task(name="s2s.sync.fetch_page", bind=True, max_retries=FETCH_MAX_RETRIES)
 def fetch_page(self: Task, run_id: int, seq: int) -> None:
+    """Read pages from the ERP, from page ``seq`` on, and keep what changed.
+
+    Each page's rows are grouped by record and hashed as they came from the
+    ERP; records whose raw hash is the one stored with them are counted
+    unchanged here, without being mapped, validated or written. Only the
+    others are stored on the page row (committed, with its cursor, before
+    anything else happens), for ``map_page``. Fetching is sequential (keyset
+    paging needs the previous cursor), so this task goes on to the next page
+    itself for a while, then enqueues a fetch of the next one; mapping and
+    writing of earlier pages run beside it in other processes.
+    """
     with session_scope() as s:
         run = s.get(SyncRun, run_id)
         if run is None or run.status != runs.ACTIVE:
@@ -87,120 +123,236 @@ def fetch_page(self: Task, run_id: int, seq: int) -> None:
             cursor = prev[0]
         source = s.get(Source, run.source_id)
         assert source is not None
-        ctx = _ctx(run, seq)
         stream, page_size = run.stream, run.page_size
         since = datetime.fromisoformat(run.since) if run.since else None
         connector = connector_for(source)
-    try:
-        slots = limits.session_slots(connector, None, None)
-        with limits.holding(slots, get_settings().task_time_limit) as held:
-            if not held:
-                # The ERP account is in use by another task (iSync and SYSPRO
-                # allow one session): come back shortly, without an attempt.
-                fetch_page.apply_async(args=(run_id, seq), countdown=random.uniform(0.2, 1.5))
+        kind, settings, source_id = source.kind, dict(source.settings or {}), source.id
+        # Incremental reads of ERPs that return only changed variant lines
+        # are merged into the stored product (see hub.store): their rows do
+        # not describe a whole record, so they are never skipped by hash.
+        by_hash = stream in UPSERTS and not (
+            stream == "products" and run.since and connector_class(kind).partial_incremental
+        )
+        base_ctx = _ctx(run)
+    settings_ = get_settings()
+    until = time.monotonic() + settings_.task_time_limit * FETCH_SPAN_SHARE
+    while True:
+        ctx = {**base_ctx, "page": seq}
+        try:
+            slots = limits.session_slots(connector, None, None)
+            with limits.holding(slots, _slot_lease(connector, settings_.task_time_limit)) as held:
+                if not held:
+                    # The ERP account is in use by another task (iSync and
+                    # SYSPRO allow one session): come back shortly, without
+                    # an attempt.
+                    fetch_page.apply_async(args=(run_id, seq), countdown=random.uniform(0.2, 1.5))
+                    return
+                queries_before = getattr(connector, "queries", None)
+                page = connector.read(stream, cursor, page_size, since)
+        except TransientError as exc:
+            if self.request.retries >= self.max_retries:
+                _fail(
+                    run_id,
+                    f"the ERP stayed unreachable after {self.request.retries + 1} attempts: {exc}",
+                )
                 return
-            queries_before = getattr(connector, "queries", None)
-            page = connector.read(stream, cursor, page_size, since)
-    except TransientError as exc:
-        if self.request.retries >= self.max_retries:
-            _fail(
-                run_id,
-                f"the ERP stayed unreachable after {self.request.retries + 1} attempts: {exc}",
-            )
+            countdown = exc.retry_after if exc.retry_after else backoff(self.request.retries)
+            log.warning("fetch failed, retrying in %.0fs: %s", countdown, exc, extra=ctx)
+            raise self.retry(args=(run_id, seq), countdown=countdown, exc=exc) from None
+        except ConnectorError as exc:
+            _fail(run_id, _reason(exc))
             return
-        countdown = exc.retry_after if exc.retry_after else backoff(self.request.retries)
-        log.warning("fetch failed, retrying in %.0fs: %s", countdown, exc, extra=ctx)
-        raise self.retry(countdown=countdown, exc=exc) from None
-    except ConnectorError as exc:
-        _fail(run_id, _reason(exc))
-        return
-    last = page.next_cursor is None
-    try:
-        with session_scope() as s:
-            row = SyncPage(
-                run_id=run_id,
-                seq=seq,
-                status="fetched",
-                cursor_in=cursor,
-                cursor_out=page.next_cursor,
-                record_count=len(page.records),
-                records=page.records,
-            )
-            s.add(row)
-            s.flush()
-            page_id = row.id
-            runs.add_counts(s, run_id, fetched=len(page.records))
-            high_water = getattr(connector, "high_water", None)
-            if high_water is not None:
-                runs.raise_high_water(s, run_id, high_water(page.records))
-            if last:
-                s.execute(update(SyncRun).where(SyncRun.id == run_id).values(pages_total=seq + 1))
-    except IntegrityError:
-        return  # another delivery stored this page first
-    if isinstance(queries_before, int):
-        # Connectors that read a database count their queries: a page must
-        # cost a bounded number of them, whatever its size (see SYSPRO).
-        spent = connector.queries - queries_before  # type: ignore[attr-defined]
-        log.info("fetched %d records in %d queries", len(page.records), spent, extra=ctx)
-    else:
-        log.info("fetched %d records", len(page.records), extra=ctx)
-    enqueue(map_page, page_id)
-    if not last:
-        enqueue(fetch_page, run_id, seq + 1)
+        last = page.next_cursor is None
+        try:
+            with session_scope() as s:
+                status = s.scalar(select(SyncRun.status).where(SyncRun.id == run_id))
+                if status != runs.ACTIVE:
+                    return  # failed or cancelled meanwhile
+                todo, hashes, unchanged = page.records, {}, 0
+                if by_hash:
+                    todo, hashes, unchanged = _changed(
+                        s, kind, stream, source_id, settings, page.records
+                    )
+                row = SyncPage(
+                    run_id=run_id,
+                    seq=seq,
+                    status="fetched" if todo else "upserted",
+                    cursor_in=cursor,
+                    cursor_out=page.next_cursor,
+                    record_count=len(page.records),
+                    records=todo or None,
+                    raw_hashes=hashes or None,
+                )
+                s.add(row)
+                s.flush()
+                page_id = row.id
+                if last:
+                    s.execute(
+                        update(SyncRun).where(SyncRun.id == run_id).values(pages_total=seq + 1)
+                    )
+                runs.add_counts(
+                    s,
+                    run_id,
+                    fetched=len(page.records),
+                    unchanged=unchanged,
+                    pages_done=0 if todo else 1,
+                )
+                high_water = getattr(connector, "high_water", None)
+                if high_water is not None:
+                    runs.raise_high_water(s, run_id, high_water(page.records))
+                finished = not todo and runs.finish_if_done(s, run_id)
+        except IntegrityError:
+            return  # another delivery stored this page first
+        if isinstance(queries_before, int):
+            # Connectors that read a database count their queries: a page must
+            # cost a bounded number of them, whatever its size (see SYSPRO).
+            spent = connector.queries - queries_before  # type: ignore[attr-defined]
+            log.info("fetched %d records in %d queries", len(page.records), spent, extra=ctx)
+        else:
+            log.info("fetched %d records", len(page.records), extra=ctx)
+        if todo:
+            enqueue(map_page, page_id)
+        else:
+            log.info("unchanged since the last sync: %d records", unchanged, extra=ctx)
+        if finished:
+            log.info("run finished", extra=ctx)
+        if last:
+            return
+        cursor, seq = page.next_cursor, seq + 1
+        if time.monotonic() >= until:
+            enqueue(fetch_page, run_id, seq)
+            return
+
+
+def _changed(
+    session: Session,
+    kind: str,
+    stream: str,
+    source_id: int,
+    settings: dict[str, Any],
+    records: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], dict[str, str], int]:
+    """The page's rows still to map, their records' raw hashes, and how many
+    records were skipped as unchanged (one SELECT of stored raw hashes)."""
+    if stream not in UPSERTS or not records:
+        return records, {}, 0
+    groups, unkeyed = raw_groups(kind, stream, records, settings)
+    prefix = raw_prefix(kind, stream, settings)
+    hashes = {key: raw_hash(prefix, rows) for key, rows in groups.items()}
+    stored = stored_raw_hashes(session, stream, source_id, list(groups))
+    todo: list[dict[str, Any]] = []
+    kept: dict[str, str] = {}
+    unchanged = 0
+    for key, rows in groups.items():
+        digest = hashes[key]
+        if digest is not None and stored.get(key) == digest:
+            unchanged += 1
+            continue
+        todo.extend(rows)  # type: ignore[arg-type]
+        if digest is not None:
+            kept[key] = digest
+    if todo or unkeyed:
+        # Keep the ERP's order: mapping groups variant rows in first-seen order.
+        wanted = {id(r) for r in todo} | {id(r) for r in unkeyed}
+        todo = [r for r in records if id(r) in wanted]
+    return todo, kept, unchanged
 
 
 @app.task(name="s2s.sync.map_page", bind=True, max_retries=5)
 def map_page(self: Task, page_id: int) -> None:
-    with session_scope() as s:
-        page = s.get(SyncPage, page_id)
-        if page is None or page.status != "fetched":
-            return
-        run = s.get(SyncRun, page.run_id)
-        if run is None or run.status != runs.ACTIVE:
-            return
-        source = s.get(Source, run.source_id)
-        assert source is not None
-        items, errors = map_records(
-            source.kind, run.stream, page.records or [], source.settings or {}
-        )
-        claimed = s.execute(
-            update(SyncPage)
-            .where(SyncPage.id == page_id, SyncPage.status == "fetched")
-            .values(
-                status="mapped",
-                mapped=[[i.key, i.action, i.data, i.hash] for i in items],
-                records=None,
-                updated_at=utcnow(),
+    """Map a fetched page's changed records, validate them and write them.
+
+    One task and one transaction: the mapped records go straight to the
+    store instead of through the page row, and the page is claimed
+    (``fetched`` → ``upserted``) in the same transaction that writes the
+    records, quarantines the bad ones and adds the run's counts. A redelivered
+    message finds the page claimed and does nothing; a worker killed mid-way
+    commits nothing, and the page is mapped again.
+    """
+    try:
+        with session_scope() as s:
+            page = s.get(SyncPage, page_id)
+            if page is None or page.status != "fetched":
+                return
+            run = s.get(SyncRun, page.run_id)
+            if run is None or run.status != runs.ACTIVE:
+                return
+            source = s.get(Source, run.source_id)
+            assert source is not None
+            records, raw_hashes, seq = page.records or [], page.raw_hashes, page.seq
+            # Claim the page first: a concurrent duplicate blocks on this row
+            # and then finds it already written.
+            claimed = s.execute(
+                update(SyncPage)
+                .where(SyncPage.id == page_id, SyncPage.status == "fetched")
+                .values(status="upserted", records=None, raw_hashes=None, updated_at=utcnow())
             )
-        )
-        if claimed.rowcount != 1:
-            return
-        if errors:
-            s.add_all(
-                Quarantined(
-                    run_id=run.id,
-                    page_id=page_id,
-                    client_id=run.client_id,
-                    source_id=run.source_id,
-                    stream=run.stream,
-                    record_key=str(e["key"])[:255],
-                    field=str(e["field"])[:255],
-                    message=e["message"],
-                    raw=e.get("raw"),
+            if claimed.rowcount != 1:
+                return
+            items, errors = map_records(
+                source.kind, run.stream, records, source.settings or {}, raw_hashes
+            )
+            if errors:
+                s.add_all(
+                    Quarantined(
+                        run_id=run.id,
+                        page_id=page_id,
+                        client_id=run.client_id,
+                        source_id=run.source_id,
+                        stream=run.stream,
+                        record_key=str(e["key"])[:255],
+                        field=str(e["field"])[:255],
+                        message=e["message"],
+                        raw=e.get("raw"),
+                    )
+                    for e in errors
                 )
-                for e in errors
-            )
-            runs.add_counts(s, run.id, quarantined=len(errors))
-        else:
-            runs.touch(s, run.id)
-        ctx = _ctx(run, page.seq)
+            counts = _write(s, run, source, items)
+            runs.add_counts(s, run.id, pages_done=1, quarantined=len(errors), **counts.as_dict())
+            # In the same transaction: the run row is locked by the counts
+            # above, so of two last pages finishing at once exactly one sees
+            # every page done.
+            finished = runs.finish_if_done(s, run.id)
+            ctx = _ctx(run, seq)
+    except OperationalError as exc:
+        # A dropped database connection: nothing was committed, try again.
+        raise self.retry(countdown=backoff(self.request.retries), exc=exc) from None
     if errors:
         log.warning("quarantined %d records", len(errors), extra=ctx)
-    enqueue(upsert_page, page_id)
+    log.info("upserted %s", counts.as_dict(), extra=ctx)
+    if finished:
+        log.info("run finished", extra=ctx)
+
+
+def _write(s: Session, run: SyncRun, source: Source, items: list[StoreItem]) -> Counts:
+    """Write a page's items with the stream's upsert."""
+    extra: dict[str, Any] = {}
+    if run.stream == "products" and run.since and connector_class(source.kind).partial_incremental:
+        extra["merge_variants"] = True
+    return UPSERTS[run.stream](
+        s,
+        client_id=run.client_id,
+        source_id=run.source_id,
+        run_id=run.id,
+        items=items,
+        **extra,
+    )
+
+
+def _finish_if_done(run_id: int, ctx: dict[str, Any]) -> None:
+    with session_scope() as s:
+        if runs.finish_if_done(s, run_id):
+            log.info("run finished", extra=ctx)
 
 
 @app.task(name="s2s.sync.upsert_page", bind=True, max_retries=5)
 def upsert_page(self: Task, page_id: int) -> None:
+    """Write a page that an earlier version mapped in a task of its own.
+
+    ``map_page`` now maps and writes in one transaction; pages left
+    ``mapped`` by that earlier version (a run in flight across an upgrade)
+    are finished here, by the sweeper.
+    """
     try:
         with session_scope() as s:
             page = s.get(SyncPage, page_id)
@@ -220,20 +372,10 @@ def upsert_page(self: Task, page_id: int) -> None:
             )
             if claimed.rowcount != 1:
                 return
+            source = s.get(Source, run.source_id)
+            assert source is not None
             items = [StoreItem(k, a, d, h) for k, a, d, h in mapped]
-            extra: dict[str, Any] = {}
-            if run.stream == "products" and run.since:
-                source = s.get(Source, run.source_id)
-                if source is not None and connector_class(source.kind).partial_incremental:
-                    extra["merge_variants"] = True
-            counts = UPSERTS[run.stream](
-                s,
-                client_id=run.client_id,
-                source_id=run.source_id,
-                run_id=run.id,
-                items=items,
-                **extra,
-            )
+            counts = _write(s, run, source, items)
             runs.add_counts(s, run.id, pages_done=1, **counts.as_dict())
             ctx = _ctx(run, page.seq)
             run_id = run.id
@@ -241,9 +383,7 @@ def upsert_page(self: Task, page_id: int) -> None:
         # A dropped database connection: nothing was committed, try again.
         raise self.retry(countdown=backoff(self.request.retries), exc=exc) from None
     log.info("upserted %s", counts.as_dict(), extra=ctx)
-    with session_scope() as s:
-        if runs.finish_if_done(s, run_id):
-            log.info("run finished", extra=ctx)
+    _finish_if_done(run_id, ctx)
 
 
 def _reason(exc: ConnectorError) -> str:

@@ -119,10 +119,14 @@ def _full_scenario(hub: Hub, erp_url: str) -> None:
         quarantined = {(q.record_key, q.field) for q in s.scalars(select(Quarantined))}
         assert quarantined == {(sku, hub_field[f]) for sku, f in summary.bad_skus}
 
-    # 2. A second sync writes no product row.
+    # 2. A second sync writes no product row. Products whose raw rows hash as
+    # before are not even mapped; bad rows are mapped, and quarantined, again.
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).where(Product.raw_hash.is_(None))) == 0
     second = _sync(source_id)
     assert (second.created, second.updated, second.deleted) == (0, 0, 0)
     assert second.unchanged == len(expected) + summary.deleted
+    assert second.quarantined == summary.bad
     with session_scope() as s:
         assert set(s.scalars(select(Product.last_run_id).distinct())) == {first.id}
 

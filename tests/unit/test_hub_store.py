@@ -123,3 +123,63 @@ def test_delete_of_unknown_product_creates_nothing(db: str) -> None:
 def test_repeated_key_in_one_page_is_refused(db: str) -> None:
     with pytest.raises(ValueError, match="appears twice"):
         run(db, [item("A"), item("A")])
+
+
+def raw_item(code: str, raw: str, action: str = "active", **kw) -> StoreItem:
+    base = item(code, action, **kw)
+    return StoreItem(base.key, base.action, base.data, base.hash, raw)  # type: ignore[arg-type]
+
+
+def raw_hashes(db: str) -> dict[str, str | None]:
+    with session_scope(db) as s:
+        return dict(s.execute(select(Product.source_product_code, Product.raw_hash)).all())
+
+
+def test_raw_hashes_are_kept_with_every_write(db: str) -> None:
+    from hub.store import stored_raw_hashes
+
+    run(db, [raw_item("A", "r1"), raw_item("B", "r1"), raw_item("C", "r1")])
+    assert raw_hashes(db) == {"A": "r1", "B": "r1", "C": "r1"}
+    # Changed, soft-deleted, and unchanged but from other raw rows (an ERP
+    # that re-padded a column): each gets the new raw hash, and the last
+    # one is not rewritten otherwise.
+    counts = run(
+        db,
+        [raw_item("A", "r2", price=11.0), raw_item("B", "r2", "delete"), raw_item("C", "r2")],
+        run_id=2,
+    )
+    assert (counts.updated, counts.deleted, counts.unchanged) == (1, 1, 1)
+    assert raw_hashes(db) == {"A": "r2", "B": "r2", "C": "r2"}
+    with session_scope(db) as s:
+        assert (
+            s.scalars(select(Product.last_run_id).where(Product.source_product_code == "C")).one()
+            == 1
+        )
+        assert stored_raw_hashes(s, "products", 1, ["A", "B", "Z"]) == {"A": "r2", "B": "r2"}
+        assert stored_raw_hashes(s, "products", 2, ["A"]) == {}
+
+
+def test_ignore_and_unknown_raw_hashes_leave_the_stored_one(db: str) -> None:
+    run(db, [raw_item("A", "r1"), raw_item("B", "r1")])
+    # Ignore leaves the record alone, raw hash included; an item without a
+    # raw hash (an incremental merge) does not clear it when unchanged...
+    run(db, [raw_item("A", "r2", "ignore"), item("B")], run_id=2)
+    assert raw_hashes(db) == {"A": "r1", "B": "r1"}
+    # ... and clears it when it writes: the rows it came from are unknown.
+    run(db, [item("B", price=12.0)], run_id=3)
+    assert raw_hashes(db) == {"A": "r1", "B": None}
+
+
+def test_many_records_in_one_page(db: str) -> None:
+    items = [raw_item(f"P{i:04d}", "r", skus=(f"P{i:04d}-1", f"P{i:04d}-2")) for i in range(1200)]
+    assert run(db, items).created == 1200
+    changed = [raw_item(f"P{i:04d}", "r2", price=20.0) for i in range(0, 1200, 2)]
+    counts = run(db, changed + items[1::2], run_id=2)
+    assert (counts.updated, counts.unchanged) == (600, 600)
+    with session_scope(db) as s:
+        assert s.scalar(select(func.count()).select_from(Variant)) == 600 + 1200
+        ids = s.scalars(select(Product.id)).all()
+        assert len(set(ids)) == 1200
+        rows = s.execute(select(Variant.product_id, Variant.sku)).all()
+        by_id = dict(s.execute(select(Product.id, Product.source_product_code)).all())
+    assert all(sku.startswith(by_id[pid]) for pid, sku in rows)

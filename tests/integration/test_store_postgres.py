@@ -1,0 +1,58 @@
+"""The batch upsert's unit tests again, on PostgreSQL.
+
+On PostgreSQL the store writes through psycopg (COPY, prepared statements,
+index probes that do not depend on planner statistics) instead of the
+portable statements SQLite gets: the same tests hold both to the same
+results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from hub.db import session_scope
+from hub.migrate import upgrade
+from hub.models import Client, Source
+from tests.unit.test_hub_store import (  # noqa: F401 - collected here against PostgreSQL
+    test_changed_hash_updates_and_replaces_variants,
+    test_created_then_unchanged_writes_nothing,
+    test_delete_of_unknown_product_creates_nothing,
+    test_delete_soft_deletes_and_ignore_leaves_alone,
+    test_ignore_and_unknown_raw_hashes_leave_the_stored_one,
+    test_many_records_in_one_page,
+    test_merging_variants_keeps_the_ones_the_page_does_not_mention,
+    test_raw_hashes_are_kept_with_every_write,
+    test_repeated_key_in_one_page_is_refused,
+)
+
+pytestmark = [pytest.mark.services]
+
+
+@pytest.fixture
+def db(postgres_db: Any) -> Iterator[str]:
+    """A migrated PostgreSQL hub with one client and one source (ids 1)."""
+    url = postgres_db()
+    upgrade(url)
+    with session_scope(url) as s:
+        c = Client(code="c1", name="c1")
+        s.add(c)
+        s.flush()
+        s.add(Source(client_id=c.id, code="erp", kind="sql", name="erp", settings={}))
+    yield url
+
+
+def test_a_dropped_connection_is_an_sqlalchemy_operational_error(db: str) -> None:
+    """Tasks retry on SQLAlchemy's OperationalError; psycopg's own must arrive as one."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from hub.store import stored_raw_hashes
+
+    with pytest.raises(OperationalError), session_scope(db) as s:
+        pid = s.execute(text("SELECT pg_backend_pid()")).scalar()
+        with session_scope(db) as killer:
+            killer.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        stored_raw_hashes(s, "products", 1, ["A"])
