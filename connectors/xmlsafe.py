@@ -4,8 +4,10 @@ iSync (SOAP) and SYSPRO (e.net) answer in XML. An answer that declares a
 DOCTYPE or entities is either a misconfigured proxy or an attack (billion
 laughs, external entities reading local files); no genuine answer of either
 ERP needs one. So such a document is refused before the parser sees it, and
-nothing is ever expanded or fetched. The standard library's expat parser is
-used underneath, which never fetches external resources itself.
+nothing is ever expanded or fetched. The quick byte check gives the clear
+message; the parse itself is defusedxml's with DTDs forbidden, so a
+declaration the byte check cannot see (a UTF-16 document, whose bytes hold
+no ASCII ``<!DOCTYPE``) is refused all the same, never expanded.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring as _defused_fromstring
 
 _DECLARATION = re.compile(rb"<!\s*(DOCTYPE|ENTITY|ELEMENT|ATTLIST|NOTATION)", re.IGNORECASE)
 
@@ -40,9 +45,15 @@ def parse(data: str | bytes, *, what: str = "the answer") -> ET.Element:
             "which is refused: it is never expanded"
         )
     try:
-        return ET.fromstring(raw)
+        return _defused_fromstring(raw, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException:
+        raise UnsafeXmlError(
+            f"{what} declares a DOCTYPE or entities, which is refused: it is never expanded"
+        ) from None
     except ET.ParseError as exc:
         raise BadXmlError(f"{what} is not well-formed XML ({exc})") from None
+    except ValueError as exc:  # expat: "multi-byte encodings are not supported"
+        raise BadXmlError(f"{what} is not XML the hub can read ({exc})") from None
 
 
 def local(tag: str) -> str:

@@ -70,3 +70,29 @@ def rotate(token: str | None, settings: Settings | None = None) -> str | None:
     if not token:
         return token
     return _cipher(settings).rotate(token.encode()).decode()
+
+
+def rotate_many(
+    tokens: dict[str, str | None], settings: Settings | None = None
+) -> dict[str, str | None]:
+    """Re-encrypt every token under the primary key, or raise naming the first unreadable.
+
+    All or nothing: the caller writes the result only when every token could
+    be read, so a rotation with a missing old key changes nothing. Keys of
+    ``tokens`` are labels for the error ("source acme/erp"), never secrets.
+    """
+    cipher = _cipher(settings)
+    out: dict[str, str | None] = {}
+    for label, token in tokens.items():
+        if not token:
+            out[label] = token
+            continue
+        try:
+            out[label] = cipher.rotate(token.encode()).decode()
+        except InvalidToken:
+            raise SecretsError(
+                f"the secrets of {label} cannot be decrypted with S2S_SECRET_KEY or any key in "
+                "S2S_OLD_SECRET_KEYS: list the key they were stored with in S2S_OLD_SECRET_KEYS; "
+                "nothing was changed"
+            ) from None
+    return out

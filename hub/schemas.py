@@ -78,9 +78,11 @@ def coerce_text(value: Any, name: str) -> str | None:
     """Stripped text; blank is null; numbers become their plain spelling."""
     if value is None:
         return None
-    if value.__class__ is str:
-        return value.strip() or None
-    if isinstance(value, str):
+    if value.__class__ is str or isinstance(value, str):
+        if "\x00" in value:
+            # PostgreSQL stores no NUL in text or JSONB: refused here, by
+            # name, rather than failing the whole page's write later.
+            raise CoercionError(f"{name} contains a NUL character, which cannot be stored")
         return str(value).strip() or None
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         raise CoercionError(f'{name} "{_shown(value)}" is not text')
@@ -172,7 +174,12 @@ def coerce_price(value: Any, name: str) -> float | None:
     n = _number(value, name)
     if n is None:
         return None
-    out = round(float(n), 4)
+    try:
+        out = round(float(n), 4)
+    except OverflowError:
+        raise CoercionError(f'{name} "{_shown(value)}" is too large to be a price') from None
+    if not math.isfinite(out):
+        raise CoercionError(f'{name} "{_shown(value)}" is too large to be a price')
     return out if out != 0 else 0.0
 
 

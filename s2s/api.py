@@ -109,13 +109,10 @@ async def resync(request: Request) -> JSONResponse:
     body: dict[str, Any] = {}
     raw = await request.body()
     if raw:
-        try:
-            body = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            return _error(
-                400,
-                f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-            )
+        parsed = _json_body(raw)
+        if isinstance(parsed, JSONResponse):
+            return parsed
+        body = parsed
         if not isinstance(body, dict):
             return _error(400, 'the body must be a JSON object such as {"stream": "products"}')
     stream = body.get("stream", "products")
@@ -247,8 +244,11 @@ async def runs(request: Request) -> JSONResponse:
 
 
 def _json_body(raw: bytes) -> Any | JSONResponse:
+    """The parsed body, or a 400 saying why not: never a 500 for what a caller sent."""
     try:
         return json.loads(raw)
+    except RecursionError:
+        return _error(400, "the body is not valid JSON: it is nested too deeply")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         where = (
             f" at line {exc.lineno} column {exc.colno}"

@@ -1187,6 +1187,55 @@ def dlq_discard(letter_id: int, reason: str | None) -> None:
     _say(f"dead letter {letter_id} discarded: {label} will not be raised ({reason.strip()})")
 
 
+# ------------------------------------------------------------------- keys
+@cli.group()
+def keys() -> None:
+    """The key that encrypts secrets at rest (S2S_SECRET_KEY)."""
+
+
+@keys.command("rotate")
+@friendly
+def keys_rotate() -> None:
+    """Re-encrypt every stored secret under the current S2S_SECRET_KEY.
+
+    To rotate: set S2S_SECRET_KEY to the new key and S2S_OLD_SECRET_KEYS to
+    the old one (every process reads both, so nothing stops working), run
+    this, then remove the old key. All or nothing: when one secret cannot be
+    read with the keys given, nothing is changed and the line says which.
+    Prints counts only, never a secret.
+    """
+    from sqlalchemy import select
+
+    from hub import crypto
+    from hub.db import session_scope
+    from hub.models import Client, Source
+
+    with session_scope() as s:
+        clients = {c.id: c for c in s.scalars(select(Client))}
+        sources = list(s.scalars(select(Source).order_by(Source.id)))
+        labels: dict[str, Any] = {}
+        tokens: dict[str, str | None] = {}
+        for src in sources:
+            owner = clients.get(src.client_id)
+            label = f"source {owner.code if owner else src.client_id}/{src.code}"
+            labels[label], tokens[label] = (src, "secrets"), src.secrets
+        for c in clients.values():
+            label = f"client {c.code}'s channel secrets"
+            labels[label], tokens[label] = (c, "channel_secrets"), c.channel_secrets
+        rotated = crypto.rotate_many(tokens)
+        changed = 0
+        for label, token in rotated.items():
+            row, attribute = labels[label]
+            if token:
+                setattr(row, attribute, token)
+                changed += 1
+    _say(
+        f"re-encrypted {changed} stored secret sets ({len(sources)} sources, "
+        f"{len(clients)} clients) under the current S2S_SECRET_KEY; "
+        "S2S_OLD_SECRET_KEYS can now be emptied"
+    )
+
+
 # -------------------------------------------------------------- processes
 @cli.command()
 @click.option(
