@@ -10,7 +10,7 @@ workers.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -69,6 +69,11 @@ class RejectedError(PermanentError):
 
 class NotSupportedError(PermanentError):
     """The ERP has no such stream, which is an answer rather than a crash."""
+
+
+# What ``Connector.raise_orders`` reports for one order: its document
+# number, the error it met, or None when it was not sent.
+RaiseOutcome = str | Exception | None
 
 
 @dataclass
@@ -203,6 +208,37 @@ class Connector(abc.ABC):
     @abc.abstractmethod
     def find_order(self, reference: str) -> str | None:
         """The document number of an order already raised under ``reference``."""
+
+    def raise_orders(self, payloads: Sequence[dict[str, Any]]) -> list[RaiseOutcome]:
+        """Put several orders into the ERP: one outcome per payload, in order.
+
+        Each outcome is the ERP's document number, the error that order met
+        (a ``PermanentError`` refuses that order alone; a ``TransientError``
+        may be retried), or ``None`` for an order not sent at all. The hub
+        raises a source's queued orders in batches through this method, so
+        an ERP that can take many orders at once (one transaction, one
+        request) overrides it; this default sends them one by one, so one
+        refused order never stops the others. It stops at the first
+        transient failure, since the ERP is then likely down, and reports
+        the orders after it as not sent (the hub queues them again without
+        spending one of their attempts). An error that is not a connector
+        error (a bug) is reported for its order alone.
+
+        An error raised out of this method (instead of returned) stands for
+        every order of the batch; after a transient one the hub asks
+        ``find_order`` before sending any of them again.
+        """
+        outcomes: list[RaiseOutcome] = []
+        for index, payload in enumerate(payloads):
+            try:
+                outcomes.append(self.raise_order(payload))
+            except TransientError as exc:
+                outcomes.append(exc)
+                outcomes.extend([None] * (len(payloads) - index - 1))
+                break
+            except Exception as exc:  # reported for this order alone
+                outcomes.append(exc)
+        return outcomes
 
     def session_key(self) -> str | None:
         """The ERP account this source logs in as, when the ERP allows few sessions.

@@ -21,12 +21,13 @@ Three rules shape this module:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
@@ -76,6 +77,7 @@ from connectors.base import (
     ConnectorError,
     Page,
     PermanentError,
+    RaiseOutcome,
     RejectedError,
     SettingsError,
     TransientError,
@@ -112,6 +114,21 @@ _FORBIDDEN = frozenset({
     "UPSERT", "VACUUM",
 })
 # fmt: on
+# Words that take locks a read must never hold on a live ERP (SQL Server
+# table hints, MySQL's LOCK IN SHARE MODE), or that start a second T-SQL
+# statement without a ';' (SELECT 1 WAITFOR DELAY ..., SELECT 1 SET ...).
+# SET is allowed only in MySQL's CHARACTER SET.
+# fmt: off
+_LOCKING = frozenset({
+    "HOLDLOCK", "LOCK", "NOWAIT", "PAGLOCK", "READPAST", "REPEATABLEREAD", "ROWLOCK",
+    "SERIALIZABLE", "TABLOCK", "TABLOCKX", "UPDLOCK", "XLOCK",
+})
+_STATEMENTS = frozenset({
+    "BEGIN", "GOTO", "RAISERROR", "REVERT", "SET", "SETUSER", "USE", "WAITFOR",
+})
+# fmt: on
+_SHARE_LOCK = re.compile(r"\bFOR\s+(KEY\s+)?SHARE\b", re.IGNORECASE)
+_SET_OPERATOR = frozenset({"UNION", "INTERSECT", "EXCEPT", "MINUS", "ALL", "DISTINCT"})
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$#@]*")
 _CLOSERS = {"'": "'", '"': '"', "`": "`", "[": "]"}
 
@@ -210,7 +227,53 @@ def guard_query(sql: str, *, backslash_escapes: bool = False) -> GuardedQuery:
         )
     if "SELECT" not in words:
         raise QueryError("the query must be a SELECT (or WITH ... SELECT)")
+    _refuse_locks_and_second_statements(masked, words)
     return GuardedQuery(sql=code, masked=masked)
+
+
+def _refuse_locks_and_second_statements(masked: str, words: list[str]) -> None:
+    """Refuse locking reads, unbalanced parentheses and a second statement.
+
+    The hub wraps the query as a subquery (``SELECT ... FROM (<query>) q``),
+    so a stray ``)`` would close the wrapper early and let the rest of the
+    text run outside it. SQL Server runs ``SELECT 1 SELECT 2`` as two
+    statements, so a SELECT at the outermost level must follow a set
+    operator (UNION, INTERSECT, EXCEPT) unless it is the first.
+    """
+    locks = sorted({w for w in words if w in _LOCKING})
+    if _SHARE_LOCK.search(masked):
+        locks.append("FOR SHARE")
+    if locks:
+        raise QueryError(
+            f"the query must read without locking the ERP's rows, and {', '.join(locks)} "
+            "is not allowed in it (outside quotes)"
+        )
+    depth = 0
+    previous: str | None = None
+    outer_selects = 0
+    for match in re.finditer(r"[()]|[A-Za-z_][A-Za-z0-9_$#@]*", masked):
+        token = match.group().upper()
+        if token == "(":
+            depth += 1
+        elif token == ")":
+            depth -= 1
+            if depth < 0:
+                raise QueryError("the query has a ')' without its '(' (unbalanced parentheses)")
+        elif token in _STATEMENTS and not (token == "SET" and previous == "CHARACTER"):
+            raise QueryError(
+                f"the query must be one SELECT, and {token} starts another statement or "
+                "changes the session"
+            )
+        elif token == "SELECT" and depth == 0:
+            outer_selects += 1
+            if outer_selects > 1 and previous not in _SET_OPERATOR:
+                raise QueryError(
+                    "the query must be one statement: it has a second SELECT that is not "
+                    "joined to the first by UNION, INTERSECT or EXCEPT"
+                )
+        previous = token
+    if depth != 0:
+        raise QueryError("the query has a '(' that is never closed (unbalanced parentheses)")
 
 
 def _split_with(query: GuardedQuery) -> tuple[str | None, str]:
@@ -1169,6 +1232,98 @@ class SqlConnector(Connector):
             return str(document)
 
         return self._run("orders", work, self._orders_doing(f"raising order {code}"))
+
+    def raise_orders(self, payloads: Sequence[dict[str, Any]]) -> list[RaiseOutcome]:
+        """Insert many orders at once; one refused order never sinks the others.
+
+        First all headers in one multi-row INSERT (ids returned in the
+        payloads' order) and all lines in another, in one transaction: a
+        batch of a hundred orders costs a handful of round trips instead of a
+        transaction each. If the ERP refuses anything in it (a constraint, a
+        value its column cannot take, an order already there), that
+        transaction is rolled back and the batch is inserted again one order
+        at a time, each under its own savepoint (on SQLite, whose driver
+        mishandles savepoints, its own transaction), so every good order
+        lands once and each refused one gets the ERP's own words. An order
+        already in the table answers with its existing id, as in
+        ``raise_order``. A lost connection or a failed commit is raised as a
+        ``TransientError`` for the whole batch (ambiguous: the hub asks
+        ``find_order`` before sending any of them again).
+        """
+        outcomes: list[RaiseOutcome] = [None] * len(payloads)
+        ready: list[tuple[int, str, dict[str, Any], list[dict[str, Any]]]] = []
+        for index, payload in enumerate(payloads):
+            try:
+                code, head, rows = self._prepare(payload)
+            except RejectedError as exc:
+                outcomes[index] = exc
+                continue
+            ready.append((index, code, head, rows))
+        if not ready:
+            return outcomes
+        codes = [code for _, code, _, _ in ready]
+        if len(set(codes)) != len(codes):
+            # Two payloads for one order code: only the one-by-one path can
+            # tell the second that it is the first one's repeat.
+            return self._raise_each(ready, outcomes)
+
+        def work(conn: Connection) -> bool:
+            try:
+                with conn.begin():
+                    ids = (
+                        conn.execute(
+                            self._header.insert().returning(
+                                self._header.c.id, sort_by_parameter_order=True
+                            ),
+                            [head for _, _, head, _ in ready],
+                        )
+                        .scalars()
+                        .all()
+                    )
+                    conn.execute(self._lines.insert(), [r for *_, rows in ready for r in rows])
+            except (IntegrityError, DataError):
+                return False
+            for (index, *_), document in zip(ready, ids, strict=True):
+                outcomes[index] = str(document)
+            return True
+
+        what = f"raising {len(ready)} orders ({codes[0]}…{codes[-1]})"
+        if self._run("orders", work, self._orders_doing(what)):
+            return outcomes
+        return self._raise_each(ready, outcomes)
+
+    def _raise_each(
+        self,
+        ready: list[tuple[int, str, dict[str, Any], list[dict[str, Any]]]],
+        outcomes: list[RaiseOutcome],
+    ) -> list[RaiseOutcome]:
+        """The batch one order at a time, each in a savepoint of one transaction."""
+
+        def work(conn: Connection) -> list[RaiseOutcome]:
+            own_transactions = conn.dialect.name == "sqlite"
+            outer = contextlib.nullcontext() if own_transactions else conn.begin()
+            with outer:
+                for index, code, head, rows in ready:
+                    scope = conn.begin() if own_transactions else conn.begin_nested()
+                    try:
+                        with scope:
+                            result = conn.execute(self._header.insert(), head)
+                            document = result.inserted_primary_key[0]
+                            conn.execute(self._lines.insert(), rows)
+                    except (IntegrityError, DataError) as exc:
+                        existing = self._lookup(conn, code)
+                        if own_transactions and conn.in_transaction():
+                            conn.commit()
+                        outcomes[index] = existing or RejectedError(
+                            f"the ERP refused order {code}: {self._detail(exc)}",
+                            hint="correct the order (or the order mapping) and replay it",
+                        )
+                        continue
+                    outcomes[index] = str(document)
+            return outcomes
+
+        what = f"raising {len(ready)} orders one by one"
+        return self._run("orders", work, self._orders_doing(what))
 
     def _lookup(self, conn: Connection, reference: str) -> str | None:
         found = conn.execute(

@@ -3,16 +3,20 @@
 Celery's prefork pool forks worker children from a parent; a connection pool
 inherited across fork is shared by two processes and corrupts both. Engines
 are therefore created lazily and cached per process id, never at import.
+PostgreSQL connections are pinged before use only after they sat idle
+(``PING_AFTER_IDLE``), not at every checkout.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.settings import get_settings
@@ -40,7 +44,43 @@ def make_engine(url: str) -> Engine:
         eng = create_engine(url, connect_args={"timeout": 60})
         event.listen(eng, "connect", _sqlite_pragmas)
         return eng
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    eng = create_engine(url, pool_size=5, max_overflow=5, pool_recycle=1800)
+    event.listen(eng, "checkout", _ping_if_idle)
+    event.listen(eng, "checkin", _note_checkin)
+    return eng
+
+
+# A pooled connection unused for this many seconds is pinged before use.
+# pool_pre_ping pinged on every checkout: one extra round trip per
+# transaction, which an order's intake (a transaction of its own) and every
+# batch paid. A connection that was in use a moment ago is almost never the
+# one a restarted server or an idle-killing firewall has cut; if it was,
+# the statement fails as a disconnect, SQLAlchemy drops the pool's
+# connections, and the task or request fails once (tasks are retried by the
+# sweeper; channels retry webhooks). Connections are also recycled after
+# half an hour, before server-side idle timeouts.
+PING_AFTER_IDLE = 30.0
+
+
+def _note_checkin(_dbapi_conn, record) -> None:  # type: ignore[no-untyped-def]
+    record.info["s2s_idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_conn, record, _proxy) -> None:  # type: ignore[no-untyped-def]
+    since = record.info.get("s2s_idle_since")
+    if since is None or time.monotonic() - since < PING_AFTER_IDLE:
+        return
+    try:
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute("SELECT 1")
+        finally:
+            cur.close()
+        if not getattr(dbapi_conn, "autocommit", True):
+            dbapi_conn.rollback()  # end the transaction the ping opened
+    except Exception as exc:
+        # The pool discards this connection and checks out a fresh one.
+        raise DisconnectionError(str(exc)) from exc
 
 
 def get_engine(url: str | None = None) -> Engine:

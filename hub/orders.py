@@ -16,15 +16,34 @@ workers holding the same message cannot both act: one wins, the other finds
 the state already moved on. ``raising`` carries a lease; a worker that dies
 mid-raise leaves an expired lease, and the next attempt first asks the ERP
 whether the order already landed.
+
+Orders are raised in batches per source (``claim_batch``): one statement
+claims up to N claimable orders, each keeps its own attempt count, lease and
+ask-the-ERP-first flag, and the outcomes are written back in bulk
+(``settle``), each order by its own conditional transition. On a ``queued``
+order, ``lease_until`` is the time before which it may not be claimed again
+(its retry backoff); on a ``raising`` order it is the attempt's lease.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -42,6 +61,21 @@ UNFINISHED = (RECEIVED, QUEUED, RAISING)
 
 def event(session: Session, order_id: int, status: str, message: str = "") -> None:
     session.add(OrderEvent(order_id=order_id, status=status, message=message[:2000]))
+
+
+def events(session: Session, rows: Iterable[tuple[int, str, str]]) -> None:
+    """Write many ``(order_id, status, message)`` events in one statement.
+
+    A batch of orders moves together; one INSERT for all of its history
+    rows instead of one flush per order is most of what batching saves.
+    """
+    now = utcnow()
+    values = [
+        {"order_id": oid, "status": status, "message": message[:2000], "at": now}
+        for oid, status, message in rows
+    ]
+    if values:
+        session.execute(insert(OrderEvent), values)
 
 
 @dataclass(frozen=True)
@@ -79,20 +113,35 @@ def intake(
             if existing is not None:
                 return Intake(existing, False, True)
     status = RECEIVED if order.get("instruction", "add_order") == "add_order" else STORED
+    instruction = str(order.get("instruction") or "add_order")
+    message = "received" if status == RECEIVED else f"stored only: instruction is {instruction}"
+    now = utcnow()
     row = Order(
         client_id=client_id,
         channel=channel,
         channel_order_code=code,
-        instruction=str(order.get("instruction") or "add_order"),
+        instruction=instruction,
         status=status,
         order=order,
         raw=raw,
+        attempts=0,
+        reached_erp=False,
+        created_at=now,
+        updated_at=now,
     )
-    try:
-        with session.begin_nested():
-            session.add(row)
-            session.flush()
-    except IntegrityError:
+    if session.get_bind().dialect.name == "postgresql":
+        created = _insert_pg(session, row, message)
+    else:
+        try:
+            with session.begin_nested():
+                session.add(row)
+                session.flush()
+            created = True
+        except IntegrityError:
+            created = False
+        if created:
+            event(session, row.id, status, message)
+    if not created:
         existing = session.scalars(
             select(Order).where(
                 Order.client_id == client_id,
@@ -102,10 +151,70 @@ def intake(
         ).one()
         _note_delivery(session, client_id, channel, delivery_id, existing.id)
         return Intake(existing, False)
-    message = "received" if status == RECEIVED else f"stored only: instruction is {row.instruction}"
-    event(session, row.id, status, message)
     _note_delivery(session, client_id, channel, delivery_id, row.id)
     return Intake(row, True)
+
+
+_INTAKE_COLUMNS = (
+    "client_id",
+    "channel",
+    "channel_order_code",
+    "instruction",
+    "status",
+    "order",
+    "raw",
+    "attempts",
+    "reached_erp",
+    "created_at",
+    "updated_at",
+)
+_intake_statement: Any = None
+
+
+def _intake_pg() -> Any:
+    """The intake statement, built once. Written as text with typed bound
+    parameters because this SQLAlchemy caches no compiled PostgreSQL
+    ``INSERT ... ON CONFLICT``: compiling it for every order cost more than
+    running it."""
+    global _intake_statement
+    if _intake_statement is None:
+        orders_table, events_table = Order.__table__, OrderEvent.__table__
+        names = ", ".join(f'"{name}"' for name in _INTAKE_COLUMNS)
+        values = ", ".join(f":o_{name}" for name in _INTAKE_COLUMNS)
+        sql = (
+            f"WITH new_order AS (INSERT INTO {orders_table.name} ({names}) VALUES ({values}) "
+            "ON CONFLICT ON CONSTRAINT uq_orders_channel_code DO NOTHING RETURNING id), "
+            f"new_event AS (INSERT INTO {events_table.name} (order_id, at, status, message) "
+            "SELECT id, :e_at, :e_status, :e_message FROM new_order) "
+            "SELECT id FROM new_order"
+        )
+        binds = [bindparam(f"o_{n}", type_=orders_table.c[n].type) for n in _INTAKE_COLUMNS]
+        binds += [
+            bindparam("e_at", type_=events_table.c.at.type),
+            bindparam("e_status", type_=events_table.c.status.type),
+            bindparam("e_message", type_=events_table.c.message.type),
+        ]
+        _intake_statement = text(sql).bindparams(*binds).columns(id=orders_table.c.id.type)
+    return _intake_statement
+
+
+def _insert_pg(session: Session, row: Order, message: str) -> bool:
+    """Insert the order and its first event in one statement (PostgreSQL).
+
+    Intake is a transaction per order, committed before the channel gets
+    its answer, so its round trips are what a burst of orders waits on: an
+    ``INSERT ... ON CONFLICT DO NOTHING`` with the event inserted by a
+    data-modifying CTE replaces a savepoint, two flushes and a release.
+    Sets ``row.id`` (the row stays outside the session, like a detached one)
+    and says whether it was new.
+    """
+    params = {f"o_{name}": getattr(row, name) for name in _INTAKE_COLUMNS}
+    params.update(e_at=row.created_at, e_status=row.status, e_message=message[:2000])
+    order_id = session.scalar(_intake_pg(), params)
+    if order_id is None:
+        return False
+    row.id = order_id
+    return True
 
 
 def _note_delivery(
@@ -133,7 +242,7 @@ def _move(session: Session, order_id: int, frm: tuple[str, ...], **values: Any) 
 
 
 def routed(session: Session, order_id: int, source_id: int, message: str) -> bool:
-    if _move(session, order_id, (RECEIVED,), status=QUEUED, source_id=source_id):
+    if _move(session, order_id, (RECEIVED,), status=QUEUED, source_id=source_id, lease_until=None):
         event(session, order_id, QUEUED, message)
         return True
     return False
@@ -146,6 +255,15 @@ class Claim:
     ask_erp_first: bool = False
 
 
+def claimable(now: datetime) -> ColumnElement[bool]:
+    """Orders a raise attempt may take: queued and past any backoff, or
+    raising under a lease that has run out (its worker died or hung)."""
+    return or_(
+        (Order.status == QUEUED) & (Order.lease_until.is_(None) | (Order.lease_until <= now)),
+        (Order.status == RAISING) & (Order.lease_until < now),
+    )
+
+
 def claim(session: Session, order_id: int, lease: timedelta) -> Claim:
     """Take the order for one raise attempt: queued, or raising with an expired lease."""
     now = utcnow()
@@ -156,14 +274,7 @@ def claim(session: Session, order_id: int, lease: timedelta) -> Claim:
     ask_first = bool(order.reached_erp)
     result = session.execute(
         update(Order)
-        .where(
-            Order.id == order_id,
-            Order.attempts == previous,
-            or_(
-                Order.status == QUEUED,
-                (Order.status == RAISING) & (Order.lease_until < now),
-            ),
-        )
+        .where(Order.id == order_id, Order.attempts == previous, claimable(now))
         .values(
             status=RAISING,
             attempts=previous + 1,
@@ -176,6 +287,236 @@ def claim(session: Session, order_id: int, lease: timedelta) -> Claim:
         return Claim(False)
     event(session, order_id, RAISING, f"attempt {previous + 1}")
     return Claim(True, previous, ask_first)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """One order taken for a raise attempt as part of a batch.
+
+    ``attempt`` is this attempt's number (the row's ``attempts`` after the
+    claim): every later transition of the order checks it, so an attempt
+    whose lease ran out and was taken over can no longer settle the order.
+    """
+
+    id: int
+    client_id: int
+    channel_order_code: str
+    order: dict[str, Any]
+    attempt: int
+    ask_erp_first: bool
+    reached_before: bool
+
+    @property
+    def previous_attempts(self) -> int:
+        return self.attempt - 1
+
+
+def claim_batch(session: Session, source_id: int, limit: int, lease: timedelta) -> list[Claimed]:
+    """Take up to ``limit`` claimable orders of one source for one raise attempt each.
+
+    The rows are locked with ``FOR UPDATE SKIP LOCKED`` (PostgreSQL), so two
+    workers draining the same source take disjoint batches instead of
+    waiting on each other; the UPDATE repeats the claimable condition, so on
+    a database without row locks (SQLite) a row another worker took in
+    between is simply not returned. Every order keeps its own attempt count
+    and lease, and asks the ERP first when an earlier attempt may have
+    reached it, exactly as ``claim`` does for one order.
+    """
+    now = utcnow()
+    rows = session.execute(
+        select(Order.id, Order.attempts, Order.reached_erp)
+        .where(Order.source_id == source_id, claimable(now))
+        .order_by(Order.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if not rows:
+        return []
+    before = {r.id: (r.attempts, bool(r.reached_erp)) for r in rows}
+    won = session.execute(
+        update(Order)
+        .where(Order.id.in_(list(before)), claimable(now))
+        .values(
+            status=RAISING,
+            attempts=Order.attempts + 1,
+            reached_erp=True,
+            lease_until=now + lease,
+            updated_at=now,
+        )
+        .returning(Order.id, Order.attempts, Order.client_id, Order.channel_order_code, Order.order)
+        .execution_options(synchronize_session=False)
+    ).all()
+    claimed = []
+    for row in sorted(won, key=lambda r: r.id):
+        attempts, reached = before[row.id]
+        claimed.append(
+            Claimed(
+                id=row.id,
+                client_id=row.client_id,
+                channel_order_code=row.channel_order_code,
+                order=row.order,
+                attempt=row.attempts,
+                # Another attempt slipped in between the two statements
+                # (possible only without row locks): it may have reached the ERP.
+                ask_erp_first=reached or row.attempts != attempts + 1,
+                reached_before=reached,
+            )
+        )
+    events(session, ((c.id, RAISING, f"attempt {c.attempt} (batch)") for c in claimed))
+    return claimed
+
+
+def _mine(claims: Sequence[tuple[int, int]]) -> ColumnElement[bool]:
+    """Rows still held by the attempts given as ``(order_id, attempt)``."""
+    attempts = dict(claims)
+    return and_(
+        Order.id.in_(list(attempts)),
+        Order.status == RAISING,
+        Order.attempts == case(attempts, value=Order.id),
+    )
+
+
+def raised_many(session: Session, done: Sequence[tuple[int, int, str, bool]]) -> list[int]:
+    """Mark many orders raised in one statement: ``(order_id, attempt, document, found)``.
+
+    Only orders still held by that attempt move; the ids that moved are
+    returned (their events are written here too).
+    """
+    if not done:
+        return []
+    now = utcnow()
+    documents = {oid: str(document) for oid, _, document, _ in done}
+    moved = set(
+        session.scalars(
+            update(Order)
+            .where(_mine([(oid, attempt) for oid, attempt, _, _ in done]))
+            .values(
+                status=RAISED,
+                document_number=case(documents, value=Order.id),
+                raised_at=now,
+                lease_until=None,
+                updated_at=now,
+            )
+            .returning(Order.id)
+            .execution_options(synchronize_session=False)
+        ).all()
+    )
+    events(
+        session,
+        (
+            (oid, RAISED, f"{'found already in the ERP as' if found else 'raised as'} {document}")
+            for oid, _, document, found in done
+            if oid in moved
+        ),
+    )
+    return sorted(moved)
+
+
+def retry_many(session: Session, failed: Sequence[tuple[int, int, str, float]]) -> list[int]:
+    """Back to ``queued`` with a backoff each: ``(order_id, attempt, error, delay)``.
+
+    Rare (an ERP outage), so one conditional UPDATE per order is fine.
+    """
+    moved = []
+    now = utcnow()
+    for oid, attempt, error, delay in failed:
+        result = session.execute(
+            update(Order)
+            .where(_mine([(oid, attempt)]))
+            .values(
+                status=QUEUED,
+                lease_until=now + timedelta(seconds=delay),
+                last_error=error,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:
+            event(session, oid, QUEUED, f"transient: {error}; retry in {delay:.0f}s")
+            moved.append(oid)
+    return moved
+
+
+def give_back(
+    session: Session, unsent: Sequence[tuple[int, int, bool]], delay: float, reason: str
+) -> list[int]:
+    """Return orders that were claimed but never sent: ``(order_id, attempt, reached_before)``.
+
+    An earlier order of the batch met a transient failure, so the connector
+    stopped before these: the attempt is handed back (count and
+    ``reached_erp`` as they were), and they wait ``delay`` like the order
+    that failed, since the ERP is likely still in trouble.
+    """
+    moved = []
+    now = utcnow()
+    for oid, attempt, reached_before in unsent:
+        result = session.execute(
+            update(Order)
+            .where(_mine([(oid, attempt)]))
+            .values(
+                status=QUEUED,
+                attempts=attempt - 1,
+                reached_erp=reached_before,
+                lease_until=now + timedelta(seconds=delay),
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:
+            event(session, oid, QUEUED, f"not sent: {reason}; retry in {delay:.0f}s")
+            moved.append(oid)
+    return moved
+
+
+def pending(session: Session, source_id: int) -> tuple[bool, datetime | None]:
+    """Whether a source has an order claimable now, and else when the next
+    backoff ends: what a drain checks after letting the source's slot go."""
+    now = utcnow()
+    due = session.scalar(
+        select(Order.id).where(Order.source_id == source_id, claimable(now)).limit(1)
+    )
+    if due is not None:
+        return True, None
+    later = session.scalar(
+        select(func.min(Order.lease_until)).where(
+            Order.source_id == source_id, Order.status == QUEUED, Order.lease_until > now
+        )
+    )
+    return False, later
+
+
+def receivable(session: Session, limit: int) -> list[Order]:
+    """Up to ``limit`` received orders to route, locked (skipping rows another
+    router holds) until the caller's transaction ends."""
+    return list(
+        session.scalars(
+            select(Order)
+            .where(Order.status == RECEIVED)
+            .order_by(Order.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+
+
+def routed_many(
+    session: Session, source_id: int, order_ids: Sequence[int], message: str
+) -> list[int]:
+    """``received`` → ``queued`` for many orders of one source, in one statement."""
+    if not order_ids:
+        return []
+    now = utcnow()
+    moved = list(
+        session.scalars(
+            update(Order)
+            .where(Order.id.in_(list(order_ids)), Order.status == RECEIVED)
+            .values(status=QUEUED, source_id=source_id, lease_until=None, updated_at=now)
+            .returning(Order.id)
+            .execution_options(synchronize_session=False)
+        ).all()
+    )
+    events(session, ((oid, QUEUED, message) for oid in moved))
+    return moved
 
 
 def raised(session: Session, order_id: int, document_number: str, found: bool = False) -> bool:
@@ -196,7 +537,11 @@ def raised(session: Session, order_id: int, document_number: str, found: bool = 
 
 
 def retry_later(session: Session, order_id: int, error: str, delay: float) -> bool:
-    if _move(session, order_id, (RAISING,), status=QUEUED, lease_until=None, last_error=error):
+    """Back to ``queued``, not to be claimed for ``delay`` seconds (its backoff)."""
+    not_before = utcnow() + timedelta(seconds=delay)
+    if _move(
+        session, order_id, (RAISING,), status=QUEUED, lease_until=not_before, last_error=error
+    ):
         event(session, order_id, QUEUED, f"transient: {error}; retry in {delay:.0f}s")
         return True
     return False
@@ -288,11 +633,7 @@ def unfinished(session: Session, older_than: timedelta) -> list[tuple[int, str]]
     cutoff: datetime = now - older_than
     rows = session.execute(
         select(Order.id, Order.status).where(
-            Order.updated_at < cutoff,
-            or_(
-                Order.status.in_((RECEIVED, QUEUED)),
-                (Order.status == RAISING) & (Order.lease_until < now),
-            ),
+            Order.updated_at < cutoff, or_(Order.status == RECEIVED, claimable(now))
         )
     ).all()
     return [(r.id, r.status) for r in rows]

@@ -155,6 +155,56 @@ def session_slots(
     return slots
 
 
+def request_once(name: str, ttl_seconds: float) -> bool:
+    """True when the caller should send the task named ``name``, False when
+    one is already on its way (sent less than ``ttl_seconds`` ago and not
+    yet started).
+
+    This is how thousands of orders arriving in a burst become one
+    "drain this source" task instead of thousands of tasks that each find
+    their order already handled. The task calls ``started(name)`` before it
+    looks at the database, so anything committed before a caller got False
+    is seen by that task. The marker expires, so a task lost with its
+    message (a flushed Redis, a killed worker) only delays the next one by
+    ``ttl_seconds``; the sweeper covers the rest. Without Redis (the
+    embedded broker) there is no marker and every caller sends.
+    """
+    if not _uses_redis():
+        return True
+    try:
+        return bool(_redis().set(f"s2s:once:{name}", 1, nx=True, px=int(ttl_seconds * 1000)))
+    except Exception:  # Redis down: sending (and failing to) is what the caller handles
+        return True
+
+
+def request_by(name: str, seconds: float) -> bool:
+    """Like ``request_once`` for a task sent with a countdown: True unless one
+    is already due within ``seconds`` (a later one does not stand in for a
+    sooner one). The marker lives until the task is due."""
+    if not _uses_redis():
+        return True
+    key = f"s2s:once:{name}"
+    wanted = max(int(seconds * 1000), 1)
+    try:
+        due_in = _redis().pttl(key)
+        if 0 <= due_in <= wanted:
+            return False
+        _redis().set(key, 1, px=wanted)
+    except Exception:  # Redis down: sending (and failing to) is what the caller handles
+        return True
+    return True
+
+
+def started(name: str) -> None:
+    """The task behind ``request_once(name)`` has started: later callers send again."""
+    if not _uses_redis():
+        return
+    try:
+        _redis().delete(f"s2s:once:{name}")
+    except Exception:  # the marker expires on its own
+        return
+
+
 def reset_client() -> None:
     """Forget the Redis client (tests change the broker URL)."""
     global _redis_client

@@ -1,28 +1,44 @@
-"""Order tasks: route each order to its ERP, raise it exactly once.
+"""Order tasks: route orders to their ERP, raise each exactly once, in batches.
 
-route_order (queue ``orders``) picks the source that owns the ordered SKUs,
-checks what the ERP will need, and hands the order to raise_order on that
-ERP type's own queue (``raise.<kind>``), so one ERP's trouble never holds up
-another's orders.
+Routing (queue ``orders``): ``route_pending`` takes up to a batch of
+received orders, finds the source owning their SKUs with one lookup per
+client, checks what each ERP will need, and moves them to ``queued`` in bulk.
 
-raise_order takes one of the source's concurrency slots (shared by every
-worker), claims the order with a lease, and — if any earlier attempt may
-have reached the ERP — asks the ERP whether the order is already there
-before sending it again. Transient failures come back later with backoff
-and jitter; waiting for a slot does not count as an attempt. Permanent
-failures and exhausted retries become dead letters with what to fix.
+Raising (queue ``raise.<kind>``, so one ERP's trouble never holds up
+another's orders): ``drain_source`` takes one of the source's concurrency
+slots (shared by every worker) once, then claims queued orders a batch at a
+time, each with its own lease and attempt count. Any order an earlier
+attempt may have reached the ERP with is looked up first (``find_order``);
+the rest go to the connector's ``raise_orders`` together (the SQL connector
+inserts a batch in one transaction; other ERPs get one call per order).
+Outcomes are written back in one transaction per batch: raised, retried
+later with backoff and jitter (waiting for a slot is not an attempt), or
+dead-lettered with what to fix — each order on its own, so one bad order
+never holds back the others.
+
+Why drains instead of one task per order: a burst of thousands of orders
+used to be thousands of raise tasks competing for a one-session slot, each
+losing task re-queued a second later, with about ten transactions per
+order. Intake and routing now only *ask* for a drain of the source; a Redis
+marker turns a burst of asks into one task (``limits.request_once``). The
+database stays the source of truth: a lost drain only delays orders until
+the next ask or the sweeper.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
 
 from connectors.base import (
+    Connector,
     ConnectorError,
     PermanentError,
     RejectedError,
@@ -31,7 +47,7 @@ from connectors.base import (
 )
 from hub import orders
 from hub.db import session_scope
-from hub.models import Order, Product, Source, Variant
+from hub.models import Order, Product, Source, Variant, utcnow
 from hub.schemas import load_order
 from hub.settings import get_settings
 from mappings import get_map
@@ -41,6 +57,19 @@ from workers.app import app
 from workers.sources import connector_class, connector_for
 
 log = logging.getLogger("s2s.orders")
+
+# Orders claimed per batch: large enough that a burst costs a few statements
+# per hundred orders, small enough that a batch is quick to redo after a
+# crash and a steady trickle is raised as it arrives (a batch is whatever is
+# queued, never waited for).
+RAISE_BATCH = 100
+ROUTE_BATCH = 200
+# How long one drain or routing task keeps going before handing over to a
+# fresh task, so that other sources on the same queue get their turn.
+TASK_BUDGET = 10.0
+# How long an "a task is on its way" marker lives: a task lost with its
+# message delays the next ask by at most this much.
+MARKER_TTL = 10.0
 
 
 def raise_queue(kind: str) -> str:
@@ -54,24 +83,46 @@ def _publish(task: Any, args: tuple[Any, ...], **options: Any) -> None:
         log.warning("could not enqueue %s%r (%s); the sweeper will retry", task.name, args, exc)
 
 
-def enqueue_raise(order_id: int, kind: str, countdown: float = 0.0) -> None:
+def request_drain(source_id: int, kind: str, delay: float = 0.0, force: bool = False) -> None:
+    """Ask for a drain of the source's queued orders, ``delay`` seconds from now.
+
+    Asks made while a drain is already on its way are dropped (it will see
+    their orders: it clears the marker before it claims anything).
+    """
+    if not force:
+        if delay > 0:
+            if not limits.request_by(f"drain-later:{source_id}", delay):
+                return
+        elif not limits.request_once(f"drain:{source_id}", MARKER_TTL):
+            return
     lease = get_settings().order_lease
     _publish(
-        raise_order,
-        (order_id,),
+        drain_source,
+        (source_id,),
         queue=raise_queue(kind),
-        countdown=countdown,
-        # A raise must end before its lease does, or a second worker could
-        # claim the order while the first is still talking to the ERP.
+        countdown=delay,
+        # A drain must end before the leases it takes do, or a second worker
+        # could claim an order while the first is still talking to the ERP.
         time_limit=max(int(lease * 0.9), 5),
         soft_time_limit=max(int(lease * 0.8), 4),
     )
 
 
+def request_route(force: bool = False) -> None:
+    """Ask for the received orders to be routed (one task for a burst of asks)."""
+    if force or limits.request_once("route", MARKER_TTL):
+        _publish(route_pending, (), queue="orders")
+
+
+def enqueue_route(order_id: int) -> None:
+    """Route an order (after intake or a replay); the sweeper covers a down broker."""
+    request_route()
+
+
 def submit(
     client_id: int, payload: Any, *, raw: Any = None, delivery_id: str | None = None
 ) -> tuple[orders.Intake | None, list[tuple[str, str]]]:
-    """Validate and store an order, then route it. The row is committed first."""
+    """Validate and store an order, then ask for routing. The row is committed first."""
     order, errors = load_order(payload)
     if order is None:
         return None, errors
@@ -84,100 +135,143 @@ def submit(
             delivery_id=delivery_id,
         )
     if result.created and result.order.status == orders.RECEIVED:
-        enqueue_route(result.order.id)
+        request_route()
     return result, []
 
 
-def enqueue_route(order_id: int) -> None:
-    """Route an order (after intake or a replay); the sweeper covers a down broker."""
-    _publish(route_order, (order_id,))
+# --------------------------------------------------------------------------
+# Routing
+# --------------------------------------------------------------------------
 
-
-def _dead(order_id: int, *, stage: str, error_class: str, message: str, fix: str) -> None:
-    if "replay" not in fix:
-        fix = f"{fix}, then replay"
-    with session_scope() as s:
-        letter = orders.dead_letter(
-            s, order_id, stage=stage, error_class=error_class, message=message, fix=fix
-        )
-    if letter is not None:
-        log.warning("dead letter %s: %s", error_class, message, extra={"order": order_id})
+Problem = tuple[str, str, str]  # error class, message, fix
 
 
 @app.task(name="s2s.orders.route_order")
 def route_order(order_id: int) -> None:
+    """Route an order (replays and older messages name one): routes every
+    received order, this one included, in batches."""
+    _route_all()
+
+
+@app.task(name="s2s.orders.route_pending")
+def route_pending() -> None:
+    """Route the received orders, a batch at a time."""
+    _route_all()
+
+
+def _route_all() -> None:
+    limits.started("route")
+    deadline = time.monotonic() + TASK_BUDGET
+    while _route_batch(ROUTE_BATCH) == ROUTE_BATCH:
+        if time.monotonic() > deadline:
+            request_route()
+            return
+
+
+def _route_batch(limit: int) -> int:
+    """Route up to ``limit`` received orders in one transaction; how many were taken."""
+    letters: list[tuple[int, Problem]] = []
+    drains: dict[int, str] = {}
     with session_scope() as s:
-        order = s.get(Order, order_id)
-        if order is None or order.status != orders.RECEIVED:
-            return
-        lines = order.order.get("line_items") or []
-        skus = [str(li.get("sku") or "").strip() for li in lines]
-        blank = [i + 1 for i, sku in enumerate(skus) if not sku]
-        if blank:
-            s.rollback()
-            _dead(
-                order_id,
-                stage="route",
-                error_class="invalid_order",
-                message=f"line {blank[0]} has no SKU",
-                fix="give every line a SKU on the channel, then replay",
-            )
-            return
-        owners: dict[str, set[int]] = {}
-        for sku, source_id in s.execute(
-            select(Variant.sku, Variant.source_id)
-            .join(Product, Product.id == Variant.product_id)
-            .where(
-                Variant.client_id == order.client_id,
-                Variant.sku.in_(set(skus)),
-                Product.deleted_at.is_(None),
-            )
-        ):
-            owners.setdefault(sku, set()).add(source_id)
-        unknown = sorted({sku for sku in skus if sku not in owners})
-        sources = {sid for ids in owners.values() for sid in ids}
-        names = {
-            src.id: src.code for src in s.scalars(select(Source).where(Source.id.in_(sources)))
+        batch = orders.receivable(s, limit)
+        if not batch:
+            return 0
+        problems: dict[int, Problem] = {}
+        skus_of: dict[int, list[str]] = {}
+        wanted: dict[int, set[str]] = {}
+        for order in batch:
+            lines = order.order.get("line_items") or []
+            skus = [str(li.get("sku") or "").strip() for li in lines]
+            blank = [i + 1 for i, sku in enumerate(skus) if not sku]
+            if blank:
+                problems[order.id] = (
+                    "invalid_order",
+                    f"line {blank[0]} has no SKU",
+                    "give every line a SKU on the channel, then replay",
+                )
+                continue
+            skus_of[order.id] = skus
+            wanted.setdefault(order.client_id, set()).update(skus)
+        owners: dict[tuple[int, str], set[int]] = {}
+        for client_id, skus in wanted.items():
+            for sku, source_id in s.execute(
+                select(Variant.sku, Variant.source_id)
+                .join(Product, Product.id == Variant.product_id)
+                .where(
+                    Variant.client_id == client_id,
+                    Variant.sku.in_(sorted(skus)),
+                    Product.deleted_at.is_(None),
+                )
+            ):
+                owners.setdefault((client_id, sku), set()).add(source_id)
+        all_sources = {sid for ids in owners.values() for sid in ids}
+        sources = {
+            src.id: src for src in s.scalars(select(Source).where(Source.id.in_(all_sources)))
         }
-        problem: tuple[str, str, str] | None = None
-        source: Source | None = None
-        if unknown:
-            problem = (
-                "unknown_sku",
-                f"no source of this client has SKU {', '.join(unknown)}",
-                "sync the product from its ERP (s2s resync) or correct the SKU, then replay",
+        plan: dict[int, list[int]] = {}
+        for order in batch:
+            if order.id in problems:
+                continue
+            problem, source_id = _route_one(order, skus_of[order.id], owners, sources)
+            if problem is not None:
+                problems[order.id] = problem
+            else:
+                assert source_id is not None
+                plan.setdefault(source_id, []).append(order.id)
+        for source_id, ids in plan.items():
+            source = sources[source_id]
+            message = f"routed to source {source.code} ({source.kind})"
+            if orders.routed_many(s, source_id, ids, message):
+                drains[source_id] = source.kind
+        for order_id, (error_class, message, fix) in problems.items():
+            if "replay" not in fix:
+                fix = f"{fix}, then replay"
+            letter = orders.dead_letter(
+                s, order_id, stage="route", error_class=error_class, message=message, fix=fix
             )
-        elif len(sources) > 1:
-            held = {sid: sorted(k for k, v in owners.items() if sid in v) for sid in sources}
-            per = ", ".join(
-                f"{names.get(sid, sid)}: {', '.join(held[sid])}" for sid in sorted(held)
-            )
-            problem = (
-                "mixed_sources",
-                f"the order's SKUs belong to more than one ERP ({per})",
-                "an ERP document cannot hold another ERP's stock: raise one order per ERP "
-                "on the channel and discard this one",
-            )
-        if problem is None:
-            source = s.get(Source, next(iter(sources)))
-            assert source is not None
-            problem = _check_payload(order.order, source)
-        if problem is not None:
-            s.rollback()
-            _dead(
-                order_id, stage="route", error_class=problem[0], message=problem[1], fix=problem[2]
-            )
-            return
-        assert source is not None
-        if not orders.routed(
-            s, order_id, source.id, f"routed to source {source.code} ({source.kind})"
-        ):
-            return
-        kind = source.kind
-    enqueue_raise(order_id, kind)
+            if letter is not None:
+                letters.append((order_id, (error_class, message, fix)))
+        taken = len(batch)
+    for order_id, (error_class, message, _) in letters:
+        log.warning("dead letter %s: %s", error_class, message, extra={"order": order_id})
+    for source_id, kind in drains.items():
+        request_drain(source_id, kind)
+    return taken
 
 
-def _check_payload(order: dict[str, Any], source: Source) -> tuple[str, str, str] | None:
+def _route_one(
+    order: Order,
+    skus: list[str],
+    owners: dict[tuple[int, str], set[int]],
+    sources: dict[int, Source],
+) -> tuple[Problem | None, int | None]:
+    """The source an order goes to, or why it cannot go anywhere."""
+    held = {sku: owners.get((order.client_id, sku), set()) for sku in skus}
+    unknown = sorted({sku for sku, ids in held.items() if not ids})
+    if unknown:
+        return (
+            "unknown_sku",
+            f"no source of this client has SKU {', '.join(unknown)}",
+            "sync the product from its ERP (s2s resync) or correct the SKU, then replay",
+        ), None
+    candidates = {sid for ids in held.values() for sid in ids}
+    if len(candidates) > 1:
+        per_source = {
+            sid: sorted(sku for sku, ids in held.items() if sid in ids) for sid in candidates
+        }
+        names = {sid: sources[sid].code if sid in sources else sid for sid in candidates}
+        per = ", ".join(f"{names[sid]}: {', '.join(per_source[sid])}" for sid in sorted(per_source))
+        return (
+            "mixed_sources",
+            f"the order's SKUs belong to more than one ERP ({per})",
+            "an ERP document cannot hold another ERP's stock: raise one order per ERP "
+            "on the channel and discard this one",
+        ), None
+    source = sources[next(iter(candidates))]
+    return _check_payload(order.order, source), source.id
+
+
+def _check_payload(order: dict[str, Any], source: Source) -> Problem | None:
     """Build the ERP document now, so that a missing setting or a value the
     ERP's map cannot take dead-letters the order at routing, with a fix that
     names the setting or the field, before any slot or attempt is spent."""
@@ -194,6 +288,11 @@ def _check_payload(order: dict[str, Any], source: Source) -> tuple[str, str, str
     return None
 
 
+# --------------------------------------------------------------------------
+# Raising
+# --------------------------------------------------------------------------
+
+
 def backoff(attempt: int) -> float:
     """Exponential backoff with jitter, capped well below the visibility timeout."""
     base = get_settings().retry_base
@@ -201,111 +300,226 @@ def backoff(attempt: int) -> float:
     return random.uniform(ceiling / 2, ceiling)
 
 
+@app.task(name="s2s.orders.drain_source")
+def drain_source(source_id: int) -> None:
+    """Raise the source's queued orders, a batch at a time, under one slot."""
+    _drain(source_id)
+
+
 @app.task(name="s2s.orders.raise_order")
 def raise_order(order_id: int) -> None:
-    settings = get_settings()
+    """Raise an order (older messages name one): drains the order's source."""
     with session_scope() as s:
         order = s.get(Order, order_id)
         if order is None or order.status not in (orders.QUEUED, orders.RAISING):
             return
-        source = s.get(Source, order.source_id)
+        source_id = order.source_id
+    if source_id is not None:
+        _drain(source_id)
+
+
+def _drain(source_id: int) -> None:
+    settings = get_settings()
+    limits.started(f"drain:{source_id}")
+    with session_scope() as s:
+        source = s.get(Source, source_id)
         if source is None:
             return
-    try:
-        slots = limits.session_slots(connector_for(source), source.id, source.concurrency)
-    except ConnectorError:
-        slots = [(source.id, source.concurrency)]  # _attempt reports the settings error
-    with limits.holding(slots, settings.order_lease) as held:
-        if not held:
-            # Waiting for a slot is not a failed attempt.
-            enqueue_raise(order_id, source.kind, countdown=random.uniform(0.2, 1.5))
-            return
-        with session_scope() as s:
-            claim = orders.claim(s, order_id, timedelta(seconds=settings.order_lease))
-        if claim.ok:
-            _attempt(order, source, claim.previous_attempts, claim.ask_erp_first)
-
-
-def _attempt(order: Order, source: Source, previous_attempts: int, ask_first: bool) -> None:
-    ctx = {"order": order.id, "client": order.client_id, "source": source.id}
-    attempt = previous_attempts + 1
+    connector: Connector | None = None
+    unusable: ConnectorError | None = None
     try:
         connector = connector_for(source)
-        document = None
-        if ask_first:
-            # An earlier attempt may have reached the ERP before failing
-            # (a timeout after commit, a worker killed mid-call): ask first.
-            document = connector.find_order(order.channel_order_code)
-        found = document is not None
-        if document is None:
-            payload = get_map(source.kind, "orders").apply(order.order, source.settings or {})
-            document = connector.raise_order(payload)
-    except TransientError as exc:
-        limit = connector_class(source.kind).max_raise_attempts or get_settings().order_max_attempts
-        if attempt >= limit:
-            _dead(
-                order.id,
-                stage="raise",
-                error_class="retries_exhausted",
-                message=f"after {attempt} attempts: {exc.message}",
-                fix="check that the ERP is up and reachable, then replay",
-            )
+        slots = limits.session_slots(connector, source.id, source.concurrency)
+    except ConnectorError as exc:  # the settings cannot make a connector: dead-letter the batch
+        unusable = exc
+        slots = [(source.id, source.concurrency)]
+    lease = timedelta(seconds=settings.order_lease)
+    # Stop claiming well before the slot's lease (and the task's time limit)
+    # runs out; the batch under way still has the rest of its lease.
+    deadline = time.monotonic() + min(TASK_BUDGET, settings.order_lease * 0.5)
+    handed_over = False
+    with limits.holding(slots, settings.order_lease) as held:
+        if not held:
+            # Another drain (or an ERP session) holds the slot; it looks for
+            # orders again when it lets go, and this ask comes back anyway.
+            # Waiting for a slot is not a failed attempt.
+            request_drain(source_id, source.kind, delay=random.uniform(0.2, 1.0))
             return
-        delay = exc.retry_after if exc.retry_after else backoff(previous_attempts)
-        with session_scope() as s:
-            moved = orders.retry_later(s, order.id, exc.message, delay)
-        if moved:
-            log.warning("transient failure, retry in %.1fs: %s", delay, exc.message, extra=ctx)
-            enqueue_raise(order.id, source.kind, countdown=delay)
+        while True:
+            with session_scope() as s:
+                batch = orders.claim_batch(s, source_id, RAISE_BATCH, lease)
+            if not batch:
+                break
+            _raise_batch(source, connector, unusable, batch)
+            if time.monotonic() > deadline:
+                handed_over = True
+                break
+    if handed_over:
+        request_drain(source_id, source.kind)
         return
-    except SettingsError as exc:
-        _dead(
-            order.id,
-            stage="raise",
-            error_class="settings",
-            message=exc.message,
-            fix=exc.hint or "correct the source settings",
-        )
-        return
-    except RejectedError as exc:
-        _dead(
-            order.id,
-            stage="raise",
-            error_class="rejected",
-            message=exc.message,
-            fix=exc.hint or "correct the data the ERP refused",
-        )
-        return
-    except PermanentError as exc:
-        _dead(
-            order.id,
-            stage="raise",
-            error_class=type(exc).__name__,
-            message=exc.message,
-            fix=exc.hint or "see the message",
-        )
-        return
-    except MissingSettingError as exc:  # the settings changed since routing
-        _dead(
-            order.id,
-            stage="raise",
-            error_class="missing_setting",
-            message=f"source {source.code}: {exc}",
-            fix=f"set {exc.setting} on source {source.code}, then replay",
-        )
-        return
-    except ValueError as exc:  # the order map cannot take a value of the order
-        _dead(
-            order.id,
-            stage="raise",
-            error_class="invalid_order",
-            message=str(exc),
-            fix="correct the order on the channel, then replay",
-        )
-        return
+    # Orders queued while the slot was held by this drain may have had their
+    # asks dropped by a drain that could not get the slot: look once more.
     with session_scope() as s:
-        orders.raised(s, order.id, str(document), found=found)
-    log.info("raised as %s", document, extra=ctx)
+        due, later = orders.pending(s, source_id)
+    if due:
+        request_drain(source_id, source.kind)
+    elif later is not None:
+        wait = (later - utcnow()).total_seconds()
+        request_drain(source_id, source.kind, delay=max(wait, 0.05))
+
+
+@dataclass
+class _Outcomes:
+    """What became of each order of a batch, written back in one transaction."""
+
+    raised: list[tuple[int, int, str, bool]]
+    retry: list[tuple[int, int, str, float]]
+    unsent: list[tuple[int, int, bool]]
+    dead: list[tuple[int, str, str, str]]
+
+
+def _raise_batch(
+    source: Source,
+    connector: Connector | None,
+    unusable: ConnectorError | None,
+    batch: Sequence[orders.Claimed],
+) -> None:
+    """Ask first where needed, send the rest together, settle every order."""
+    found: dict[int, str] = {}
+    errors: dict[int, BaseException] = {}
+    payloads: list[tuple[orders.Claimed, dict[str, Any]]] = []
+    if connector is None:
+        assert unusable is not None
+        errors = {c.id: unusable for c in batch}
+    else:
+        order_map = get_map(source.kind, "orders")
+        for claimed in batch:
+            try:
+                if claimed.ask_erp_first:
+                    # An earlier attempt may have reached the ERP before
+                    # failing (a timeout after commit, a worker killed
+                    # mid-batch): ask before sending again.
+                    document = connector.find_order(claimed.channel_order_code)
+                    if document is not None:
+                        found[claimed.id] = str(document)
+                        continue
+                payloads.append((claimed, order_map.apply(claimed.order, source.settings or {})))
+            except (ConnectorError, ValueError) as exc:
+                errors[claimed.id] = exc
+        if payloads:
+            try:
+                results = connector.raise_orders([p for _, p in payloads])
+            except ConnectorError as exc:  # the whole batch: a lost connection, a bad setting
+                results = [exc] * len(payloads)
+            if len(results) != len(payloads):
+                raise RuntimeError(
+                    f"{type(connector).__name__}.raise_orders gave {len(results)} outcomes "
+                    f"for {len(payloads)} orders"
+                )
+            for (claimed, _), result in zip(payloads, results, strict=True):
+                if isinstance(result, BaseException):
+                    errors[claimed.id] = result
+                elif result is not None:
+                    found[claimed.id] = str(result)  # raised now; 'found' set below
+    asked = {c.id for c in batch if c.ask_erp_first}
+    sent_now = {c.id for c, _ in payloads}
+    outcomes = _Outcomes([], [], [], [])
+    stop_delay = 0.0
+    max_attempts = connector_class(source.kind).max_raise_attempts
+    limit = max_attempts or get_settings().order_max_attempts
+    for claimed in batch:
+        if claimed.id in found:
+            was_there = claimed.id in asked and claimed.id not in sent_now
+            outcomes.raised.append((claimed.id, claimed.attempt, found[claimed.id], was_there))
+            continue
+        exc = errors.get(claimed.id)
+        if exc is None:
+            continue  # not sent (an earlier order met a transient failure)
+        if isinstance(exc, TransientError):
+            if claimed.attempt >= limit:
+                outcomes.dead.append(
+                    (
+                        claimed.id,
+                        "retries_exhausted",
+                        f"after {claimed.attempt} attempts: {exc.message}",
+                        "check that the ERP is up and reachable, then replay",
+                    )
+                )
+                continue
+            delay = exc.retry_after if exc.retry_after else backoff(claimed.previous_attempts)
+            stop_delay = max(stop_delay, delay)
+            outcomes.retry.append((claimed.id, claimed.attempt, exc.message, delay))
+            continue
+        outcomes.dead.append((claimed.id, *_dead_letter_for(exc, source)))
+    for claimed in batch:
+        if claimed.id not in found and claimed.id not in errors:
+            outcomes.unsent.append((claimed.id, claimed.attempt, claimed.reached_before))
+    _settle(source, outcomes, stop_delay or get_settings().retry_base)
+
+
+def _dead_letter_for(exc: BaseException, source: Source) -> tuple[str, str, str]:
+    """(error class, message, fix) for an order that retrying cannot help."""
+    if isinstance(exc, SettingsError):
+        return "settings", exc.message, exc.hint or "correct the source settings"
+    if isinstance(exc, RejectedError):
+        return "rejected", exc.message, exc.hint or "correct the data the ERP refused"
+    if isinstance(exc, PermanentError):
+        return type(exc).__name__, exc.message, exc.hint or "see the message"
+    if isinstance(exc, MissingSettingError):  # the settings changed since routing
+        return (
+            "missing_setting",
+            f"source {source.code}: {exc}",
+            f"set {exc.setting} on source {source.code}, then replay",
+        )
+    if isinstance(exc, ValueError):  # the order map cannot take a value of the order
+        return "invalid_order", str(exc), "correct the order on the channel, then replay"
+    # A bug in a connector: its message may say anything, so only its type
+    # goes into the dead letter (the worker log has the traceback).
+    log.error("connector failure while raising", exc_info=exc, extra={"source": source.id})
+    return (
+        "internal_error",
+        f"the {source.kind} connector failed with {type(exc).__name__}",
+        "report this to the hub's developers (the worker log has the details)",
+    )
+
+
+def _settle(source: Source, outcomes: _Outcomes, unsent_delay: float) -> None:
+    """Write a batch's outcomes in one transaction, each order by its own
+    conditional transition (an attempt that lost its lease changes nothing)."""
+    letters: list[tuple[int, str, str]] = []
+    with session_scope() as s:
+        moved = orders.raised_many(s, outcomes.raised)
+        retried = orders.retry_many(s, outcomes.retry)
+        orders.give_back(
+            s,
+            outcomes.unsent,
+            unsent_delay,
+            "an earlier order of its batch met a transient failure",
+        )
+        for order_id, error_class, message, fix in outcomes.dead:
+            if "replay" not in fix:
+                fix = f"{fix}, then replay"
+            letter = orders.dead_letter(
+                s, order_id, stage="raise", error_class=error_class, message=message, fix=fix
+            )
+            if letter is not None:
+                letters.append((order_id, error_class, message))
+    documents = {oid: (document, was_there) for oid, _, document, was_there in outcomes.raised}
+    for order_id in moved:
+        document, was_there = documents[order_id]
+        how = "found already in the ERP as" if was_there else "raised as"
+        log.info("%s %s", how, document, extra={"order": order_id, "source": source.id})
+    delays = {oid: (error, delay) for oid, _, error, delay in outcomes.retry}
+    for order_id in retried:
+        error, delay = delays[order_id]
+        log.warning(
+            "transient failure, retry in %.1fs: %s",
+            delay,
+            error,
+            extra={"order": order_id, "source": source.id},
+        )
+    for order_id, error_class, message in letters:
+        log.warning("dead letter %s: %s", error_class, message, extra={"order": order_id})
 
 
 def sweep_orders() -> int:
@@ -313,17 +527,20 @@ def sweep_orders() -> int:
     settings = get_settings()
     with session_scope() as s:
         stale = orders.unfinished(s, timedelta(seconds=settings.order_stale_after))
-        kinds = {}
-        for order_id, status in stale:
-            if status != orders.RECEIVED:
-                order = s.get(Order, order_id)
-                source = s.get(Source, order.source_id) if order and order.source_id else None
-                kinds[order_id] = source.kind if source else None
-    for order_id, status in stale:
-        if status == orders.RECEIVED:
-            enqueue_route(order_id)
-        elif kinds.get(order_id):
-            enqueue_raise(order_id, kinds[order_id])
+        ids = [order_id for order_id, status in stale if status != orders.RECEIVED]
+        drains: dict[int, str] = {}
+        if ids:
+            for source_id, kind in s.execute(
+                select(Source.id, Source.kind)
+                .join(Order, Order.source_id == Source.id)
+                .where(Order.id.in_(ids))
+                .distinct()
+            ):
+                drains[source_id] = kind
+    if any(status == orders.RECEIVED for _, status in stale):
+        request_route(force=True)
+    for source_id, kind in drains.items():
+        request_drain(source_id, kind, force=True)
     if stale:
         log.warning("swept %d unfinished orders", len(stale))
     return len(stale)

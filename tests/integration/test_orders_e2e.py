@@ -165,8 +165,43 @@ def test_500_orders_each_raised_exactly_once(orders_hub: Hub, postgres_db: Any) 
     assert sql_erp.order_counts(shop.erp_url).headers == 500
 
 
+def slow_erp(erp_url: str, seconds: float, deferred: bool = False) -> None:
+    """Make the ERP take ``seconds`` per staged order (a trigger on its header table).
+
+    Batched raising is fast enough that a few hundred orders can be raised
+    before a test gets to kill a worker; a slow ERP keeps the flow in the
+    middle while the fault is injected. ``deferred``: the time is spent in
+    COMMIT, so a worker killed then leaves orders the ERP still commits
+    (the ambiguous case ``find_order`` exists for).
+    """
+    engine = create_engine(erp_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE FUNCTION slow_erp() RETURNS trigger LANGUAGE plpgsql AS "
+                f"$$ BEGIN PERFORM pg_sleep({seconds}); RETURN NEW; END $$"
+            )
+        )
+        if deferred:
+            conn.execute(
+                text(
+                    "CREATE CONSTRAINT TRIGGER slow_erp AFTER INSERT ON s2s_order "
+                    "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_erp()"
+                )
+            )
+        else:
+            conn.execute(
+                text(
+                    "CREATE TRIGGER slow_erp BEFORE INSERT ON s2s_order "
+                    "FOR EACH ROW EXECUTE FUNCTION slow_erp()"
+                )
+            )
+    engine.dispose()
+
+
 def test_worker_killed_while_raising_every_order_once(orders_hub: Hub, postgres_db: Any) -> None:
     shop = _shop(orders_hub, postgres_db("s2s_erp"))
+    slow_erp(shop.erp_url, 0.01)
     codes = _submit_many(shop, 300)
     wait_for(
         lambda: _count(order_states.RAISED) >= 40,
@@ -186,14 +221,21 @@ def test_redis_flushed_mid_flow_sweeper_finishes(
     orders_hub: Hub, postgres_db: Any, redis_url: str
 ) -> None:
     shop = _shop(orders_hub, postgres_db("s2s_erp"))
-    codes = _submit_many(shop, 300)
+    codes = _submit_many(shop, 100, prefix="A")
+    _all_raised(100)
+    # A running drain re-reads the database until the source has nothing
+    # left, so a flush only loses work that waits in Redis: hold the raise
+    # queue's messages there (a worker that only routes), then flush them.
+    orders_hub.kill(orders_hub.workers[0])
+    orders_hub.start_worker(queues="maintenance,orders", name="router")
+    codes += _submit_many(shop, 200, prefix="B")
     wait_for(
-        lambda: _count(order_states.RAISED) >= 30,
+        lambda: _count(order_states.QUEUED) == 200,
         timeout=120,
-        interval=0.05,
-        what="some orders raised",
+        what="the second orders routed",
     )
     redis.Redis.from_url(redis_url).flushdb()  # every queued message is gone
+    orders_hub.start_worker(name="raiser")
     orders_hub.start_beat()
     _all_raised(300)
     _assert_exactly_once(shop, codes)
