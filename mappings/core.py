@@ -480,6 +480,10 @@ class Map:
     build: Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, Any]] | None = None
     _plan: tuple[tuple[Row, Parser, int], ...] = field(init=False, repr=False, compare=False)
     _key_plan: tuple[tuple[Row, Parser, int], ...] = field(init=False, repr=False, compare=False)
+    # `_plan` unpacked for `apply`'s loop: (hub, erp, parse, kind, transform, constant, compute).
+    _steps: tuple[tuple[str, str, Parser, int, Transform | None, Any, Compute | None], ...] = field(
+        init=False, repr=False, compare=False
+    )
     _exact: frozenset[str] = field(init=False, repr=False, compare=False)
     _prefixes: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
@@ -505,6 +509,14 @@ class Map:
         elif self.build is None:
             raise ValueError(f"the {self.erp} orders map needs a build function")
         object.__setattr__(self, "_plan", tuple(plan))
+        object.__setattr__(
+            self,
+            "_steps",
+            tuple(
+                (row.hub, row.erp, parse, kind, row.transform, row.constant, row.compute)
+                for row, parse, kind in plan
+            ),
+        )
         key_path = KEY_PATHS.get(self.stream)
         object.__setattr__(self, "_key_plan", tuple(p for p in plan if p[0].hub == key_path))
         object.__setattr__(
@@ -551,28 +563,34 @@ class Map:
                 # a total that large): the order's fault, said as such.
                 raise MappingError(_too_large(record, self.erp_title)) from None
         out = Flat(record)
+        errors = out.errors
         aliases = self._aliases(record) if self._exact or self._prefixes else _EMPTY
         view = RawRecord(record)
-        for row, parse, kind in self._plan:
-            hub = row.hub
+        # A plain dict is read directly (what `view.get` tries first); the
+        # view's case-insensitive lookup only runs when that misses.
+        exact_get = record.get if record.__class__ is dict else view.get
+        view_get = view.get
+        for hub, erp, parse, kind, transform, constant, compute in self._steps:
             if hub in aliases:
                 continue
             try:
                 if kind == 0:
-                    value = view.get(row.erp, _MISSING)
+                    value = exact_get(erp, _MISSING)
                     if value is _MISSING:
-                        continue
+                        value = view_get(erp, _MISSING)
+                        if value is _MISSING:
+                            continue
                 elif kind == 1:
-                    value = row.constant
+                    value = constant
                 else:
-                    value = row.compute(view, settings)
-                if row.transform is not None:
-                    value = row.transform(value)
-                out[hub] = parse(value, row.erp)
+                    value = compute(view, settings)
+                if transform is not None:
+                    value = transform(value)
+                out[hub] = parse(value, erp)
             except MappingError as exc:
-                out.errors.append((hub, str(exc)))
+                errors.append((hub, str(exc)))
             except Exception as exc:  # a map's own function failed on this record
-                out.errors.append((hub, f"{row.erp} could not be mapped: {exc}"))
+                errors.append((hub, f"{erp} could not be mapped: {exc}"))
         for hub, (key, value) in aliases.items():
             parse = parser_for(self.stream, hub) or text
             try:
@@ -696,6 +714,13 @@ def _raw_of(flat: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _meta(flat: Mapping[str, Any], prefix: str) -> list[dict[str, Any]]:
+    try:
+        # Most records have no meta: one C-speed search over the joined
+        # paths (a path starting with the prefix contains it) says so.
+        if prefix not in "\n".join(flat):
+            return []
+    except TypeError:
+        pass  # a path that is not a str: the loop below says what is wrong
     n = len(prefix)
     return [
         {"key": path[n:], "value": value}

@@ -734,3 +734,11 @@ def test_fast_path_equals_marshmallow_on_customers() -> None:
             load_customer(copy.deepcopy(raw)),
             load_customer_via_schema(copy.deepcopy(raw)),
         )
+
+
+def test_stock_beyond_what_the_hub_stores_is_a_named_error() -> None:
+    from hub.schemas import MAX_QTY, CoercionError, coerce_qty
+
+    assert coerce_qty(str(MAX_QTY), "qty") == MAX_QTY
+    with pytest.raises(CoercionError, match=r"qty .* more stock than the hub can hold"):
+        coerce_qty(MAX_QTY + 1, "qty")
