@@ -69,10 +69,8 @@ import json
 import math
 import random
 import re
-import socket
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -105,6 +103,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
+
+from emulators import serving
 
 __all__ = [
     "DEBTORS",
@@ -1255,52 +1255,18 @@ def serve(
     port: int = 0,
     startup_timeout: float = 10.0,
 ) -> Iterator[RunningServer]:
-    """Run the emulator with uvicorn in a background thread until the block ends.
-
-    The socket is bound here, before the thread starts, so a free port is
-    taken without a race; the block begins only once the server answers.
-    """
+    """Run the emulator on a local port until the block ends (see ``emulators.serving``)."""
     faults = faults if faults is not None else Faults()
     app = create_app(url, company=company, user=user, password=password, faults=faults)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    bound_port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, http="h11", lifespan="on", log_level="warning", access_log=False, ws="none"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="iq-retail-emulator", daemon=True
-    )
-    thread.start()
-    base_url = f"http://{host}:{bound_port}"
-    try:
-        _wait_until_up(base_url, server, thread, startup_timeout)
+    with serving.in_thread(
+        app,
+        title="IQ Retail",
+        host=host,
+        port=port,
+        startup_timeout=startup_timeout,
+        lifespan="on",
+    ) as base_url:
         yield RunningServer(base_url=base_url, faults=faults, url=url)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-
-
-def _wait_until_up(
-    base_url: str, server: uvicorn.Server, thread: threading.Thread, timeout: float
-) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not thread.is_alive():
-            raise RuntimeError("the IQ Retail emulator stopped while starting")
-        if server.started:
-            try:
-                if httpx.get(f"{base_url}/_faults", timeout=1.0).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-        time.sleep(0.02)
-    raise RuntimeError(f"the IQ Retail emulator did not answer within {timeout} s")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

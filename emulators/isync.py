@@ -54,10 +54,8 @@ import json
 import math
 import random
 import secrets
-import socket
 import sys
 import threading
-import time
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -76,6 +74,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
+
+from emulators import serving
 
 __all__ = [
     "COLOURS",
@@ -901,29 +901,18 @@ def serve(
     port: int = 0,
     startup_timeout: float = 10.0,
 ) -> Iterator[RunningServer]:
-    """Run the emulator with uvicorn in a background thread until the block ends.
-
-    The socket is bound here, before the thread starts, so a free port is
-    taken without a race; the block begins only once the server answers.
-    """
+    """Run the emulator on a local port until the block ends (see ``emulators.serving``)."""
     data = data if data is not None else IsyncData()
     faults = faults if faults is not None else Faults()
     app = create_app(data, username=username, password=password, faults=faults, namespace=namespace)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    bound_port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, http="h11", lifespan="off", log_level="warning", access_log=False, ws="none"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="isync-emulator", daemon=True
-    )
-    thread.start()
-    base_url = f"http://{host}:{bound_port}"
-    try:
-        _wait_until_up(base_url, server, thread, startup_timeout)
+    with serving.in_thread(
+        app,
+        title="iSync",
+        host=host,
+        port=port,
+        startup_timeout=startup_timeout,
+        lifespan="off",
+    ) as base_url:
         yield RunningServer(
             base_url=base_url,
             service_url=f"{base_url}{SERVICE_PATH}",
@@ -931,29 +920,6 @@ def serve(
             data=data,
             username=username,
         )
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-
-
-def _wait_until_up(
-    base_url: str, server: uvicorn.Server, thread: threading.Thread, timeout: float
-) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not thread.is_alive():
-            raise RuntimeError("the iSync emulator stopped while starting")
-        if server.started:
-            try:
-                if httpx.get(f"{base_url}/_faults", timeout=1.0).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-        time.sleep(0.02)
-    raise RuntimeError(f"the iSync emulator did not answer within {timeout} s")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -56,10 +56,8 @@ import json
 import random
 import re
 import secrets
-import socket
 import sys
 import threading
-import time
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -95,6 +93,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
+
+from emulators import serving
 
 __all__ = [
     "BASE_PATH",
@@ -1220,11 +1220,7 @@ def serve(
     port: int = 0,
     startup_timeout: float = 10.0,
 ) -> Iterator[RunningServer]:
-    """Run the service with uvicorn in a background thread until the block ends.
-
-    The socket is bound here, before the thread starts, so a free port is
-    taken without a race; the block begins only once the server answers.
-    """
+    """Run the service on a local port until the block ends (see ``emulators.serving``)."""
     faults = faults if faults is not None else Faults()
     app = create_app(
         url,
@@ -1235,50 +1231,20 @@ def serve(
         faults=faults,
         base_path=base_path,
     )
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    bound = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, http="h11", lifespan="on", log_level="warning", access_log=False, ws="none"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="syspro-emulator", daemon=True
-    )
-    thread.start()
-    base_url = f"http://{host}:{bound}"
-    try:
-        _wait_until_up(base_url, server, thread, startup_timeout)
+    with serving.in_thread(
+        app,
+        title="SYSPRO",
+        host=host,
+        port=port,
+        startup_timeout=startup_timeout,
+        lifespan="on",
+    ) as base_url:
         yield RunningServer(
             base_url=base_url,
             enet_url=base_url + "/" + base_path.strip("/"),
             faults=faults,
             url=url,
         )
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-
-
-def _wait_until_up(
-    base_url: str, server: uvicorn.Server, thread: threading.Thread, timeout: float
-) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not thread.is_alive():
-            raise RuntimeError("the SYSPRO emulator stopped while starting")
-        if server.started:
-            try:
-                if httpx.get(f"{base_url}/_faults", timeout=1.0).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-        time.sleep(0.02)
-    raise RuntimeError(f"the SYSPRO emulator did not answer within {timeout} s")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

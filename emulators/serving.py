@@ -1,0 +1,70 @@
+"""Serving an emulator's app on a local port from a background thread.
+
+Tests and the demo run the IQ Retail, iSync and SYSPRO emulators inside
+their own process, so the hub's workers (separate processes) reach them over
+real HTTP. The socket is bound before the thread starts, so a free port is
+taken without a race, and the block begins only once the app answers its
+``/_faults`` endpoint (every emulator has one).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import uvicorn
+
+
+@contextmanager
+def in_thread(
+    app: Any,
+    *,
+    title: str,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    startup_timeout: float = 10.0,
+    lifespan: str = "on",
+) -> Iterator[str]:
+    """Serve ``app`` with uvicorn until the block ends; yields its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    bound = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app, http="h11", lifespan=lifespan, log_level="warning", access_log=False, ws="none"
+    )
+    server = uvicorn.Server(config)
+    name = title.lower().replace(" ", "-") + "-emulator"
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=name, daemon=True)
+    thread.start()
+    base_url = f"http://{host}:{bound}"
+    try:
+        _wait_until_up(base_url, server, thread, startup_timeout, title)
+        yield base_url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+def _wait_until_up(
+    base_url: str, server: uvicorn.Server, thread: threading.Thread, timeout: float, title: str
+) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not thread.is_alive():
+            raise RuntimeError(f"the {title} emulator stopped while starting")
+        if server.started:
+            try:
+                if httpx.get(f"{base_url}/_faults", timeout=1.0).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+        time.sleep(0.02)
+    raise RuntimeError(f"the {title} emulator did not answer within {timeout} s")
