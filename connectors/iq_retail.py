@@ -31,14 +31,14 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 import httpx
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
 
+from connectors import http
 from connectors.base import (
     Connector,
     ConnectorError,
@@ -304,19 +304,6 @@ def _lower_keys(value: Any) -> Any:
     return value
 
 
-def _ci_get(mapping: Any, name: str) -> Any:
-    """A key of a payload the hub built, whatever its case."""
-    if not isinstance(mapping, Mapping):
-        return None
-    if name in mapping:
-        return mapping[name]
-    low = name.lower()
-    for key, value in mapping.items():
-        if isinstance(key, str) and key.lower() == low:
-            return value
-    return None
-
-
 def _as_int(value: Any) -> int | None:
     """Codes arrive as 0, 0.0, "0" or " 0 "; anything else is unreadable."""
     if isinstance(value, bool):
@@ -336,33 +323,6 @@ def _as_int(value: Any) -> int | None:
                 return None
             return int(number) if number.is_integer() else None
     return None
-
-
-def _seconds(value: Any) -> float | None:
-    """A Retry-After value (seconds or an HTTP date) as seconds from now."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return max(0.0, float(value))
-    text = str(value).strip()
-    if not text:
-        return None
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-def _short(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _error_text(entry: Any) -> str | None:
@@ -523,12 +483,6 @@ _BUSY = re.compile(
 )
 _NOT_BUSY = re.compile(r"password|account|invalid", re.IGNORECASE)
 _SQL_WORDS = re.compile(r"\bsql\b|column|syntax|\btable\b|\bselect\b", re.IGNORECASE)
-_HOST = re.compile(
-    r"name or service not known|nodename nor servname|no address associated|getaddrinfo failed"
-    r"|no such host|name resolution",
-    re.IGNORECASE,
-)
-_TLS = re.compile(r"certificate|ssl|tls", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -662,66 +616,17 @@ class IqRetailConnector(Connector):
         )
 
     def _transport_error(self, exc: httpx.HTTPError, call: _Call) -> ConnectorError:
-        detail = _short(str(exc)) or type(exc).__name__
-        if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-            return self._error(
-                SettingsError,
-                f"cannot call {self._where}: {detail}",
-                "check request_url in the source's settings",
-            )
-        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-            # Nothing was sent: whatever the call was, it had no effect.
-            if (
-                isinstance(exc, httpx.ConnectError)
-                and _HOST.search(detail)
-                and "temporary" not in detail.lower()
-            ):
-                return self._error(
-                    SettingsError,
-                    f"cannot find the server of {self._where}: {detail}",
-                    "check request_url in the source's settings",
-                )
-            if isinstance(exc, httpx.ConnectError) and _TLS.search(detail):
-                return self._error(
-                    SettingsError,
-                    f"{self._where} has a TLS certificate the hub does not trust: {detail}",
-                    "check request_url (http or https) and the server's certificate",
-                )
-            return self._error(
-                TransientError,
-                f"could not connect to {self._where} while {call.what}: {detail}",
-                "check that the IQ API service is running and reachable from the hub; "
-                "the hub will try again",
-            )
-        if isinstance(exc, httpx.TimeoutException):
-            if call.submitting:
-                return self._unknown_outcome(call, f"{self._where} did not answer in time")
-            return self._error(
-                TransientError,
-                f"{self._where} did not answer in time while {call.what}",
-                "IQ may be busy; the hub will try again (raise timeout if this persists)",
-            )
-        if isinstance(exc, httpx.TransportError):
-            if call.submitting:
-                return self._unknown_outcome(
-                    call, f"the connection to {self._where} was lost ({detail})"
-                )
-            return self._error(
-                TransientError,
-                f"the connection to {self._where} was lost while {call.what}: {detail}",
-                "the hub will try again",
-            )
-        if isinstance(exc, httpx.TooManyRedirects):
-            return self._error(
-                SettingsError,
-                f"{self._where} redirects without end: {detail}",
-                "check request_url in the source's settings",
-            )
-        return self._error(
-            TransientError,
-            f"{call.what} failed: {detail}",
-            "the hub will try again",
+        failure = http.transport_failure(
+            exc,
+            where=self._where,
+            what=call.what,
+            submitting=call.submitting,
+            url_setting="request_url",
+            erp="the IQ API service",
         )
+        if failure.unknown_outcome:
+            return self._unknown_outcome(call, failure.message)
+        return self._error(failure.kind, failure.message, failure.hint)
 
     def _credentials_error(self, description: str) -> ConnectorError:
         names: list[str] = []
@@ -740,13 +645,13 @@ class IqRetailConnector(Connector):
         return self._error(
             SettingsError,
             f"{self._where} refused the login to company {self._company} as user "
-            f"{self._user}: {_short(description)}",
+            f"{self._user}: {http.short(description)}",
             f"check {', '.join(names)} in the source's settings",
         )
 
     def _answer(self, response: httpx.Response, call: _Call) -> dict[str, Any]:
         status = response.status_code
-        retry_after = _seconds(response.headers.get("retry-after"))
+        retry_after = http.retry_seconds(response.headers.get("retry-after"))
         if status == 429 or status >= 500:
             what = "is rate limiting the hub" if status == 429 else "is unavailable"
             if call.submitting and status != 429:
@@ -787,7 +692,7 @@ class IqRetailConnector(Connector):
                     f"{self._where} answered HTTP {status} while {call.what}",
                     "check request_url and the IQ API service's configuration",
                 )
-            sample = _short(response.text, 80) if response.content else "an empty body"
+            sample = http.short(response.text, 80) if response.content else "an empty body"
             if call.submitting:
                 raise self._unknown_outcome(call, f"the answer was not IQ's JSON ({sample})")
             raise self._error(
@@ -801,13 +706,13 @@ class IqRetailConnector(Connector):
             retry = retry_after
             if retry is None:
                 for key in ("retry_after", "retry-after", "retryafter"):
-                    retry = _seconds(answer.get(key))
+                    retry = http.retry_seconds(answer.get(key))
                     if retry is not None:
                         break
             message = str(answer.get("response_message") or "too many requests")
             raise self._error(
                 TransientError,
-                f"{self._where} is rate limiting the hub while {call.what}: {_short(message)}",
+                f"{self._where} is rate limiting the hub while {call.what}: {http.short(message)}",
                 "the hub will try again after the wait IQ asked for",
                 retry_after=retry,
             )
@@ -816,7 +721,7 @@ class IqRetailConnector(Connector):
                 raise self._error(
                     TransientError,
                     f"{self._where} answered {response_code} while {call.what}: "
-                    f"{_short(str(answer.get('response_message') or ''))}",
+                    f"{http.short(str(answer.get('response_message') or ''))}",
                     "the hub will try again",
                 )
             if response_code in (401, 403):
@@ -828,7 +733,7 @@ class IqRetailConnector(Connector):
             raise self._error(
                 TransientError,
                 f"{self._where} answered {call.what} without iq_api_error: "
-                f"{_short(json.dumps(answer), 120)}",
+                f"{http.short(json.dumps(answer), 120)}",
                 "a proxy may be answering instead of IQ; the hub will try again",
             )
         errors = answer["iq_api_error"]
@@ -850,7 +755,7 @@ class IqRetailConnector(Connector):
         if _BUSY.search(description) and not _NOT_BUSY.search(description):
             raise self._error(
                 TransientError,
-                f"{self._where} is busy while {call.what}: {_short(shown)}",
+                f"{self._where} is busy while {call.what}: {http.short(shown)}",
                 "the hub will try again",
             )
         if description and _CREDENTIALS.search(description) and not _SQL_WORDS.search(description):
@@ -858,13 +763,13 @@ class IqRetailConnector(Connector):
         if call.sql and (_SQL_WORDS.search(description) or code in (6, 7)):
             raise self._error(
                 SettingsError,
-                f"{self._where} could not run the query while {call.what}: {_short(shown)}",
+                f"{self._where} could not run the query while {call.what}: {http.short(shown)}",
                 f"check stock_table (now {self.settings['stock_table']}) in the source's "
                 "settings, and that the API user may read it",
             )
         raise self._error(
             PermanentError,
-            f"{self._where} refused {call.what}: {_short(shown)}"
+            f"{self._where} refused {call.what}: {http.short(shown)}"
             + (f" (code {code})" if code is not None else ""),
             "see IQ's message; correct the cause in IQ or in the source's settings, then replay",
         )
@@ -893,7 +798,7 @@ class IqRetailConnector(Connector):
             raise self._error(
                 PermanentError,
                 f"{self._where} answered {what} with rows in a shape the hub does not know: "
-                f"{_short(json.dumps(answer.get('iq_api_result_data')), 120)}",
+                f"{http.short(json.dumps(answer.get('iq_api_result_data')), 120)}",
                 "report this answer to the hub's developers",
             )
         return records
@@ -973,7 +878,7 @@ class IqRetailConnector(Connector):
                 continue
             value = record.get("modified")
             if value is None:
-                value = _ci_get(record, "modified")
+                value = http.ci_get(record, "modified")
             stamp = _parse_stamp(value)
             if stamp is not None and (latest is None or stamp > latest):
                 latest = stamp
@@ -991,34 +896,36 @@ class IqRetailConnector(Connector):
         """
         if not isinstance(payload, Mapping):
             raise self._error(RejectedError, "the order payload is not a JSON object")
-        submit = _ci_get(payload, "IQ_Submit_Data")
+        submit = http.ci_get(payload, "IQ_Submit_Data")
         if submit is None:
-            root = _ci_get(payload, "IQ_Root_JSON")
-            if root is None and _ci_get(payload, "Processing_Documents") is not None:
+            root = http.ci_get(payload, "IQ_Root_JSON")
+            if root is None and http.ci_get(payload, "Processing_Documents") is not None:
                 root = payload
         else:
-            root = _ci_get(submit, "IQ_Root_JSON")
-        documents = _ci_get(root, "Processing_Documents")
+            root = http.ci_get(submit, "IQ_Root_JSON")
+        documents = http.ci_get(root, "Processing_Documents")
         if not isinstance(documents, list) or not documents:
             raise self._error(
                 RejectedError,
                 "the order payload has no IQ_Root_JSON.Processing_Documents",
                 "correct the order mapping",
             )
-        number = str(_ci_get(_ci_get(documents[0], "Document"), "Order_Number") or "").strip()
+        number = str(
+            http.ci_get(http.ci_get(documents[0], "Document"), "Order_Number") or ""
+        ).strip()
         label = f"order {number}" if number else "the order"
         for document in documents:
-            items = _ci_get(document, "Items")
+            items = http.ci_get(document, "Items")
             if not isinstance(items, list) or not items:
                 raise self._error(
                     RejectedError,
                     f"{label} has no items to raise",
                     "an order needs at least one line item",
                 )
-        company = _ci_get(payload, "IQ_Company_Number")
+        company = http.ci_get(payload, "IQ_Company_Number")
         if company is None:
-            company = _ci_get(_ci_get(root, "IQ_Identification_Info"), "Company_Code")
-        terminal = _ci_get(payload, "IQ_Terminal_Number")
+            company = http.ci_get(http.ci_get(root, "IQ_Identification_Info"), "Company_Code")
+        terminal = http.ci_get(payload, "IQ_Terminal_Number")
         method_fields: dict[str, Any] = {
             "IQ_Company_Number": str(company).strip() if company is not None else self._company,
             "IQ_Terminal_Number": (

@@ -43,9 +43,8 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from email.utils import parsedate_to_datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
@@ -53,7 +52,7 @@ from xml.sax.saxutils import escape
 import httpx
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
 
-from connectors import xmlsafe
+from connectors import http, xmlsafe
 from connectors.base import (
     Connector,
     ConnectorError,
@@ -122,12 +121,6 @@ _SERVER_FAULT = re.compile(
     re.IGNORECASE,
 )
 _CONTRACT = re.compile(r"ActionNotSupported|ContractFilter|EndpointDispatcher", re.IGNORECASE)
-_HOST = re.compile(
-    r"name or service not known|nodename nor servname|no address associated|getaddrinfo failed"
-    r"|no such host|name resolution",
-    re.IGNORECASE,
-)
-_TLS = re.compile(r"certificate|ssl|tls", re.IGNORECASE)
 
 
 # --------------------------------------------------------------------------
@@ -179,19 +172,6 @@ def get_sales_order_xml(reference: str) -> str:
     return f"<GetSalesOrder>{_element('PONumber', reference)}</GetSalesOrder>"
 
 
-def _ci_get(mapping: Any, name: str) -> Any:
-    """A key of a payload the hub built, whatever its case."""
-    if not isinstance(mapping, Mapping):
-        return None
-    if name in mapping:
-        return mapping[name]
-    low = name.lower()
-    for key, value in mapping.items():
-        if isinstance(key, str) and key.lower() == low:
-            return value
-    return None
-
-
 def _plain(value: Any) -> str:
     return "" if value is None else str(value).strip()
 
@@ -231,31 +211,31 @@ def sales_order_xml(payload: Mapping[str, Any], default_customer_code: str | Non
     ValueError naming the line and field at fault: the payload, not iSync,
     is wrong, and sending it could only be refused.
     """
-    wrapped = _ci_get(payload, "SalesOrder")
+    wrapped = http.ci_get(payload, "SalesOrder")
     order = wrapped if isinstance(wrapped, Mapping) else payload
     if not isinstance(order, Mapping):
         raise ValueError("the order payload is not a set of fields")
-    po = _plain(_ci_get(order, "PONumber"))
+    po = _plain(http.ci_get(order, "PONumber"))
     if not po:
         raise ValueError("the order payload has no PONumber")
-    customer = _plain(_ci_get(order, "CustomerCode")) or _plain(default_customer_code)
+    customer = _plain(http.ci_get(order, "CustomerCode")) or _plain(default_customer_code)
     if not customer:
         raise ValueError(
             "the order has no CustomerCode and the source has no default_customer_code"
         )
-    lines = _ci_get(order, "Lines")
+    lines = http.ci_get(order, "Lines")
     if isinstance(lines, Mapping):  # {"Line": [...]}, as XML-minded code may write it
-        lines = _ci_get(lines, "Line")
+        lines = http.ci_get(lines, "Line")
     if not isinstance(lines, list) or not lines:
         raise ValueError(f"order {po} has no lines to raise")
-    delivery = _ci_get(order, "DeliveryDetail")
+    delivery = http.ci_get(order, "DeliveryDetail")
     delivery = delivery if isinstance(delivery, Mapping) else {}
     parts = [
         _element("PONumber", po),
         _element("CustomerCode", customer),
         "<DeliveryDetail>"
         + "".join(
-            _element(name, _plain(_ci_get(delivery, name)), f"DeliveryDetail {name}")
+            _element(name, _plain(http.ci_get(delivery, name)), f"DeliveryDetail {name}")
             for name in DELIVERY_FIELDS
         )
         + "</DeliveryDetail>",
@@ -265,14 +245,14 @@ def sales_order_xml(payload: Mapping[str, Any], default_customer_code: str | Non
         label = f"line {index}"
         if not isinstance(line, Mapping):
             raise ValueError(f"{label} is not a set of fields")
-        code = _plain(_ci_get(line, "ProductStockID"))
+        code = _plain(http.ci_get(line, "ProductStockID"))
         if not code:
             raise ValueError(f"{label} has no ProductStockID")
         parts.append(
             "<Line>"
             + _element("ProductStockID", code, f"{label} ProductStockID")
-            + _element("Units", _units(_ci_get(line, "Units"), label))
-            + _element("SellingPrice", _price(_ci_get(line, "SellingPrice"), label))
+            + _element("Units", _units(http.ci_get(line, "Units"), label))
+            + _element("SellingPrice", _price(http.ci_get(line, "SellingPrice"), label))
             + "</Line>"
         )
     parts.append("</Lines>")
@@ -282,31 +262,6 @@ def sales_order_xml(payload: Mapping[str, Any], default_customer_code: str | Non
 # --------------------------------------------------------------------------
 # Reading answers
 # --------------------------------------------------------------------------
-
-
-def _short(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _seconds(value: Any) -> float | None:
-    """A Retry-After value (seconds or an HTTP date) as seconds from now."""
-    if value is None:
-        return None
-    text = str(value).strip()
-    if not text:
-        return None
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _attr(node: ET.Element, name: str) -> str | None:
@@ -348,7 +303,7 @@ def _stock_line(node: ET.Element) -> dict[str, Any]:
 
 def _field(record: Mapping[str, Any], name: str) -> Any:
     value = record.get(name)
-    return value if value is not None else _ci_get(record, name)
+    return value if value is not None else http.ci_get(record, name)
 
 
 def _product_of(record: Mapping[str, Any]) -> str:
@@ -719,57 +674,17 @@ class IsyncConnector(Connector):
         )
 
     def _transport_error(self, exc: httpx.HTTPError, call: _Call) -> ConnectorError:
-        detail = _short(str(exc)) or type(exc).__name__
-        if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-            return self._error(
-                SettingsError,
-                f"cannot call {self._where}: {detail}",
-                "check service_url in the source's settings",
-            )
-        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-            # Nothing was sent: whatever the call was, it had no effect.
-            if (
-                isinstance(exc, httpx.ConnectError)
-                and _HOST.search(detail)
-                and "temporary" not in detail.lower()
-            ):
-                return self._error(
-                    SettingsError,
-                    f"cannot find the server of {self._where}: {detail}",
-                    "check service_url in the source's settings",
-                )
-            if isinstance(exc, httpx.ConnectError) and _TLS.search(detail):
-                return self._error(
-                    SettingsError,
-                    f"{self._where} has a TLS certificate the hub does not trust: {detail}",
-                    "check service_url (http or https) and the server's certificate",
-                )
-            return self._error(
-                TransientError,
-                f"could not connect to {self._where} while {call.what}: {detail}",
-                "the hub will try again",
-            )
-        if isinstance(exc, httpx.TimeoutException):
-            if call.submitting:
-                return self._unknown_outcome(call, f"{self._where} did not answer in time")
-            return self._error(
-                TransientError,
-                f"{self._where} did not answer in time while {call.what}",
-                "iSync may be busy; the hub will try again (raise timeout if this persists)",
-            )
-        if isinstance(exc, httpx.TransportError):
-            if call.submitting:
-                return self._unknown_outcome(
-                    call, f"the connection to {self._where} was lost ({detail})"
-                )
-            return self._error(
-                TransientError,
-                f"the connection to {self._where} was lost while {call.what}: {detail}",
-                "the hub will try again",
-            )
-        return self._error(
-            TransientError, f"{call.what} failed: {detail}", "the hub will try again"
+        failure = http.transport_failure(
+            exc,
+            where=self._where,
+            what=call.what,
+            submitting=call.submitting,
+            url_setting="service_url",
+            erp="iSync",
         )
+        if failure.unknown_outcome:
+            return self._unknown_outcome(call, failure.message)
+        return self._error(failure.kind, failure.message, failure.hint)
 
     def _not_soap(self, call: _Call, sample: str) -> ConnectorError:
         if call.submitting:
@@ -798,7 +713,7 @@ class IsyncConnector(Connector):
         if fault is not None:
             raise self._fault_error(fault, call, status)
         if status == 429 or status >= 500:
-            retry_after = _seconds(response.headers.get("retry-after"))
+            retry_after = http.retry_seconds(response.headers.get("retry-after"))
             if call.submitting and status != 429:
                 raise self._unknown_outcome(
                     call, f"{self._where} answered HTTP {status}", retry_after
@@ -836,7 +751,9 @@ class IsyncConnector(Connector):
                 "check service_url, namespace and soap_action_prefix in the source's settings",
             )
         if body is None:
-            sample = problem or (_short(response.text, 80) if response.content else "an empty body")
+            sample = problem or (
+                http.short(response.text, 80) if response.content else "an empty body"
+            )
             raise self._not_soap(call, sample)
         first = next(iter(body), None)
         if first is None:
@@ -846,7 +763,7 @@ class IsyncConnector(Connector):
     def _fault_error(self, fault: ET.Element, call: _Call, status: int) -> ConnectorError:
         text = xmlsafe.text_of(fault, "faultstring") or xmlsafe.text_of(fault, "Text") or ""
         code = xmlsafe.text_of(fault, "faultcode") or xmlsafe.text_of(fault, "Value") or ""
-        shown = _short(text or code or f"HTTP {status}")
+        shown = http.short(text or code or f"HTTP {status}")
         if _CONTRACT.search(f"{code} {text}"):
             return self._error(
                 SettingsError,
@@ -929,7 +846,7 @@ class IsyncConnector(Connector):
                 raise self._error(
                     TransientError,
                     f"{self._where} ended the session of {self._user} again right after a "
-                    f"new login while {call.what}: {_short(text)}",
+                    f"new login while {call.what}: {http.short(text)}",
                     "someone else is logging in with this account (another source, tool or "
                     "person); iSync allows one session per user. The hub will try again",
                 )
@@ -964,13 +881,13 @@ class IsyncConnector(Connector):
             setting = call.setting or "the op_ settings"
             return self._error(
                 SettingsError,
-                f"{self._where} does not know operation {operation!r}: {_short(shown)}",
+                f"{self._where} does not know operation {operation!r}: {http.short(shown)}",
                 f"check {setting} in the source's settings",
             )
         if _BUSY.search(text) and not _NAMES_A_LINE.search(text):
             return self._error(
                 TransientError,
-                f"{self._where} is busy while {call.what}: {_short(shown)}",
+                f"{self._where} is busy while {call.what}: {http.short(shown)}",
                 "the hub will try again",
             )
         if call.submitting:
@@ -983,12 +900,12 @@ class IsyncConnector(Connector):
         if _ACCESS.search(text):
             return self._error(
                 SettingsError,
-                f"{self._where} refused {call.what} for {self._user}: {_short(shown)}",
+                f"{self._where} refused {call.what} for {self._user}: {http.short(shown)}",
                 "check that the iSync user may run this operation",
             )
         return self._error(
             PermanentError,
-            f"{self._where} refused {call.what}: {_short(shown)}",
+            f"{self._where} refused {call.what}: {http.short(shown)}",
             "see iSync's message; correct the cause in iSync or in the source's settings",
         )
 
@@ -1062,7 +979,7 @@ class IsyncConnector(Connector):
                 return page, [dict(line) for line in carry]
         raise self._error(
             PermanentError,
-            f"the stored cursor {_short(repr(cursor), 80)} is not an iSync page cursor",
+            f"the stored cursor {http.short(repr(cursor), 80)} is not an iSync page cursor",
             "start a full resync of this source",
         )
 
@@ -1131,7 +1048,7 @@ class IsyncConnector(Connector):
             raise self._error(
                 RejectedError, f"cannot raise the order in iSync: {exc}", "correct the order"
             ) from None
-        po = _plain(_ci_get(_ci_get(payload, "SalesOrder") or payload, "PONumber"))
+        po = _plain(http.ci_get(http.ci_get(payload, "SalesOrder") or payload, "PONumber"))
         call = _Call(what=f"raising order {po}", submitting=True, setting="op_create_sales_order")
         document = self._execute(str(self.settings["op_create_sales_order"]), message, call)
         number = xmlsafe.text_of(document, "OrderNumber") if document is not None else None
