@@ -690,6 +690,9 @@ class _Doing:
 # --------------------------------------------------------------------------
 
 
+_PLAIN: frozenset[type] = frozenset({str, int, float, bool, type(None)})
+
+
 def _json_safe(value: Any) -> Any:
     """The hub stores pages as JSON; drivers hand over Decimal, datetime, bytes."""
     if value is None or isinstance(value, str | int | float | bool):
@@ -785,7 +788,12 @@ class _Shape:
         return self._wrap(select(func.count(), func.count(q.c[self.key])).select_from(q))
 
     def record(self, row: Any) -> dict[str, Any]:
-        return {label: _json_safe(value) for label, value in zip(self.labels, row, strict=True)}
+        # Most columns arrive as plain values: check types inline and convert
+        # only a row that needs it (this runs once per row of every read).
+        for value in row:
+            if type(value) not in _PLAIN:
+                return {label: _json_safe(v) for label, v in zip(self.labels, row, strict=True)}
+        return dict(zip(self.labels, row, strict=True))
 
 
 def _find_label(labels: tuple[str, ...], candidates: tuple[str, ...]) -> str | None:

@@ -86,11 +86,20 @@ def touch(session: Session, run_id: int) -> None:
     session.execute(update(SyncRun).where(SyncRun.id == run_id).values(heartbeat_at=utcnow()))
 
 
-def add_counts(session: Session, run_id: int, **counts: int) -> None:
-    """Add to a run's counters in one atomic UPDATE (safe with parallel workers)."""
+def add_counts(session: Session, run_id: int, *, active_only: bool = False, **counts: int) -> bool:
+    """Add to a run's counters in one atomic UPDATE (safe with parallel workers).
+
+    With ``active_only`` nothing is added unless the run is still active, and
+    the answer says which: one statement both checks the run and locks its
+    row for the rest of the caller's transaction.
+    """
     values = {name: getattr(SyncRun, name) + n for name, n in counts.items() if n}
     values["heartbeat_at"] = utcnow()
-    session.execute(update(SyncRun).where(SyncRun.id == run_id).values(**values))
+    statement = update(SyncRun).where(SyncRun.id == run_id)
+    if active_only:
+        statement = statement.where(SyncRun.status == ACTIVE)
+    result = session.execute(statement.values(**values))
+    return bool(result.rowcount == 1)
 
 
 def _note_last_run(session: Session, run_id: int, *, succeeded: bool = False) -> None:

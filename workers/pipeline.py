@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+import marshal
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -32,11 +33,14 @@ LOADERS = {
     "customers": (load_customer, "source_customer_code"),
 }
 
-# Raw rows as compact, key-sorted JSON: the same rows always hash the same,
-# whatever order the driver returned the columns in.
-_RAW_ENCODER = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=True
-)
+# Raw rows are serialised with marshal's version 2 format: written in C,
+# several times faster than sorted JSON on the sync's one sequential path,
+# deterministic for the same values (no back-references, which arrived in
+# version 3 and depend on object identity), and decodable, so different rows
+# never serialise alike. Dicts are written in their key order: a driver that
+# returned the same columns in another order, or a Python whose marshal
+# wrote differently, would only make every record look changed once.
+_MARSHAL_VERSION = 2
 
 
 @lru_cache(maxsize=1)
@@ -69,6 +73,31 @@ def raw_prefix(kind: str, stream: str, settings: Mapping[str, Any]) -> bytes:
     return f"{map_version()}|{kind}|{stream}|{shown}|".encode()
 
 
+RawHash = Callable[[Sequence[Mapping[str, Any]]], "str | None"]
+
+
+def raw_hasher(kind: str, stream: str, settings: Mapping[str, Any]) -> RawHash:
+    """The raw hash of one source and stream: sha256 of the prefix (map code,
+    source settings) and one record's raw rows, or None when the rows hold
+    values other than plain JSON ones (then the record is always mapped).
+
+    The prefix, which holds the source's settings and can be long (a SQL
+    ERP's query), is hashed once; each record copies that state.
+    """
+    base = hashlib.sha256(raw_prefix(kind, stream, settings))
+
+    def digest(rows: Sequence[Mapping[str, Any]]) -> str | None:
+        try:
+            payload = marshal.dumps(rows if type(rows) is list else list(rows), _MARSHAL_VERSION)
+        except ValueError:  # not a plain value (a Decimal, a Mapping view)
+            return None
+        h = base.copy()
+        h.update(payload)
+        return h.hexdigest()
+
+    return digest
+
+
 def raw_groups(
     kind: str, stream: str, records: Sequence[Mapping[str, Any]], settings: Mapping[str, Any]
 ) -> tuple[dict[str, list[Mapping[str, Any]]], list[Mapping[str, Any]]]:
@@ -85,16 +114,6 @@ def raw_groups(
         else:
             groups.setdefault(str(key), []).append(record)
     return groups, unkeyed
-
-
-def raw_hash(prefix: bytes, rows: Sequence[Mapping[str, Any]]) -> str | None:
-    """sha256 of one record's raw rows, or None when they are not plain JSON
-    (then the record is always mapped)."""
-    try:
-        payload = _RAW_ENCODER.encode(rows)
-    except (TypeError, ValueError):
-        return None
-    return hashlib.sha256(prefix + payload.encode()).hexdigest()
 
 
 def map_records(

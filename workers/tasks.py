@@ -2,7 +2,9 @@
 
 Per page: fetch_page → map_page, each idempotent. fetch_page reads the page
 and keeps only the records whose raw rows changed since the hub last wrote
-them; map_page maps, validates and writes those in one transaction. A task
+them; map_page maps, validates and writes those in one transaction (a
+page with only a few of them, as on a resync, is written by fetch_page
+itself). A task
 receives ids, loads what it needs, and checks the page's status before
 acting, so a message delivered twice (a redelivery, a sweep, a duplicate
 beat) changes nothing the second time. fetch_page also enqueues the next
@@ -16,16 +18,17 @@ from __future__ import annotations
 import logging
 import random
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from celery import Task
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from connectors.base import ConnectorError, PermanentError, TransientError
+from connectors.base import ConnectorError, Page, PermanentError, TransientError
 from hub import runs
 from hub import schedule as hub_schedule
 from hub.db import session_scope
@@ -34,7 +37,7 @@ from hub.settings import get_settings
 from hub.store import UPSERTS, Counts, StoreItem, stored_raw_hashes
 from workers import limits
 from workers.app import app
-from workers.pipeline import map_records, raw_groups, raw_hash, raw_prefix
+from workers.pipeline import map_records, raw_groups, raw_hasher
 from workers.sources import connector_class, connector_for
 
 log = logging.getLogger("s2s.sync")
@@ -91,6 +94,14 @@ def _ctx(run: SyncRun, page: int | None = None) -> dict[str, Any]:
 # to a fresh message) so a worker is never held by one run for long.
 FETCH_SPAN_SHARE = 0.05
 
+# A fetched page whose records still to map are at most this share of the
+# page is mapped and written by the fetch task itself. On a resync most
+# pages hold a handful of changed, ignored or faulty records; handing each
+# such page to map_page would cost a message, a task and a transaction per
+# page on the run's sequential path, for a millisecond of mapping. A full
+# sync's pages (everything new) still go to map_page, in parallel.
+INLINE_SHARE = 0.1
+
 
 @app.task(name="s2s.sync.fetch_page", bind=True, max_retries=FETCH_MAX_RETRIES)
 def fetch_page(self: Task, run_id: int, seq: int) -> None:
@@ -98,12 +109,14 @@ def fetch_page(self: Task, run_id: int, seq: int) -> None:
 
     Each page's rows are grouped by record and hashed as they came from the
     ERP; records whose raw hash is the one stored with them are counted
-    unchanged here, without being mapped, validated or written. Only the
-    others are stored on the page row (committed, with its cursor, before
-    anything else happens), for ``map_page``. Fetching is sequential (keyset
-    paging needs the previous cursor), so this task goes on to the next page
-    itself for a while, then enqueues a fetch of the next one; mapping and
-    writing of earlier pages run beside it in other processes.
+    unchanged here, without being mapped, validated or written. The others
+    are stored on the page row (committed, with its cursor, before anything
+    else happens) for ``map_page``, or, when they are a few, written here
+    (``_store_page``). Fetching is sequential (keyset paging needs the
+    previous cursor), so this task goes on to the next page itself for a
+    while, reading each page while the one before is stored, then enqueues a
+    fetch of the next one; mapping and writing of earlier pages run beside
+    it in other processes.
     """
     with session_scope() as s:
         run = s.get(SyncRun, run_id)
@@ -126,102 +139,166 @@ def fetch_page(self: Task, run_id: int, seq: int) -> None:
         stream, page_size = run.stream, run.page_size
         since = datetime.fromisoformat(run.since) if run.since else None
         connector = connector_for(source)
-        kind, settings, source_id = source.kind, dict(source.settings or {}), source.id
+        target = _Target.of(run, source)
         # Incremental reads of ERPs that return only changed variant lines
         # are merged into the stored product (see hub.store): their rows do
         # not describe a whole record, so they are never skipped by hash.
-        by_hash = stream in UPSERTS and not (
-            stream == "products" and run.since and connector_class(kind).partial_incremental
-        )
+        by_hash = stream in UPSERTS and not target.merge_variants
         base_ctx = _ctx(run)
     settings_ = get_settings()
     until = time.monotonic() + settings_.task_time_limit * FETCH_SPAN_SHARE
-    while True:
-        ctx = {**base_ctx, "page": seq}
-        try:
-            slots = limits.session_slots(connector, None, None)
-            with limits.holding(slots, _slot_lease(connector, settings_.task_time_limit)) as held:
-                if not held:
-                    # The ERP account is in use by another task (iSync and
-                    # SYSPRO allow one session): come back shortly, without
-                    # an attempt.
-                    fetch_page.apply_async(args=(run_id, seq), countdown=random.uniform(0.2, 1.5))
+    slots = limits.session_slots(connector, None, None)
+    lease = _slot_lease(connector, settings_.task_time_limit)
+
+    def read(at: Any) -> tuple[Page, int | None] | None:
+        """One page from the ERP, under the account's slot (None: the slot is
+        taken), and how many queries it cost where the connector counts them."""
+        with limits.holding(slots, lease) as held:
+            if not held:
+                return None
+            before = getattr(connector, "queries", None)
+            got = connector.read(stream, at, page_size, since)
+            after = getattr(connector, "queries", None)
+            spent = after - before if isinstance(before, int) and isinstance(after, int) else None
+            return got, spent
+
+    # One read runs ahead: as soon as a page's cursor is known the next page
+    # is read in a second thread, while this one hashes and stores the page
+    # (the ERP query and the hub's writes wait on different servers). Reads
+    # stay sequential, one at a time, as keyset paging and one-session ERPs
+    # require; a read-ahead whose page is not wanted is simply dropped.
+    ahead_read: Future[tuple[Page, int | None] | None] | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="s2s-read-ahead") as ahead:
+        while True:
+            ctx = {**base_ctx, "page": seq}
+            try:
+                got = ahead_read.result() if ahead_read is not None else read(cursor)
+            except TransientError as exc:
+                attempts = self.request.retries + 1
+                if attempts > self.max_retries:
+                    _fail(run_id, f"the ERP stayed unreachable after {attempts} attempts: {exc}")
                     return
-                queries_before = getattr(connector, "queries", None)
-                page = connector.read(stream, cursor, page_size, since)
-        except TransientError as exc:
-            if self.request.retries >= self.max_retries:
-                _fail(
-                    run_id,
-                    f"the ERP stayed unreachable after {self.request.retries + 1} attempts: {exc}",
-                )
+                countdown = exc.retry_after if exc.retry_after else backoff(self.request.retries)
+                log.warning("fetch failed, retrying in %.0fs: %s", countdown, exc, extra=ctx)
+                raise self.retry(args=(run_id, seq), countdown=countdown, exc=exc) from None
+            except ConnectorError as exc:
+                _fail(run_id, _reason(exc))
                 return
-            countdown = exc.retry_after if exc.retry_after else backoff(self.request.retries)
-            log.warning("fetch failed, retrying in %.0fs: %s", countdown, exc, extra=ctx)
-            raise self.retry(args=(run_id, seq), countdown=countdown, exc=exc) from None
-        except ConnectorError as exc:
-            _fail(run_id, _reason(exc))
-            return
-        last = page.next_cursor is None
-        try:
-            with session_scope() as s:
-                status = s.scalar(select(SyncRun.status).where(SyncRun.id == run_id))
-                if status != runs.ACTIVE:
-                    return  # failed or cancelled meanwhile
-                todo, hashes, unchanged = page.records, {}, 0
-                if by_hash:
-                    todo, hashes, unchanged = _changed(
-                        s, kind, stream, source_id, settings, page.records
-                    )
-                row = SyncPage(
+            ahead_read = None
+            if got is None:
+                # The ERP account is in use by another task (iSync and SYSPRO
+                # allow one session): come back shortly, without an attempt.
+                fetch_page.apply_async(args=(run_id, seq), countdown=random.uniform(0.2, 1.5))
+                return
+            page, spent = got
+            last = page.next_cursor is None
+            if not last and time.monotonic() < until:
+                # Read the next page while this one is hashed and stored.
+                ahead_read = ahead.submit(read, page.next_cursor)
+            stored = _store_page(target, by_hash, connector, seq, cursor, page)
+            if stored is None:
+                return  # the run ended meanwhile, or another delivery stored the page
+            if spent is not None:
+                # Connectors that read a database count their queries: a page must
+                # cost a bounded number of them, whatever its size (see SYSPRO).
+                log.info("fetched %d records in %d queries", len(page.records), spent, extra=ctx)
+            else:
+                log.info("fetched %d records", len(page.records), extra=ctx)
+            if stored.written is not None:
+                if stored.quarantined:
+                    log.warning("quarantined %d records", stored.quarantined, extra=ctx)
+                log.info("upserted %s", stored.written.as_dict(), extra=ctx)
+            elif stored.to_map:
+                enqueue(map_page, stored.page_id)
+            else:
+                log.info("unchanged since the last sync: %d records", stored.unchanged, extra=ctx)
+            if stored.finished:
+                log.info("run finished", extra=ctx)
+            if last:
+                return
+            cursor, seq = page.next_cursor, seq + 1
+            if ahead_read is None:  # this task's share of time is spent
+                enqueue(fetch_page, run_id, seq)
+                return
+
+
+@dataclass(frozen=True)
+class _StoredPage:
+    """What storing a fetched page did, for the fetch task's log and next step."""
+
+    page_id: int
+    to_map: bool  # left ``fetched`` for map_page
+    unchanged: int
+    written: Counts | None  # the counts when its changed records were written here
+    quarantined: int
+    finished: bool
+
+
+def _store_page(
+    target: _Target, by_hash: bool, connector: Any, seq: int, cursor: Any, page: Page
+) -> _StoredPage | None:
+    """Store one fetched page in one transaction; None if the run is no longer
+    active or another delivery of the same fetch stored the page first.
+
+    Records whose raw rows hash as before are counted unchanged. The rest go
+    on the page row for map_page, unless they are few (a resync: see
+    ``INLINE_SHARE``); then they are mapped and written here, in the same
+    transaction as the page row, so the page is done when this commits.
+    """
+    run_id, last = target.run_id, page.next_cursor is None
+    try:
+        with session_scope() as s:
+            todo, hashes, unchanged = page.records, {}, 0
+            if by_hash:
+                todo, hashes, unchanged = _changed(
+                    s, target.kind, target.stream, target.source_id, target.settings, page.records
+                )
+            inline = bool(todo) and by_hash and len(todo) <= target.page_size * INLINE_SHARE
+            # First statement: checks the run is active and locks its row.
+            if not runs.add_counts(
+                s,
+                run_id,
+                active_only=True,
+                fetched=len(page.records),
+                unchanged=unchanged,
+                pages_done=0 if todo else 1,
+            ):
+                return None
+            page_id = s.scalar(
+                insert(SyncPage)
+                .values(
                     run_id=run_id,
                     seq=seq,
-                    status="fetched" if todo else "upserted",
+                    status="fetched" if todo and not inline else "upserted",
                     cursor_in=cursor,
                     cursor_out=page.next_cursor,
                     record_count=len(page.records),
-                    records=todo or None,
-                    raw_hashes=hashes or None,
+                    records=None if inline else todo or None,
+                    raw_hashes=None if inline else hashes or None,
                 )
-                s.add(row)
-                s.flush()
-                page_id = row.id
-                if last:
-                    s.execute(
-                        update(SyncRun).where(SyncRun.id == run_id).values(pages_total=seq + 1)
-                    )
+                .returning(SyncPage.id)
+            )
+            assert page_id is not None
+            written, quarantined = None, 0
+            if inline:
+                written, quarantined = _map_and_write(s, target, page_id, todo, hashes)
                 runs.add_counts(
-                    s,
-                    run_id,
-                    fetched=len(page.records),
-                    unchanged=unchanged,
-                    pages_done=0 if todo else 1,
+                    s, run_id, pages_done=1, quarantined=quarantined, **written.as_dict()
                 )
-                high_water = getattr(connector, "high_water", None)
-                if high_water is not None:
-                    runs.raise_high_water(s, run_id, high_water(page.records))
-                finished = not todo and runs.finish_if_done(s, run_id)
-        except IntegrityError:
-            return  # another delivery stored this page first
-        if isinstance(queries_before, int):
-            # Connectors that read a database count their queries: a page must
-            # cost a bounded number of them, whatever its size (see SYSPRO).
-            spent = connector.queries - queries_before  # type: ignore[attr-defined]
-            log.info("fetched %d records in %d queries", len(page.records), spent, extra=ctx)
-        else:
-            log.info("fetched %d records", len(page.records), extra=ctx)
-        if todo:
-            enqueue(map_page, page_id)
-        else:
-            log.info("unchanged since the last sync: %d records", unchanged, extra=ctx)
-        if finished:
-            log.info("run finished", extra=ctx)
-        if last:
-            return
-        cursor, seq = page.next_cursor, seq + 1
-        if time.monotonic() >= until:
-            enqueue(fetch_page, run_id, seq)
-            return
+            high_water = getattr(connector, "high_water", None)
+            if high_water is not None:
+                runs.raise_high_water(s, run_id, high_water(page.records))
+            finished = False
+            if last:
+                # Only now can every page have landed: until the last page is
+                # fetched the run's page total is unknown.
+                s.execute(update(SyncRun).where(SyncRun.id == run_id).values(pages_total=seq + 1))
+                finished = (not todo or inline) and runs.finish_if_done(s, run_id)
+    except IntegrityError:
+        return None
+    return _StoredPage(
+        page_id, bool(todo) and not inline, unchanged, written, quarantined, finished
+    )
 
 
 def _changed(
@@ -237,8 +314,8 @@ def _changed(
     if stream not in UPSERTS or not records:
         return records, {}, 0
     groups, unkeyed = raw_groups(kind, stream, records, settings)
-    prefix = raw_prefix(kind, stream, settings)
-    hashes = {key: raw_hash(prefix, rows) for key, rows in groups.items()}
+    hash_of = raw_hasher(kind, stream, settings)
+    hashes = {key: hash_of(rows) for key, rows in groups.items()}
     stored = stored_raw_hashes(session, stream, source_id, list(groups))
     todo: list[dict[str, Any]] = []
     kept: dict[str, str] = {}
@@ -289,26 +366,10 @@ def map_page(self: Task, page_id: int) -> None:
             )
             if claimed.rowcount != 1:
                 return
-            items, errors = map_records(
-                source.kind, run.stream, records, source.settings or {}, raw_hashes
+            counts, quarantined = _map_and_write(
+                s, _Target.of(run, source), page_id, records, raw_hashes
             )
-            if errors:
-                s.add_all(
-                    Quarantined(
-                        run_id=run.id,
-                        page_id=page_id,
-                        client_id=run.client_id,
-                        source_id=run.source_id,
-                        stream=run.stream,
-                        record_key=str(e["key"])[:255],
-                        field=str(e["field"])[:255],
-                        message=e["message"],
-                        raw=e.get("raw"),
-                    )
-                    for e in errors
-                )
-            counts = _write(s, run, source, items)
-            runs.add_counts(s, run.id, pages_done=1, quarantined=len(errors), **counts.as_dict())
+            runs.add_counts(s, run.id, pages_done=1, quarantined=quarantined, **counts.as_dict())
             # In the same transaction: the run row is locked by the counts
             # above, so of two last pages finishing at once exactly one sees
             # every page done.
@@ -317,23 +378,84 @@ def map_page(self: Task, page_id: int) -> None:
     except OperationalError as exc:
         # A dropped database connection: nothing was committed, try again.
         raise self.retry(countdown=backoff(self.request.retries), exc=exc) from None
-    if errors:
-        log.warning("quarantined %d records", len(errors), extra=ctx)
+    if quarantined:
+        log.warning("quarantined %d records", quarantined, extra=ctx)
     log.info("upserted %s", counts.as_dict(), extra=ctx)
     if finished:
         log.info("run finished", extra=ctx)
 
 
-def _write(s: Session, run: SyncRun, source: Source, items: list[StoreItem]) -> Counts:
+@dataclass(frozen=True)
+class _Target:
+    """What mapping and writing a page need of its run and source, read once
+    (so the fetch task can write a page after its session has closed)."""
+
+    run_id: int
+    client_id: int
+    source_id: int
+    stream: str
+    page_size: int
+    kind: str
+    settings: dict[str, Any]
+    # Incremental reads of ERPs that return only changed variant lines are
+    # merged into the stored product (see hub.store).
+    merge_variants: bool
+
+    @classmethod
+    def of(cls, run: SyncRun, source: Source) -> _Target:
+        return cls(
+            run_id=run.id,
+            client_id=run.client_id,
+            source_id=run.source_id,
+            stream=run.stream,
+            page_size=run.page_size,
+            kind=source.kind,
+            settings=dict(source.settings or {}),
+            merge_variants=bool(
+                run.stream == "products"
+                and run.since
+                and connector_class(source.kind).partial_incremental
+            ),
+        )
+
+
+def _map_and_write(
+    s: Session,
+    target: _Target,
+    page_id: int,
+    records: list[dict[str, Any]],
+    raw_hashes: dict[str, str] | None,
+) -> tuple[Counts, int]:
+    """Map, validate and write a page's records in the caller's transaction;
+    quarantine the ones that fail. Returns the write's counts and how many
+    were quarantined."""
+    items, errors = map_records(target.kind, target.stream, records, target.settings, raw_hashes)
+    if errors:
+        s.add_all(
+            Quarantined(
+                run_id=target.run_id,
+                page_id=page_id,
+                client_id=target.client_id,
+                source_id=target.source_id,
+                stream=target.stream,
+                record_key=str(e["key"])[:255],
+                field=str(e["field"])[:255],
+                message=e["message"],
+                raw=e.get("raw"),
+            )
+            for e in errors
+        )
+    return _write(s, target, items), len(errors)
+
+
+def _write(s: Session, target: _Target, items: list[StoreItem]) -> Counts:
     """Write a page's items with the stream's upsert."""
-    extra: dict[str, Any] = {}
-    if run.stream == "products" and run.since and connector_class(source.kind).partial_incremental:
-        extra["merge_variants"] = True
-    return UPSERTS[run.stream](
+    extra: dict[str, Any] = {"merge_variants": True} if target.merge_variants else {}
+    return UPSERTS[target.stream](
         s,
-        client_id=run.client_id,
-        source_id=run.source_id,
-        run_id=run.id,
+        client_id=target.client_id,
+        source_id=target.source_id,
+        run_id=target.run_id,
         items=items,
         **extra,
     )
@@ -375,7 +497,7 @@ def upsert_page(self: Task, page_id: int) -> None:
             source = s.get(Source, run.source_id)
             assert source is not None
             items = [StoreItem(k, a, d, h) for k, a, d, h in mapped]
-            counts = _write(s, run, source, items)
+            counts = _write(s, _Target.of(run, source), items)
             runs.add_counts(s, run.id, pages_done=1, **counts.as_dict())
             ctx = _ctx(run, page.seq)
             run_id = run.id
