@@ -234,6 +234,18 @@ class _StoredPage:
     finished: bool
 
 
+class _RunEnded(Exception):
+    """The run is no longer active: the page's transaction is rolled back."""
+
+
+def _added(written: Counts | None, unchanged: int) -> dict[str, int]:
+    """A page's counts for the run: what was written here, and what was
+    counted unchanged by raw hash."""
+    counts = written.as_dict() if written is not None else {}
+    counts["unchanged"] = counts.get("unchanged", 0) + unchanged
+    return counts
+
+
 def _store_page(
     target: _Target, by_hash: bool, connector: Any, seq: int, cursor: Any, page: Page
 ) -> _StoredPage | None:
@@ -254,18 +266,10 @@ def _store_page(
                     s, target.kind, target.stream, target.source_id, target.settings, page.records
                 )
             inline = bool(todo) and by_hash and len(todo) <= target.page_size * INLINE_SHARE
-            # First statement: checks the run is active and locks its row.
-            if not runs.add_counts(
-                s,
-                run_id,
-                active_only=True,
-                fetched=len(page.records),
-                unchanged=unchanged,
-                pages_done=0 if todo else 1,
-            ):
-                return None
-            page_id = s.scalar(
-                insert(SyncPage)
+            table = SyncPage.__table__
+            now = utcnow()
+            page_id = s.connection().scalar(
+                insert(table)
                 .values(
                     run_id=run_id,
                     seq=seq,
@@ -275,16 +279,26 @@ def _store_page(
                     record_count=len(page.records),
                     records=None if inline else todo or None,
                     raw_hashes=None if inline else hashes or None,
+                    created_at=now,
+                    updated_at=now,
                 )
-                .returning(SyncPage.id)
+                .returning(table.c.id)
             )
             assert page_id is not None
             written, quarantined = None, 0
             if inline:
                 written, quarantined = _map_and_write(s, target, page_id, todo, hashes)
-                runs.add_counts(
-                    s, run_id, pages_done=1, quarantined=quarantined, **written.as_dict()
-                )
+            # Last, so that the run's row stays locked only until the commit.
+            if not runs.add_counts(
+                s,
+                run_id,
+                active_only=True,
+                fetched=len(page.records),
+                pages_done=0 if todo and not inline else 1,
+                quarantined=quarantined,
+                **_added(written, unchanged),
+            ):
+                raise _RunEnded  # failed or cancelled meanwhile: roll back
             high_water = getattr(connector, "high_water", None)
             if high_water is not None:
                 runs.raise_high_water(s, run_id, high_water(page.records))
@@ -294,8 +308,8 @@ def _store_page(
                 # fetched the run's page total is unknown.
                 s.execute(update(SyncRun).where(SyncRun.id == run_id).values(pages_total=seq + 1))
                 finished = (not todo or inline) and runs.finish_if_done(s, run_id)
-    except IntegrityError:
-        return None
+    except (IntegrityError, _RunEnded):
+        return None  # another delivery stored the page first, or the run ended
     return _StoredPage(
         page_id, bool(todo) and not inline, unchanged, written, quarantined, finished
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from hub import runs
 from hub.db import session_scope
 from hub.models import Source, SyncRun
@@ -50,3 +52,24 @@ def test_failed_run_records_reason_and_frees_slot(db: str) -> None:
         assert row.status == "failed" and row.error == "settings: login refused"
         assert row.lock_key is None
     assert start(db).created
+
+
+def test_counts_are_added_only_to_an_active_run_when_asked(db: str) -> None:
+    r = start(db)
+    with session_scope(db) as s:
+        assert runs.add_counts(s, r.run.id, active_only=True, fetched=500, unchanged=480)
+        assert runs.add_counts(s, r.run.id, fetched=20, created=0)
+    with session_scope(db) as s:
+        assert runs.fail_run(s, r.run.id, "the ERP refused the login")
+    with session_scope(db) as s:
+        # A fetch that finishes after the run failed adds nothing, and is told so.
+        assert runs.add_counts(s, r.run.id, active_only=True, fetched=500) is False
+    with session_scope(db) as s:
+        run = s.get(SyncRun, r.run.id)
+        assert (run.fetched, run.unchanged, run.created) == (520, 480, 0)
+
+
+def test_an_unknown_counter_is_refused_by_name(db: str) -> None:
+    r = start(db)
+    with session_scope(db) as s, pytest.raises(ValueError, match="not a run counter: fetchd"):
+        runs.add_counts(s, r.run.id, fetchd=1)
