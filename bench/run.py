@@ -467,6 +467,45 @@ def measure_floor(erp_db: str, hub_db: str) -> tuple[float, int]:
     return seconds, rows
 
 
+def measure_mapping(erp_url: str, settings: dict[str, Any], page_size: int) -> dict[str, Any]:
+    """Read every page through the connector, then map and validate it, in
+    one process with nothing written: how far the sync's own per-record work
+    alone is from the floor.
+
+    The pages are read first and kept (this is a measurement, not the
+    pipeline), so that the two figures are separate.
+    """
+    from connectors.sql import SqlConnector
+    from workers.pipeline import map_records
+
+    connector = SqlConnector(SqlConnector.load_settings(settings))
+    pages: list[list[dict[str, Any]]] = []
+    cursor: Any = None
+    t0 = time.perf_counter()
+    try:
+        while True:
+            page = connector.read("products", cursor, page_size, None)
+            pages.append(page.records)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+    finally:
+        connector.close()
+    read_seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    items = 0
+    for records in pages:
+        mapped, _ = map_records("sql", "products", records, settings)
+        items += len(mapped)
+    map_seconds = time.perf_counter() - t0
+    return {
+        "read_seconds": round(read_seconds, 3),
+        "map_seconds": round(map_seconds, 3),
+        "items": items,
+        "map_per_s": round(items / map_seconds, 1),
+    }
+
+
 def _order_payload(code: str, skus: list[str]) -> dict[str, Any]:
     """A canonical API order like the end-to-end tests', one to three lines."""
     return {
@@ -837,6 +876,15 @@ def _phases(env: Env, size: Size) -> dict[str, Any]:
         "products_per_s": round(size.products / floor_seconds, 1),
         "sync_over_floor": round(sync_seconds / floor_seconds, 2),
     }
+    settings = {"url": erp_url, "page_size": env.page_size}
+    mapping = _timed(
+        "read + map alone, one process",
+        lambda: measure_mapping(erp_url, settings, env.page_size),
+    )
+    phases["floor"]["mapping_alone"] = {
+        **mapping,
+        "map_over_floor": round(mapping["map_seconds"] / floor_seconds, 2),
+    }
 
     orders_worker = env.start_worker("orders")
     phases["orders"] = _timed(
@@ -878,6 +926,7 @@ def table(results: dict[str, Any]) -> str:
     p = results["phases"]
     full, unchanged, changed = p["full_sync"], p["unchanged_resync"], p["changed_resync"]
     floor, orders, memory = p["floor"], p["orders"], p["memory"]
+    mapping = floor["mapping_alone"]
     n = results["config"]["products"]
     rows: list[tuple[str, str, str, str]] = [
         (
@@ -901,6 +950,13 @@ def table(results: dict[str, Any]) -> str:
         (
             "4. floor: read + COPY, one process",
             f"{floor['seconds']:.2f} s  {floor['products_per_s']:,.0f} products/s",
+            "",
+            "",
+        ),
+        (
+            "   read / map + validate alone, one process",
+            f"{mapping['read_seconds']:.2f} s / {mapping['map_seconds']:.2f} s  "
+            f"(mapping alone {mapping['map_over_floor']:.0f}x the floor)",
             "",
             "",
         ),
