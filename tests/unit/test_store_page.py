@@ -1,0 +1,102 @@
+"""How the fetch task stores a page: a resync's few changed records are
+written in the page's own transaction, and a run that ended meanwhile gets
+nothing, not even the page row."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import func, select
+
+from connectors.base import Page
+from hub import runs
+from hub.db import session_scope
+from hub.models import Product, Quarantined, Source, SyncPage, SyncRun
+from hub.settings import get_settings
+from workers import tasks
+
+ROWS = [
+    {
+        "Prod": "P1",
+        "SKU": "P1",
+        "WebName": "Desk Lamp",
+        "product_active": "1",
+        "qty": "3",
+        "price": "10.00",
+    },
+    {
+        "Prod": "P2",
+        "SKU": "P2",
+        "WebName": "Floor Lamp",
+        "product_active": "1",
+        "qty": "x",
+        "price": "20.00",
+    },
+]
+
+
+@pytest.fixture
+def hub_db(db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The unit hub as the process's database (the fetch task opens its own sessions)."""
+    monkeypatch.setenv("S2S_DATABASE_URL", db)
+    get_settings.cache_clear()
+    yield db
+    get_settings.cache_clear()
+
+
+def _target(db: str) -> tasks._Target:
+    with session_scope(db) as s:
+        source = s.scalars(select(Source)).one()
+        run = runs.start_run(s, source, "products").run
+        s.flush()
+        return tasks._Target.of(run, source)
+
+
+def _count(db: str, model: type) -> int:
+    with session_scope(db) as s:
+        return int(s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_a_few_changed_records_are_written_with_the_page(hub_db: str) -> None:
+    target = _target(hub_db)
+    stored = tasks._store_page(target, True, None, 0, None, Page(records=ROWS, next_cursor=None))
+    assert stored is not None
+    # Both records are new, 2 of a 500-record page: mapped and written here.
+    assert stored.written is not None and stored.written.created == 1
+    assert stored.quarantined == 1 and not stored.to_map and stored.finished
+    with session_scope(hub_db) as s:
+        page = s.scalars(select(SyncPage)).one()
+        assert page.status == "upserted" and page.records is None
+        product = s.scalars(select(Product)).one()
+        assert product.source_product_code == "P1" and product.raw_hash
+        bad = s.scalars(select(Quarantined)).one()
+        assert (bad.record_key, bad.field) == ("P2", "variants.qty")
+        run = s.get(SyncRun, target.run_id)
+        assert (run.status, run.fetched, run.created, run.quarantined) == ("succeeded", 2, 1, 1)
+        assert (run.pages_done, run.pages_total) == (1, 1)
+
+
+def test_a_page_of_a_run_that_ended_is_rolled_back_whole(hub_db: str) -> None:
+    target = _target(hub_db)
+    with session_scope(hub_db) as s:
+        assert runs.fail_run(s, target.run_id, "the ERP refused the login")
+    page = Page(records=ROWS, next_cursor="P2")
+    assert tasks._store_page(target, True, None, 0, None, page) is None
+    assert _count(hub_db, SyncPage) == 0
+    assert _count(hub_db, Product) == 0
+    assert _count(hub_db, Quarantined) == 0
+    with session_scope(hub_db) as s:
+        assert s.get(SyncRun, target.run_id).fetched == 0
+
+
+def test_a_page_stored_twice_is_stored_once(hub_db: str) -> None:
+    target = _target(hub_db)
+    page = Page(records=ROWS, next_cursor="P2")
+    assert tasks._store_page(target, True, None, 0, None, page) is not None
+    # Another delivery of the same fetch: the unique (run, seq) refuses it whole.
+    assert tasks._store_page(target, True, None, 0, None, page) is None
+    with session_scope(hub_db) as s:
+        assert s.get(SyncRun, target.run_id).fetched == 2
+    assert _count(hub_db, Product) == 1
+    assert _count(hub_db, Quarantined) == 1
