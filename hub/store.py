@@ -34,7 +34,7 @@ class StoreItem:
     """One canonical record and what the ERP's tri-state flag asks for it.
 
     ``raw_hash`` is the hash of the ERP rows the record was mapped from
-    (``workers.pipeline.raw_hash``), kept with the record so the next fetch
+    (``workers.pipeline.raw_hasher``), kept with the record so the next fetch
     can skip mapping it when the rows are the same; None when unknown.
     """
 

@@ -6,7 +6,7 @@ Anything either stage rejects becomes a quarantine entry naming the record
 and the field, and the rest of the page goes on.
 
 Before any of that, a fetched page is split by record (`raw_groups`) and
-each record's raw rows are hashed (`raw_hash`): a record whose raw hash is
+each record's raw rows are hashed (`raw_hasher`): a record whose raw hash is
 the one stored with it last time would map to the same canonical record, so
 it is not mapped, validated or written again. The hash covers the map's
 code and the source's settings too, so a new map or a changed setting maps
