@@ -382,6 +382,7 @@ def run_sync(
     """
     from hub.db import session_scope
     from hub.models import SyncRun
+    from hub.runs import COUNTERS
     from workers.tasks import start_sync
 
     t0 = time.perf_counter()
@@ -419,19 +420,7 @@ def run_sync(
         if snapshot.finished_at and snapshot.created_at
         else float("nan")
     )
-    counts = {
-        name: int(getattr(snapshot, name))
-        for name in (
-            "fetched",
-            "created",
-            "updated",
-            "unchanged",
-            "deleted",
-            "ignored",
-            "quarantined",
-            "pages_done",
-        )
-    }
+    counts = {name: int(getattr(snapshot, name)) for name in COUNTERS}
     return SyncResult(elapsed, db_seconds, snapshot.status, counts, memory)
 
 

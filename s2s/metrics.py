@@ -16,17 +16,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hub.models import DeadLetter, Order, SourceStream, SyncRun
+from hub.runs import RECORD_OUTCOMES
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-RECORD_OUTCOMES = (
-    "fetched",
-    "created",
-    "updated",
-    "unchanged",
-    "deleted",
-    "ignored",
-    "quarantined",
-)
 
 
 def _escape(value: str) -> str:
