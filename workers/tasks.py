@@ -136,14 +136,13 @@ def fetch_page(self: Task, run_id: int, seq: int) -> None:
             cursor = prev[0]
         source = s.get(Source, run.source_id)
         assert source is not None
-        stream, page_size = run.stream, run.page_size
         since = datetime.fromisoformat(run.since) if run.since else None
         connector = connector_for(source)
         target = _Target.of(run, source)
         # Incremental reads of ERPs that return only changed variant lines
         # are merged into the stored product (see hub.store): their rows do
         # not describe a whole record, so they are never skipped by hash.
-        by_hash = stream in UPSERTS and not target.merge_variants
+        by_hash = target.stream in UPSERTS and not target.merge_variants
         base_ctx = _ctx(run)
     settings_ = get_settings()
     until = time.monotonic() + settings_.task_time_limit * FETCH_SPAN_SHARE
@@ -157,7 +156,7 @@ def fetch_page(self: Task, run_id: int, seq: int) -> None:
             if not held:
                 return None
             before = getattr(connector, "queries", None)
-            got = connector.read(stream, at, page_size, since)
+            got = connector.read(target.stream, at, target.page_size, since)
             after = getattr(connector, "queries", None)
             spent = after - before if isinstance(before, int) and isinstance(after, int) else None
             return got, spent
