@@ -24,6 +24,27 @@ def _int(name: str, default: int) -> int:
         raise ValueError(f"{name} must be a whole number, not {raw!r}") from exc
 
 
+def _positive_int(name: str, default: int) -> int:
+    value = _int(name, default)
+    if value < 1:
+        raise ValueError(f"{name} must be a positive whole number, not {value}")
+    return value
+
+
+def _positive_days(name: str, default: float) -> float:
+    """A number of days above zero (fractions allowed, for short retention in tests)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"{name} must be a positive number of days, not {raw!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the processes read from the environment, resolved once."""
@@ -45,6 +66,17 @@ class Settings:
     order_stale_after: int
     order_max_attempts: int
     retry_base: float
+    # Connectors (with their ERP engines and HTTP clients) kept per worker
+    # process; the least recently used beyond this are closed.
+    connector_cache: int
+    # How many of one run's pages may wait for, or be in, map_page at once:
+    # a large full sync then never fills the map queue ahead of small runs.
+    run_pages_in_flight: int
+    # History: finished runs (with pages and quarantine) older than this are
+    # pruned, keeping the last ``retention_keep_runs`` of each source and stream.
+    retention_days: float
+    retention_keep_runs: int
+    prune_every: int
 
     @property
     def embedded(self) -> bool:
@@ -89,6 +121,11 @@ def load_settings() -> Settings:
         order_stale_after=_int("S2S_ORDER_STALE_AFTER", 300),
         order_max_attempts=_int("S2S_ORDER_MAX_ATTEMPTS", 8),
         retry_base=float(os.environ.get("S2S_RETRY_BASE", "").strip() or 2.0),
+        connector_cache=_positive_int("S2S_CONNECTOR_CACHE", 32),
+        run_pages_in_flight=_positive_int("S2S_RUN_PAGES_IN_FLIGHT", 4),
+        retention_days=_positive_days("S2S_RETENTION_DAYS", 30.0),
+        retention_keep_runs=_positive_int("S2S_RETENTION_KEEP_RUNS", 20),
+        prune_every=_positive_int("S2S_PRUNE_EVERY", 3600),
     )
 
 
