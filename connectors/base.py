@@ -260,6 +260,19 @@ class Connector(abc.ABC):
         """Release connections; the default holds none."""
         return None
 
+    def release(self) -> None:
+        """Let go of idle connections after a task; the connector stays usable.
+
+        Workers call this when a task that used the connector ends, so that
+        no database connection, keep-alive socket or e.net session is held
+        between tasks: on a client's site each is a seat on its SQL Server, a
+        licence or a socket through a VPN, and a worker serves hundreds of
+        clients. The next call reconnects. Connectors whose set-up is worth
+        keeping (an engine's compiled statements, a logged-in session key
+        that costs a login) override this to drop only the connections.
+        """
+        self.close()
+
     def __enter__(self) -> Self:
         return self
 

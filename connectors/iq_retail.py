@@ -558,11 +558,10 @@ class IqRetailConnector(Connector):
         pid = os.getpid()
         if self._http is None or self._pid != pid:
             seconds = float(self.settings["timeout"])
-            self._http = httpx.Client(
-                timeout=httpx.Timeout(seconds, connect=min(seconds, 10.0)),
+            self._http = http.client(
+                seconds,
                 auth=httpx.BasicAuth(self._user, self._password),
                 headers={"Accept": "application/json"},
-                follow_redirects=False,
             )
             self._pid = pid
         return self._http

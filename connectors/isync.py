@@ -627,11 +627,7 @@ class IsyncConnector(Connector):
             if self._pid is not None and self._pid != pid:
                 self._session = None  # a forked child logs in on its own
             seconds = float(self.settings["timeout"])
-            self._http = httpx.Client(
-                timeout=httpx.Timeout(seconds, connect=min(seconds, 10.0)),
-                headers={"Accept": "text/xml"},
-                follow_redirects=False,
-            )
+            self._http = http.client(seconds, headers={"Accept": "text/xml"})
             self._pid = pid
         return self._http
 

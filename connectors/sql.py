@@ -948,6 +948,14 @@ class SqlConnector(Connector):
         self._engines[role] = (pid, engine)
         return engine
 
+    def release(self) -> None:
+        """Between tasks: close the pooled connections, keeping the engines
+        (their compiled statements) for the next task, which reconnects."""
+        pid = os.getpid()
+        for owner, engine in self._engines.values():
+            if owner == pid:
+                engine.dispose()
+
     def close(self) -> None:
         """Close this process's pools."""
         pid = os.getpid()

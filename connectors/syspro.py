@@ -45,7 +45,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.sql import Select
 
-from connectors import xmlsafe
+from connectors import http, xmlsafe
 from connectors.base import (
     Connector,
     ConnectorError,
@@ -919,12 +919,21 @@ class SysproConnector(Connector):
         pid = os.getpid()
         if self._http is None or self._http_pid != pid:
             seconds = float(self.settings["timeout"])
-            self._http = httpx.Client(
-                timeout=httpx.Timeout(seconds, connect=min(seconds, 10.0)),
-                follow_redirects=False,
-            )
+            self._http = http.client(seconds)
             self._http_pid = pid
         return self._http
+
+    def release(self) -> None:
+        """Between tasks: close the e.net keep-alive sockets and the database
+        connections, keeping the engine (its statement cache and the query
+        counter) for the next task."""
+        pid = os.getpid()
+        if self._http is not None and self._http_pid == pid:
+            self._http.close()
+        self._http = None
+        self._http_pid = None
+        if self._engine_pid is not None and self._engine_pid[0] == pid:
+            self._engine_pid[1].dispose()
 
     def close(self) -> None:
         """Close this process's HTTP connections and database pool."""

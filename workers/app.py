@@ -10,7 +10,13 @@ database decides what is still to do.
 from __future__ import annotations
 
 from celery import Celery
-from celery.signals import after_setup_logger, worker_process_init, worker_ready, worker_shutdown
+from celery.signals import (
+    after_setup_logger,
+    task_postrun,
+    worker_process_init,
+    worker_ready,
+    worker_shutdown,
+)
 from kombu import Queue
 
 from hub.settings import Settings, get_settings
@@ -118,6 +124,17 @@ def _fresh_engines(**_: object) -> None:
     from hub.db import dispose_all
 
     dispose_all()
+
+
+@task_postrun.connect
+def _release_connectors(**_: object) -> None:
+    # No ERP connection, keep-alive socket or session outlives the task that
+    # needed it (see workers.sources.ConnectorCache): a worker serving many
+    # tenants would otherwise hold one idle connection per tenant and pool
+    # process, and ERP servers refuse new ones long before a thousand.
+    from workers.sources import release_connectors
+
+    release_connectors()
 
 
 _heartbeat: object | None = None

@@ -8,20 +8,26 @@ schemas, which fields are secret), so it lives in workers/.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets as pysecrets
+from collections import OrderedDict
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connectors.base import Connector, SettingsError
+from connectors.base import Connector
 from connectors.iq_retail import IqRetailConnector
 from connectors.isync import IsyncConnector
 from connectors.sql import SqlConnector
 from connectors.syspro import SysproConnector
 from hub import crypto
 from hub.models import Client, Source, SourceStream, utcnow
+from hub.settings import get_settings
+
+log = logging.getLogger("s2s.sources")
 
 CONNECTORS: dict[str, type[Connector]] = {
     SqlConnector.kind: SqlConnector,
@@ -146,25 +152,88 @@ def public_settings(source: Source) -> dict[str, Any]:
     return shown
 
 
-_cache: dict[tuple[int, str], Connector] = {}
+class ConnectorCache:
+    """The connectors of one process, least recently used first, at most ``limit``.
+
+    Building a connector is cheap, but its engine's compiled statements and
+    a read's connection are worth keeping for the length of a task (a fetch
+    reads many pages). Between tasks nothing is held open (see
+    ``release_used``), and beyond ``limit`` sources the least recently used
+    connector is closed and dropped, so that a worker that has served a
+    thousand tenants holds what one that served ``limit`` holds: no idle
+    database connection, HTTP socket or session per tenant.
+    """
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[int, tuple[str, Connector]] = OrderedDict()
+        self._used: dict[int, Connector] = {}
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, source_id: object) -> bool:
+        return source_id in self._items
+
+    def get(self, source: Source, limit: int) -> Connector:
+        stamp = source.updated_at.isoformat() if source.updated_at else ""
+        held = self._items.get(source.id)
+        if held is not None and held[0] == stamp:
+            self._items.move_to_end(source.id)
+            conn = held[1]
+        else:
+            if held is not None:  # the source's settings changed: a new connector
+                self._drop(source.id)
+            cls = connector_class(source.kind)
+            conn = cls(cls.load_settings(source_settings(source)))
+            self._items[source.id] = (stamp, conn)
+            while len(self._items) > limit:
+                self._drop(next(iter(self._items)))
+        self._used[source.id] = conn
+        return conn
+
+    def _drop(self, source_id: int) -> None:
+        _, conn = self._items.pop(source_id)
+        self._used.pop(source_id, None)
+        _quietly(conn.close, conn)
+
+    def release_used(self) -> int:
+        """Let go of the connections of every connector used since the last call.
+
+        Called when a task ends: an ERP connection, HTTP keep-alive socket or
+        session is then held only while a task needs it.
+        """
+        used, self._used = list(self._used.values()), {}
+        for conn in used:
+            _quietly(conn.release, conn)
+        return len(used)
+
+    def clear(self) -> None:
+        for source_id in list(self._items):
+            self._drop(source_id)
+
+
+def _quietly(action: Callable[[], None], conn: Connector) -> None:
+    """Closing is best effort: a connection the ERP already dropped must not
+    fail the task that merely finished with it."""
+    try:
+        action()
+    except Exception as exc:  # logged, never raised
+        log.warning("closing %s connections failed: %s", conn.title, type(exc).__name__)
+
+
+_cache = ConnectorCache()
 
 
 def connector_for(source: Source) -> Connector:
     """A connector for the source, reused within this process while the
-    source's settings are unchanged (engines and HTTP pools are costly)."""
-    stamp = source.updated_at.isoformat() if source.updated_at else ""
-    key = (source.id, stamp)
-    conn = _cache.get(key)
-    if conn is None:
-        for old in [k for k in _cache if k[0] == source.id]:
-            _cache.pop(old).close()
-        cls = connector_class(source.kind)
-        try:
-            settings = cls.load_settings(source_settings(source))
-        except SettingsError:
-            raise
-        conn = _cache[key] = cls(settings)
-    return conn
+    source's settings are unchanged and it stays among the
+    ``S2S_CONNECTOR_CACHE`` most recently used ones."""
+    return _cache.get(source, get_settings().connector_cache)
+
+
+def release_connectors() -> int:
+    """Close the connections the finished task's connectors hold (see ConnectorCache)."""
+    return _cache.release_used()
 
 
 # ------------------------------------------------------------------ channels
