@@ -123,6 +123,63 @@ def add_counts(session: Session, run_id: int, *, active_only: bool = False, **co
     return bool(result.rowcount == 1)
 
 
+def pages_in_flight(session: Session, run_id: int) -> int:
+    """The run's pages stored for map_page and not yet written."""
+    return int(
+        session.scalar(
+            select(func.count()).where(SyncPage.run_id == run_id, SyncPage.status == "fetched")
+        )
+        or 0
+    )
+
+
+def park_fetch(session: Session, run_id: int) -> bool:
+    """Note that the run's fetch stopped because ``pages_in_flight`` reached the cap.
+
+    Whoever then brings the run below the cap (``unpark_fetch``, called by
+    every map_page and by the fetch itself after parking) hands the fetch on.
+    """
+    table = SyncRun.__table__
+    result = session.connection().execute(
+        update(table)
+        .where(table.c.id == run_id, table.c.status == ACTIVE)
+        .values(fetch_parked_at=utcnow())
+    )
+    return bool(result.rowcount == 1)
+
+
+def unpark_fetch(session: Session, run_id: int, cap: int) -> int | None:
+    """Take the run's parked fetch if the run is below ``cap`` pages in flight;
+    returns the page to fetch next, or None when the fetch is not parked, the
+    run is at the cap or no longer active.
+
+    One conditional UPDATE, so that of the fetch re-checking after it parked
+    and the map tasks finishing pages, exactly one takes the fetch. A map
+    task calls this after its counts' UPDATE has locked the run row: a fetch
+    parking meanwhile waits for that transaction, then counts its page done.
+    """
+    table = SyncRun.__table__
+    waiting = (
+        select(func.count())
+        .where(SyncPage.run_id == run_id, SyncPage.status == "fetched")
+        .scalar_subquery()
+    )
+    result = session.connection().execute(
+        update(table)
+        .where(
+            table.c.id == run_id,
+            table.c.status == ACTIVE,
+            table.c.fetch_parked_at.is_not(None),
+            waiting < cap,
+        )
+        .values(fetch_parked_at=None)
+    )
+    if result.rowcount != 1:
+        return None
+    last = session.scalar(select(func.max(SyncPage.seq)).where(SyncPage.run_id == run_id))
+    return 0 if last is None else int(last) + 1
+
+
 def _note_last_run(session: Session, run_id: int, *, succeeded: bool = False) -> None:
     run = session.get(SyncRun, run_id)
     if run is None:

@@ -144,6 +144,8 @@ def fetch_page(self: Task, run_id: int, seq: int) -> None:
         # not describe a whole record, so they are never skipped by hash.
         by_hash = target.stream in UPSERTS and not target.merge_variants
         base_ctx = _ctx(run)
+        # A fetch handed on by a map task (or the sweeper) starts with pages in flight.
+        in_flight = runs.pages_in_flight(s, run_id) if seq > 0 else 0
     settings_ = get_settings()
     until = time.monotonic() + settings_.task_time_limit * FETCH_SPAN_SHARE
     slots = limits.session_slots(connector, None, None)
@@ -167,6 +169,11 @@ def fetch_page(self: Task, run_id: int, seq: int) -> None:
     # stay sequential, one at a time, as keyset paging and one-session ERPs
     # require; a read-ahead whose page is not wanted is simply dropped.
     ahead_read: Future[tuple[Page, int | None] | None] | None = None
+    # Fair sharing: at most ``cap`` of this run's pages wait for map_page at
+    # once, so a large full sync never fills the map queue ahead of other
+    # tenants' runs. ``in_flight`` is the count as of the last page this task
+    # stored for map_page (map tasks only ever lower it meanwhile).
+    cap = settings_.run_pages_in_flight
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="s2s-read-ahead") as ahead:
         while True:
             ctx = {**base_ctx, "page": seq}
@@ -191,8 +198,11 @@ def fetch_page(self: Task, run_id: int, seq: int) -> None:
                 return
             page, spent = got
             last = page.next_cursor is None
-            if not last and time.monotonic() < until:
-                # Read the next page while this one is hashed and stored.
+            in_time = time.monotonic() < until
+            if not last and in_time and in_flight + 1 < cap:
+                # Read the next page while this one is hashed and stored
+                # (even if this one goes to map_page, the run stays below
+                # its cap of pages in flight).
                 ahead_read = ahead.submit(read, page.next_cursor)
             stored = _store_page(target, by_hash, connector, seq, cursor, page)
             if stored is None:
@@ -216,9 +226,30 @@ def fetch_page(self: Task, run_id: int, seq: int) -> None:
             if last:
                 return
             cursor, seq = page.next_cursor, seq + 1
-            if ahead_read is None:  # this task's share of time is spent
+            if stored.in_flight is not None:
+                in_flight = stored.in_flight
+            if ahead_read is not None:
+                continue
+            if not in_time:  # this task's share of time is spent
                 enqueue(fetch_page, run_id, seq)
                 return
+            if in_flight >= cap and _parked(run_id, cap, ctx):
+                return  # the map task that brings the run below its cap fetches on
+            in_flight = min(in_flight, cap - 1)
+
+
+def _parked(run_id: int, cap: int, ctx: dict[str, Any]) -> bool:
+    """Park the run's fetch at its cap of pages in flight; False when, by the
+    time the park is committed, map tasks have brought the run below the cap
+    (or the run ended): the caller then goes on fetching itself."""
+    with session_scope() as s:
+        if not runs.park_fetch(s, run_id):
+            return True  # the run ended: nothing to fetch
+    with session_scope() as s:
+        if runs.unpark_fetch(s, run_id, cap) is not None:
+            return False
+    log.info("fetch waits: %d pages of this run are queued for mapping", cap, extra=ctx)
+    return True
 
 
 @dataclass(frozen=True)
@@ -231,6 +262,9 @@ class _StoredPage:
     written: Counts | None  # the counts when its changed records were written here
     quarantined: int
     finished: bool
+    # The run's pages waiting for map_page once this one was stored (counted
+    # only when this page went to map_page; otherwise None).
+    in_flight: int | None = None
 
 
 class _RunEnded(Exception):
@@ -284,7 +318,9 @@ def _store_page(
                 .returning(table.c.id)
             )
             assert page_id is not None
-            written, quarantined = None, 0
+            written, quarantined, in_flight = None, 0, None
+            if todo and not inline:
+                in_flight = runs.pages_in_flight(s, run_id)
             if inline:
                 written, quarantined = _map_and_write(s, target, page_id, todo, hashes)
             # Last, so that the run's row stays locked only until the commit.
@@ -310,7 +346,7 @@ def _store_page(
     except (IntegrityError, _RunEnded):
         return None  # another delivery stored the page first, or the run ended
     return _StoredPage(
-        page_id, bool(todo) and not inline, unchanged, written, quarantined, finished
+        page_id, bool(todo) and not inline, unchanged, written, quarantined, finished, in_flight
     )
 
 
@@ -385,9 +421,14 @@ def map_page(self: Task, page_id: int) -> None:
             runs.add_counts(s, run.id, pages_done=1, quarantined=quarantined, **counts.as_dict())
             # In the same transaction: the run row is locked by the counts
             # above, so of two last pages finishing at once exactly one sees
-            # every page done.
+            # every page done, and a fetch parking meanwhile (fair sharing)
+            # waits for this commit, then finds the run below its cap.
             finished = runs.finish_if_done(s, run.id)
+            fetch_next = None
+            if not finished:
+                fetch_next = runs.unpark_fetch(s, run.id, get_settings().run_pages_in_flight)
             ctx = _ctx(run, seq)
+            run_id = run.id
     except OperationalError as exc:
         # A dropped database connection: nothing was committed, try again.
         raise self.retry(countdown=backoff(self.request.retries), exc=exc) from None
@@ -396,6 +437,8 @@ def map_page(self: Task, page_id: int) -> None:
     log.info("upserted %s", counts.as_dict(), extra=ctx)
     if finished:
         log.info("run finished", extra=ctx)
+    if fetch_next is not None:
+        enqueue(fetch_page, run_id, fetch_next)
 
 
 @dataclass(frozen=True)
