@@ -287,3 +287,52 @@ def test_a_runs_pages_in_flight_never_exceed_the_cap(cache_hub: Hub, postgres_db
         pages = s.scalars(select(SyncPage.status).where(SyncPage.run_id == run_id)).all()
         assert set(pages) == {"upserted"} and len(pages) == big_run.pages_total
         assert s.get(SyncRun, run_id).fetch_parked_at is None
+
+
+def test_dispatch_starts_many_due_streams_once_each(cache_hub: Hub, redis_url: str) -> None:
+    """Beat's dispatcher with more due streams than one batch, sent twice at
+    once (two beats): each due stream starts one run and one first fetch; a
+    stream whose run is still active and a paused one start nothing."""
+    import redis as redis_lib
+
+    from hub.models import SourceStream, utcnow
+    from workers.tasks import DISPATCH_BATCH, dispatch_due
+
+    count = DISPATCH_BATCH + 60
+    with session_scope() as s:
+        ids = []
+        for i in range(count):
+            client, _ = upsert_client(s, f"d{i:04d}")
+            settings = {"url": f"postgresql+psycopg://erp@127.0.0.1/erp{i}", "page_size": 50}
+            source = upsert_source(s, client, "erp", "sql", settings, schedules={"products": 900})
+            ids.append(source.id)
+    busy, paused = ids[7], ids[8]
+    assert start_sync(busy, "products", requested_by="test").created
+    past = utcnow().replace(microsecond=0)
+    with session_scope() as s:
+        for row in s.scalars(select(SourceStream).where(SourceStream.stream == "products")):
+            row.next_due_at = past
+            row.paused = row.source_id == paused
+    broker = redis_lib.Redis.from_url(redis_url)
+    broker.delete("fetch")  # the busy run's own first fetch
+    barrier = threading.Barrier(2)
+    started: list[int] = []
+
+    def dispatch() -> None:
+        barrier.wait()
+        started.append(dispatch_due())
+
+    threads = [threading.Thread(target=dispatch) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(started) == count - 2
+    with session_scope() as s:
+        runs = s.scalars(select(SyncRun).where(SyncRun.requested_by == "schedule")).all()
+        assert sorted(r.source_id for r in runs) == sorted(set(ids) - {busy, paused})
+        assert all(r.page_size == 50 and r.full for r in runs)
+        streams = {r.source_id: r for r in s.scalars(select(SourceStream))}
+        assert all(streams[i].next_due_at > past for i in ids if i != paused)
+        assert streams[paused].next_due_at == past
+    assert broker.llen("fetch") == count - 2
