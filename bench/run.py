@@ -1067,6 +1067,12 @@ def _each_run_lines(results: dict[str, Any]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args_given = sys.argv[1:] if argv is None else argv
+    if any(a == "--tenants" or a.startswith("--tenants=") for a in args_given):
+        # The tenants benchmark has phases and options of its own: hand over whole.
+        from bench.tenants import main as tenants_main
+
+        return tenants_main(args_given)
     parser = argparse.ArgumentParser(
         prog="python -m bench.run", description="Benchmark sync and orders with real workers."
     )
@@ -1095,6 +1101,13 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=1,
         help="run the whole benchmark N times (fresh databases each) and report medians",
+    )
+    parser.add_argument(
+        "--tenants",
+        type=int,
+        metavar="N",
+        help="run the tenants benchmark instead (python -m bench.tenants: N clients, each with "
+        "its own ERP; its options --big, --small-products, --runs, --json apply)",
     )
     args = parser.parse_args(argv)
     if args.runs < 1:
