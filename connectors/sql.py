@@ -22,11 +22,12 @@ Three rules shape this module:
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
 import uuid
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -838,6 +839,12 @@ def _connect_args(url: URL, timeout: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------
 
 
+# Query shapes learnt by any connector of this process, least recently used
+# first (see ``SqlConnector._shape``); a few hundred bytes each.
+_SHAPES: OrderedDict[tuple[str, str, str, str], _Shape] = OrderedDict()
+_SHAPES_KEPT = 2048
+
+
 class SqlConnector(Connector):
     """Reads products and customers with SELECTs, raises orders into staging tables.
 
@@ -869,9 +876,21 @@ class SqlConnector(Connector):
         self._secrets = self._secret_strings()
         self._engines: dict[str, tuple[int, Engine]] = {}
         self._shapes: dict[str, _Shape] = {}
-        self._header, self._lines = order_tables(
-            MetaData(), s["order_table"], s["order_line_table"]
-        )
+
+    @functools.cached_property
+    def _staging(self) -> tuple[Table, Table]:
+        """The order staging tables, declared when an order is first raised
+        (most connectors a worker builds only read)."""
+        s = self.settings
+        return order_tables(MetaData(), s["order_table"], s["order_line_table"])
+
+    @property
+    def _header(self) -> Table:
+        return self._staging[0]
+
+    @property
+    def _lines(self) -> Table:
+        return self._staging[1]
 
     @property
     def page_size(self) -> int:
@@ -1068,12 +1087,29 @@ class SqlConnector(Connector):
         return _Doing(what=f"the {stream} query", settings_hint=hint)
 
     def _shape(self, conn: Connection, stream: str) -> _Shape:
-        """Learn the query's column labels once, from an empty run of it."""
+        """Learn the query's column labels once, from an empty run of it.
+
+        Kept per process beyond this connector's life (``_SHAPES``, keyed by
+        the database's address and the query): workers close and rebuild
+        the connectors of many tenants, and the probe costs a round trip
+        and a statement compiled anew each time.
+        """
         shape = self._shapes.get(stream)
         if shape is not None:
             return shape
         spec = _STREAMS[stream]
         query = self._query(stream, conn.dialect)
+        known = (
+            self._role_url("read").render_as_string(hide_password=True),
+            conn.dialect.name,
+            stream,
+            query.sql,
+        )
+        shape = _SHAPES.get(known)
+        if shape is not None:
+            _SHAPES.move_to_end(known)
+            self._shapes[stream] = shape
+            return shape
         if conn.dialect.name in _CTE_OUTSIDE:
             try:
                 prefix, main = _split_with(query)
@@ -1098,7 +1134,9 @@ class SqlConnector(Connector):
         variant = _find_label(labels, spec.order)
         order = (key,) if variant is None or variant == key else (key, variant)
         shape = _Shape(prefix=prefix, main=main, labels=labels, key=key, order=order)
-        self._shapes[stream] = shape
+        self._shapes[stream] = _SHAPES[known] = shape
+        while len(_SHAPES) > _SHAPES_KEPT:
+            _SHAPES.popitem(last=False)
         return shape
 
     def _read(self, stream: str, cursor: Any, limit: int, since: datetime | None) -> Page:

@@ -246,21 +246,28 @@ def unpark_fetch(session: Session, run_id: int, cap: int) -> int | None:
     return 0 if last is None else int(last) + 1
 
 
-def _note_last_run(session: Session, run_id: int, *, succeeded: bool = False) -> None:
-    run = session.get(SyncRun, run_id)
-    if run is None:
-        return
-    where = (SourceStream.source_id == run.source_id, SourceStream.stream == run.stream)
-    session.execute(update(SourceStream).where(*where).values(last_run_id=run_id))
-    if succeeded and run.high_water:
+def _note_last_run(
+    session: Session,
+    run_id: int,
+    source_id: int,
+    stream: str,
+    high_water: str | None = None,
+    *,
+    succeeded: bool = False,
+) -> None:
+    streams = SourceStream.__table__
+    where = (streams.c.source_id == source_id, streams.c.stream == stream)
+    conn = session.connection()
+    conn.execute(update(streams).where(*where).values(last_run_id=run_id))
+    if succeeded and high_water:
         # Only a run that landed every page may move the watermark forward.
-        session.execute(
-            update(SourceStream)
+        conn.execute(
+            update(streams)
             .where(
                 *where,
-                (SourceStream.watermark.is_(None)) | (SourceStream.watermark < run.high_water),
+                (streams.c.watermark.is_(None)) | (streams.c.watermark < high_water),
             )
-            .values(watermark=run.high_water)
+            .values(watermark=high_water)
         )
 
 
@@ -278,36 +285,55 @@ def raise_high_water(session: Session, run_id: int, value: str | None) -> None:
 
 def finish_if_done(session: Session, run_id: int) -> bool:
     """Mark the run succeeded if every page has landed. Returns True only for
-    the one caller that made the change, so follow-up work happens once."""
+    the one caller that made the change, so follow-up work happens once.
+
+    Core statements (with RETURNING), not the ORM: this runs at the end of
+    every run, and with many small tenants the ORM's loads were a good part
+    of a run's cost.
+    """
     now = utcnow()
-    result = session.execute(
-        update(SyncRun)
-        .where(
-            and_(
-                SyncRun.id == run_id,
-                SyncRun.status == ACTIVE,
-                SyncRun.pages_total.is_not(None),
-                SyncRun.pages_done >= SyncRun.pages_total,
+    table = SyncRun.__table__
+    done = (
+        session.connection()
+        .execute(
+            update(table)
+            .where(
+                and_(
+                    table.c.id == run_id,
+                    table.c.status == ACTIVE,
+                    table.c.pages_total.is_not(None),
+                    table.c.pages_done >= table.c.pages_total,
+                )
             )
+            .values(status=SUCCEEDED, lock_key=None, finished_at=now, heartbeat_at=now)
+            .returning(table.c.source_id, table.c.stream, table.c.high_water)
         )
-        .values(status=SUCCEEDED, lock_key=None, finished_at=now, heartbeat_at=now)
+        .first()
     )
-    if result.rowcount != 1:
+    if done is None:
         return False
-    _note_last_run(session, run_id, succeeded=True)
+    _note_last_run(session, run_id, done.source_id, done.stream, done.high_water, succeeded=True)
     return True
 
 
 def fail_run(session: Session, run_id: int, error: str) -> bool:
     now = utcnow()
-    result = session.execute(
-        update(SyncRun)
-        .where(SyncRun.id == run_id, SyncRun.status == ACTIVE)
-        .values(status=FAILED, lock_key=None, error=error[:4000], finished_at=now, heartbeat_at=now)
+    table = SyncRun.__table__
+    done = (
+        session.connection()
+        .execute(
+            update(table)
+            .where(table.c.id == run_id, table.c.status == ACTIVE)
+            .values(
+                status=FAILED, lock_key=None, error=error[:4000], finished_at=now, heartbeat_at=now
+            )
+            .returning(table.c.source_id, table.c.stream)
+        )
+        .first()
     )
-    if result.rowcount != 1:
+    if done is None:
         return False
-    _note_last_run(session, run_id)
+    _note_last_run(session, run_id, done.source_id, done.stream)
     return True
 
 

@@ -183,8 +183,8 @@ class ConnectorCache:
         else:
             if held is not None:  # the source's settings changed: a new connector
                 self._drop(source.id)
-            cls = connector_class(source.kind)
-            conn = cls(cls.load_settings(source_settings(source)))
+            # Validated once, by the connector itself (SettingsError names the field).
+            conn = connector_class(source.kind)(source_settings(source))
             self._items[source.id] = (stamp, conn)
             while len(self._items) > limit:
                 self._drop(next(iter(self._items)))
