@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -119,7 +120,12 @@ class SourceStream(Base):
 
 class SyncRun(Base):
     __tablename__ = "sync_runs"
-    __table_args__ = (Index("ix_sync_runs_source_stream", "source_id", "stream", "id"),)
+    __table_args__ = (
+        Index("ix_sync_runs_source_stream", "source_id", "stream", "id"),
+        # When a run ended, for retention's scan of old runs (hub.retention
+        # queries this exact expression).
+        Index("ix_sync_runs_ended", text("coalesce(finished_at, created_at)"), "id"),
+    )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
@@ -256,7 +262,11 @@ class Quarantined(Base):
     """A record that could not be mapped, with the field at fault and why."""
 
     __tablename__ = "quarantine"
-    __table_args__ = (Index("ix_quarantine_run", "run_id"),)
+    __table_args__ = (
+        Index("ix_quarantine_run", "run_id"),
+        # Was this record quarantined again by a later run? (hub.retention)
+        Index("ix_quarantine_record", "source_id", "stream", "record_key", "run_id"),
+    )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("sync_runs.id", ondelete="CASCADE"))
