@@ -2,7 +2,10 @@
 
 Everything is read from the hub's database and the broker at scrape time:
 the database is the source of truth, so the figures are the same whichever
-API process is scraped, and nothing is lost when a process restarts. The
+API process is scraped, and nothing is lost when a process restarts. Run
+and record counters come from the totals that retention folds old runs into
+plus the runs since (``hub.retention.run_totals``): they never go down when
+history is pruned, and a scrape reads only recent run rows. The
 endpoint carries aggregates only — no client or source names, no settings —
 because it is meant to be scraped without a client's token.
 """
@@ -15,8 +18,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from hub.models import DeadLetter, Order, SourceStream, SyncRun
-from hub.runs import RECORD_OUTCOMES
+from hub.models import DeadLetter, Order, SourceStream
+from hub.retention import run_totals
+from hub.runs import ACTIVE, RECORD_OUTCOMES
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -66,42 +70,35 @@ def collect(
     letters, queue depths, workers online, schedules paused or queued."""
     out = Exposition()
 
-    by_status = session.execute(
-        select(SyncRun.stream, SyncRun.status, func.count()).group_by(
-            SyncRun.stream, SyncRun.status
-        )
-    ).all()
+    # Folded totals plus the runs since the last fold (hub.retention): the
+    # counters survive pruning and a scrape does not recount the history.
+    totals = run_totals(session)
     out.family(
         "s2s_sync_runs_total",
         "counter",
         "Sync runs that ended, by stream and outcome.",
-        (
-            ({"stream": stream, "status": status}, n)
-            for stream, status, n in by_status
-            if status != "running"
-        ),
+        (({"stream": t.stream, "status": t.status}, t.runs) for t in totals if t.status != ACTIVE),
     )
     out.family(
         "s2s_sync_runs_active",
         "gauge",
         "Sync runs in progress, by stream.",
-        (({"stream": stream}, n) for stream, status, n in by_status if status == "running"),
+        (({"stream": t.stream}, t.runs) for t in totals if t.status == ACTIVE),
     )
 
-    sums = session.execute(
-        select(
-            SyncRun.stream,
-            *(func.coalesce(func.sum(getattr(SyncRun, c)), 0) for c in RECORD_OUTCOMES),
-        ).group_by(SyncRun.stream)
-    ).all()
+    records: dict[str, dict[str, int]] = {}
+    for t in totals:
+        by_outcome = records.setdefault(t.stream, dict.fromkeys(RECORD_OUTCOMES, 0))
+        for outcome, n in t.outcomes.items():
+            by_outcome[outcome] += n
     out.family(
         "s2s_sync_records_total",
         "counter",
         "Records handled by sync runs, by stream and outcome.",
         (
-            ({"stream": row[0], "outcome": outcome}, int(row[i + 1]))
-            for row in sums
-            for i, outcome in enumerate(RECORD_OUTCOMES)
+            ({"stream": stream, "outcome": outcome}, n)
+            for stream, by_outcome in records.items()
+            for outcome, n in by_outcome.items()
         ),
     )
 
