@@ -86,11 +86,16 @@ def config_for(settings: Settings) -> dict[str, object]:
                 "schedule": float(settings.sweep_every),
                 "options": {"expires": float(settings.sweep_every)},
             },
+            "prune-history": {
+                "task": "s2s.maintenance.prune_history",
+                "schedule": float(settings.prune_every),
+                "options": {"expires": float(settings.prune_every)},
+            },
         },
     }
 
 
-app = Celery("s2s", include=["workers.tasks", "workers.orders"])
+app = Celery("s2s", include=["workers.tasks", "workers.orders", "workers.retention"])
 app.conf.update(config_for(get_settings()))
 
 
