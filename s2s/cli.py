@@ -72,7 +72,12 @@ def cli() -> None:
     from hub.logs import configure
     from hub.settings import get_settings
 
-    s = get_settings()
+    try:
+        s = get_settings()
+    except ValueError as exc:
+        # A bad setting in the environment (S2S_RETENTION_DAYS=0, ...) is
+        # the operator's to fix: one line naming it, for every command.
+        raise CliError(str(exc)) from None
     configure(s.log_format, "WARNING" if s.log_level == "INFO" else s.log_level)
 
 
