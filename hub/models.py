@@ -161,6 +161,33 @@ class SyncRun(Base):
     fetch_parked_at: Mapped[datetime | None] = mapped_column(TZDateTime())
 
 
+class RunTotal(Base):
+    """What folded runs counted, per stream and final status (for ``/metrics``)."""
+
+    __tablename__ = "sync_run_totals"
+
+    stream: Mapped[str] = mapped_column(String(32), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    runs: Mapped[int] = mapped_column(BigInteger, default=0)
+    fetched: Mapped[int] = mapped_column(BigInteger, default=0)
+    created: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated: Mapped[int] = mapped_column(BigInteger, default=0)
+    unchanged: Mapped[int] = mapped_column(BigInteger, default=0)
+    deleted: Mapped[int] = mapped_column(BigInteger, default=0)
+    ignored: Mapped[int] = mapped_column(BigInteger, default=0)
+    quarantined: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class HistoryFold(Base):
+    """One row (id 1): every run with an id up to ``through_run_id`` is in the totals."""
+
+    __tablename__ = "sync_history_fold"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    through_run_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    folded_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+
+
 class SyncPage(Base):
     """One fetched page: its changed raw records until they are written, then done.
 

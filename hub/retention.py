@@ -59,10 +59,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     Engine,
-    Integer,
-    String,
     delete,
     exists,
     func,
@@ -75,13 +72,14 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
+from sqlalchemy.orm import Session, aliased
 
 from hub.models import (
-    Base,
     Customer,
+    HistoryFold,
     Product,
     Quarantined,
+    RunTotal,
     SourceStream,
     SyncPage,
     SyncRun,
@@ -97,33 +95,6 @@ FOLD_CHUNK = 50_000
 # the run was active just before it ended may still add its counts (tasks
 # are limited to S2S_TASK_TIME_LIMIT, 600 s by default).
 FOLD_GRACE = timedelta(hours=1)
-
-
-class RunTotal(Base):
-    """What folded runs counted, per stream and final status (for ``/metrics``)."""
-
-    __tablename__ = "sync_run_totals"
-
-    stream: Mapped[str] = mapped_column(String(32), primary_key=True)
-    status: Mapped[str] = mapped_column(String(16), primary_key=True)
-    runs: Mapped[int] = mapped_column(BigInteger, default=0)
-    fetched: Mapped[int] = mapped_column(BigInteger, default=0)
-    created: Mapped[int] = mapped_column(BigInteger, default=0)
-    updated: Mapped[int] = mapped_column(BigInteger, default=0)
-    unchanged: Mapped[int] = mapped_column(BigInteger, default=0)
-    deleted: Mapped[int] = mapped_column(BigInteger, default=0)
-    ignored: Mapped[int] = mapped_column(BigInteger, default=0)
-    quarantined: Mapped[int] = mapped_column(BigInteger, default=0)
-
-
-class HistoryFold(Base):
-    """One row (id 1): every run with an id up to ``through_run_id`` is in the totals."""
-
-    __tablename__ = "sync_history_fold"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    through_run_id: Mapped[int] = mapped_column(BigInteger, default=0)
-    folded_at: Mapped[datetime | None] = mapped_column(TZDateTime())
 
 
 @dataclass(frozen=True)
