@@ -841,7 +841,7 @@ def _connect_args(url: URL, timeout: int) -> dict[str, Any]:
 
 # Query shapes learnt by any connector of this process, least recently used
 # first (see ``SqlConnector._shape``); a few hundred bytes each.
-_SHAPES: OrderedDict[tuple[str, str, str, str], _Shape] = OrderedDict()
+_SHAPES: OrderedDict[tuple[str, ...], _Shape] = OrderedDict()
 _SHAPES_KEPT = 2048
 
 
@@ -1098,18 +1098,21 @@ class SqlConnector(Connector):
         if shape is not None:
             return shape
         spec = _STREAMS[stream]
-        query = self._query(stream, conn.dialect)
+        # The settings the query is made of, not the query itself: building
+        # and guarding it is most of the cost this cache saves.
         known = (
             self._role_url("read").render_as_string(hide_password=True),
             conn.dialect.name,
             stream,
-            query.sql,
+            self.settings[spec.query_setting] or "",
+            self.settings[spec.table_setting] or "",
         )
         shape = _SHAPES.get(known)
         if shape is not None:
             _SHAPES.move_to_end(known)
             self._shapes[stream] = shape
             return shape
+        query = self._query(stream, conn.dialect)
         if conn.dialect.name in _CTE_OUTSIDE:
             try:
                 prefix, main = _split_with(query)

@@ -168,7 +168,14 @@ RECORD_OUTCOMES: tuple[str, ...] = (
 COUNTERS: tuple[str, ...] = (*RECORD_OUTCOMES, "pages_done")
 
 
-def add_counts(session: Session, run_id: int, *, active_only: bool = False, **counts: int) -> bool:
+def add_counts(
+    session: Session,
+    run_id: int,
+    *,
+    active_only: bool = False,
+    pages_total: int | None = None,
+    **counts: int,
+) -> bool:
     """Add to a run's counters in one atomic UPDATE (safe with parallel workers).
 
     With ``active_only`` nothing is added unless the run is still active, and
@@ -182,6 +189,8 @@ def add_counts(session: Session, run_id: int, *, active_only: bool = False, **co
     table = SyncRun.__table__
     values: dict[str, Any] = {name: table.c[name] + n for name, n in counts.items() if n}
     values["heartbeat_at"] = utcnow()
+    if pages_total is not None:  # the last page is known: in the same statement
+        values["pages_total"] = pages_total
     statement = update(table).where(table.c.id == run_id)
     if active_only:
         statement = statement.where(table.c.status == ACTIVE)

@@ -119,10 +119,23 @@ def fetch_page(self: Task, run_id: int, seq: int) -> None:
     it in other processes.
     """
     with session_scope() as s:
-        run = s.get(SyncRun, run_id)
-        if run is None or run.status != runs.ACTIVE:
+        # The run, its source and whether this page is stored, in one round trip.
+        found = s.execute(
+            select(
+                SyncRun,
+                Source,
+                select(SyncPage.id)
+                .where(SyncPage.run_id == run_id, SyncPage.seq == seq)
+                .exists()
+                .label("stored"),
+            )
+            .join(Source, Source.id == SyncRun.source_id)
+            .where(SyncRun.id == run_id)
+        ).first()
+        if found is None or found[0].status != runs.ACTIVE:
             return
-        if s.scalar(select(SyncPage.id).where(SyncPage.run_id == run_id, SyncPage.seq == seq)):
+        run, source, stored_already = found
+        if stored_already:
             return  # already fetched: a duplicate message
         cursor = None
         if seq > 0:
@@ -134,8 +147,6 @@ def fetch_page(self: Task, run_id: int, seq: int) -> None:
             if prev is None:
                 return  # out of order: the sweeper will fetch in sequence
             cursor = prev[0]
-        source = s.get(Source, run.source_id)
-        assert source is not None
         since = datetime.fromisoformat(run.since) if run.since else None
         connector = connector_for(source)
         target = _Target.of(run, source)
@@ -328,6 +339,8 @@ def _store_page(
                 s,
                 run_id,
                 active_only=True,
+                # Only now, at the last page, is the run's page total known.
+                pages_total=seq + 1 if last else None,
                 fetched=len(page.records),
                 pages_done=0 if todo and not inline else 1,
                 quarantined=quarantined,
@@ -339,9 +352,7 @@ def _store_page(
                 runs.raise_high_water(s, run_id, high_water(page.records))
             finished = False
             if last:
-                # Only now can every page have landed: until the last page is
-                # fetched the run's page total is unknown.
-                s.execute(update(SyncRun).where(SyncRun.id == run_id).values(pages_total=seq + 1))
+                # Only now can every page have landed.
                 finished = (not todo or inline) and runs.finish_if_done(s, run_id)
     except (IntegrityError, _RunEnded):
         return None  # another delivery stored the page first, or the run ended
