@@ -245,6 +245,9 @@ def unpark_fetch(session: Session, run_id: int, cap: int) -> int | None:
             table.c.id == run_id,
             table.c.status == ACTIVE,
             table.c.fetch_parked_at.is_not(None),
+            # A fetch resumed meanwhile by the sweeper may have read the last
+            # page: then nothing is left to hand on.
+            table.c.pages_total.is_(None),
             waiting < cap,
         )
         .values(fetch_parked_at=None)

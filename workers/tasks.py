@@ -99,7 +99,10 @@ FETCH_SPAN_SHARE = 0.05
 # pages hold a handful of changed, ignored or faulty records; handing each
 # such page to map_page would cost a message, a task and a transaction per
 # page on the run's sequential path, for a millisecond of mapping. A full
-# sync's pages (everything new) still go to map_page, in parallel.
+# sync's pages (everything new) still go to map_page, in parallel, except the
+# run's last page: nothing of the run is left to overlap with its mapping,
+# so a message, a task, a transaction and the records' round trip through
+# the page row would buy nothing. (A small tenant's whole run is one page.)
 INLINE_SHARE = 0.1
 
 
@@ -147,6 +150,10 @@ def fetch_page(self: Task, run_id: int, seq: int) -> None:
             if prev is None:
                 return  # out of order: the sweeper will fetch in sequence
             cursor = prev[0]
+            if cursor is None:
+                # The page before was the run's last: nothing is left to
+                # read (a None cursor here would read from the start again).
+                return
         since = datetime.fromisoformat(run.since) if run.since else None
         connector = connector_for(source)
         target = _Target.of(run, source)
@@ -298,8 +305,9 @@ def _store_page(
 
     Records whose raw rows hash as before are counted unchanged. The rest go
     on the page row for map_page, unless they are few (a resync: see
-    ``INLINE_SHARE``); then they are mapped and written here, in the same
-    transaction as the page row, so the page is done when this commits.
+    ``INLINE_SHARE``) or this is the run's last page; then they are mapped
+    and written here, in the same transaction as the page row, so the page
+    is done when this commits.
     """
     run_id, last = target.run_id, page.next_cursor is None
     try:
@@ -309,7 +317,9 @@ def _store_page(
                 todo, hashes, unchanged = _changed(
                     s, target.kind, target.stream, target.source_id, target.settings, page.records
                 )
-            inline = bool(todo) and by_hash and len(todo) <= target.page_size * INLINE_SHARE
+            inline = (
+                bool(todo) and by_hash and (last or len(todo) <= target.page_size * INLINE_SHARE)
+            )
             table = SyncPage.__table__
             now = utcnow()
             page_id = s.connection().scalar(

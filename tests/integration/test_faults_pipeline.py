@@ -65,12 +65,13 @@ def hub_factory(
     """A hub on PostgreSQL and Redis with fast sweeping; the broker URL may be a proxy's."""
     made: list[Iterator[Hub]] = []
 
-    def make(broker_url: str | None = None) -> Hub:
+    def make(broker_url: str | None = None, **env: str) -> Hub:
         gen = _make_hub(
             {
                 "S2S_DATABASE_URL": postgres_db(),
                 "S2S_BROKER_URL": broker_url or redis_url,
                 **FAST_RECOVERY,
+                **env,
             },
             tmp_path,
             monkeypatch,
@@ -178,7 +179,9 @@ def test_workers_killed_while_fetching_mapping_and_upserting(
     hub_factory: Callable[..., Hub], iq: Any
 ) -> None:
     """A fetching worker, then twice a mapping/upserting one, SIGKILLed with work in flight."""
-    hub = hub_factory()
+    # No cap on pages in flight: every page is fetched before any is mapped,
+    # so that the writers are killed with a backlog in hand.
+    hub = hub_factory(S2S_RUN_PAGES_IN_FLIGHT="1000")
     _, source_id = _iq_source(iq, page_size=150)
     hub.start_worker(queues="maintenance", concurrency=1, name="maint")
     hub.start_beat()

@@ -11,6 +11,7 @@ process would be refused long before the last run.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Iterator
@@ -336,3 +337,52 @@ def test_dispatch_starts_many_due_streams_once_each(cache_hub: Hub, redis_url: s
         assert all(streams[i].next_due_at > past for i in ids if i != paused)
         assert streams[paused].next_due_at == past
     assert broker.llen("fetch") == count - 2
+
+
+def test_a_parked_fetch_resumed_by_the_sweeper_reads_each_page_once(
+    cache_hub: Hub, postgres_db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No worker maps for a while, so the fetch parks at the cap and the sweeper
+    pushes the stalled run on page by page; once mapping starts, the parked
+    fetch is handed on. Every page is read once, in one chain of cursors, and
+    nothing is read again from the start after the last page."""
+    from tests.conftest import _configure
+
+    erp_url = postgres_db("s2s_erp")
+    rows_seeded = 700
+    sql_erp.seed(erp_url, products=rows_seeded, customers=0, seed=13)
+    source_id = _tenant("parked", erp_url, page_size=100)
+    env = {"S2S_RUN_PAGES_IN_FLIGHT": "2", "S2S_STALE_AFTER": "2", "S2S_SWEEP_EVERY": "1"}
+    cache_hub.env.update(env)
+    _configure({k: v for k, v in cache_hub.env.items() if k.startswith("S2S_")}, monkeypatch)
+    cache_hub.start_worker(queues="maintenance,fetch", concurrency=1, name="fetcher")
+    cache_hub.start_beat()
+    run_id = start_sync(source_id, "products", full=True, requested_by="test").run.id
+
+    def stored() -> int:
+        with session_scope() as s:
+            return len(s.scalars(select(SyncPage.id).where(SyncPage.run_id == run_id)).all())
+
+    def all_fetched() -> bool:
+        with session_scope() as s:
+            return s.get(SyncRun, run_id).pages_total is not None
+
+    # Parked at 2 pages, then pushed on by the sweeper, one page a time, to the end.
+    wait_for(all_fetched, timeout=120, what="the sweeper pushing a parked run to its last page")
+    assert stored() > 2
+    cache_hub.start_worker(queues="map,upsert", concurrency=1, name="mapper")
+    run = _wait_runs([run_id], timeout=180)[run_id]
+    assert run.status == "succeeded", run.error
+    summary = sql_erp.summarize(sql_erp.generate_rows(rows_seeded, 13))
+    assert run.fetched == summary.rows and run.quarantined == summary.bad
+    time.sleep(3)  # a stray fetch handed on after the end would store a page here
+    with session_scope() as s:
+        pages = s.execute(
+            select(SyncPage.seq, SyncPage.cursor_in, SyncPage.cursor_out)
+            .where(SyncPage.run_id == run_id)
+            .order_by(SyncPage.seq)
+        ).all()
+    assert [p.seq for p in pages] == list(range(run.pages_total))
+    assert pages[0].cursor_in is None and pages[-1].cursor_out is None
+    for before, after in itertools.pairwise(pages):
+        assert after.cursor_in == before.cursor_out is not None

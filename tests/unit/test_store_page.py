@@ -77,6 +77,28 @@ def test_a_few_changed_records_are_written_with_the_page(hub_db: str) -> None:
         assert (run.pages_done, run.pages_total) == (1, 1)
 
 
+def test_new_records_go_to_map_page_unless_the_page_is_the_runs_last(hub_db: str) -> None:
+    """A full sync's pages are mapped in parallel by map_page; its last page
+    (a small tenant's only one) is mapped by the fetch task itself."""
+    target = _target(hub_db)
+    many = [
+        {**ROWS[0], "Prod": f"P{i:03d}", "SKU": f"P{i:03d}"} for i in range(60)
+    ]  # 60 new records: over INLINE_SHARE of a 500-record page
+    first = tasks._store_page(target, True, None, 0, None, Page(records=many, next_cursor="P059"))
+    assert first is not None and first.to_map and first.written is None
+    assert first.in_flight == 1
+    more = [{**r, "Prod": r["Prod"] + "b", "SKU": r["SKU"] + "b"} for r in many]
+    last = tasks._store_page(target, True, None, 1, "P059", Page(records=more, next_cursor=None))
+    assert last is not None and not last.to_map and last.written is not None
+    assert last.written.created == 60 and not last.finished  # page 0 still to map
+    with session_scope(hub_db) as s:
+        pages = {p.seq: p for p in s.scalars(select(SyncPage))}
+        assert pages[0].status == "fetched" and len(pages[0].records) == 60
+        assert pages[1].status == "upserted" and pages[1].records is None
+        run = s.get(SyncRun, target.run_id)
+        assert (run.created, run.pages_done, run.pages_total) == (60, 1, 2)
+
+
 def test_a_page_of_a_run_that_ended_is_rolled_back_whole(hub_db: str) -> None:
     target = _target(hub_db)
     with session_scope(hub_db) as s:
