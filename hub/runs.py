@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -48,39 +49,65 @@ def start_run(
     requested_by: str = "schedule",
     page_size: int = 500,
 ) -> StartResult:
-    """Create the active run for a source's stream, or return the one already active."""
-    run = SyncRun(
-        client_id=source.client_id,
-        source_id=source.id,
-        stream=stream,
-        status=ACTIVE,
-        lock_key=lock_key(source.id, stream),
-        full=full,
-        since=since,
-        requested_by=requested_by,
-        page_size=page_size,
-    )
-    try:
-        with session.begin_nested():
-            session.add(run)
-            session.flush()
-    except IntegrityError:
-        existing = session.scalars(
-            select(SyncRun).where(SyncRun.lock_key == lock_key(source.id, stream))
-        ).first()
-        if existing is None:
-            # The other run ended between our insert and this read: try once more.
-            return start_run(
-                session,
-                source,
-                stream,
-                full=full,
-                since=since,
-                requested_by=requested_by,
-                page_size=page_size,
-            )
-        return StartResult(existing, False)
-    return StartResult(run, True)
+    """Create the active run for a source's stream, or return the one already active.
+
+    On PostgreSQL and SQLite one ``INSERT ... ON CONFLICT (lock_key) DO
+    NOTHING RETURNING id`` does it (no savepoint around a statement that may
+    fail): every resync request, through the API, the CLI or beat, pays this.
+    """
+    now = utcnow()
+    values: dict[str, Any] = {
+        "client_id": source.client_id,
+        "source_id": source.id,
+        "stream": stream,
+        "status": ACTIVE,
+        "lock_key": lock_key(source.id, stream),
+        "full": full,
+        "since": since,
+        "requested_by": requested_by[:32],
+        "page_size": page_size,
+        "created_at": now,
+        "heartbeat_at": now,
+    }
+    table = SyncRun.__table__
+    dialect = session.get_bind().dialect.name
+    if dialect in _UPSERT_INSERTS:
+        statement = (
+            _UPSERT_INSERTS[dialect](table)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=[table.c.lock_key])
+            .returning(table.c.id)
+        )
+        new_id = session.connection().execute(statement).scalar()
+        if new_id is not None:
+            # Not loaded back: the caller has every value the row holds.
+            return StartResult(SyncRun(id=int(new_id), **values), True)
+    else:
+        run = SyncRun(**values)
+        try:
+            with session.begin_nested():
+                session.add(run)
+                session.flush()
+            return StartResult(run, True)
+        except IntegrityError:
+            pass
+    active = select(SyncRun).where(SyncRun.lock_key == values["lock_key"])
+    existing = session.scalars(active).first()
+    if existing is None:
+        # The other run ended between our insert and this read: try once more.
+        return start_run(
+            session,
+            source,
+            stream,
+            full=full,
+            since=since,
+            requested_by=requested_by,
+            page_size=page_size,
+        )
+    return StartResult(existing, False)
+
+
+_UPSERT_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
 @dataclass(frozen=True)

@@ -36,15 +36,19 @@ def _authorised_client(request: Request) -> Client | JSONResponse:
         client = s.scalars(select(Client).where(Client.code == code)).first()
     if client is None:
         return _error(404, f"no client {code!r}")
-    header = request.headers.get("authorization", "")
-    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
-    if (
-        not token
-        or not client.api_token_hash
-        or not hmac.compare_digest(hash_token(token), client.api_token_hash)
-    ):
+    if not _token_matches(request, client):
         return _error(401, "missing or wrong bearer token for this client")
     return client
+
+
+def _token_matches(request: Request, client: Client) -> bool:
+    header = request.headers.get("authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    return bool(
+        token
+        and client.api_token_hash
+        and hmac.compare_digest(hash_token(token), client.api_token_hash)
+    )
 
 
 async def health(_: Request) -> JSONResponse:
@@ -87,17 +91,25 @@ def _run_json(run: SyncRun) -> dict[str, Any]:
 
 
 def _authorised_source(request: Request) -> tuple[Client, Source] | JSONResponse:
-    """The URL's client (authenticated by its own token) and one of its sources."""
-    client = _authorised_client(request)
-    if isinstance(client, JSONResponse):
-        return client
-    code = request.path_params["source"]
+    """The URL's client (authenticated by its own token) and one of its sources.
+
+    One query for both: a resync is the request a thousand tenants' tools
+    may send at once.
+    """
+    code, source_code = request.path_params["client"], request.path_params["source"]
     with session_scope() as s:
-        source = s.scalars(
-            select(Source).where(Source.client_id == client.id, Source.code == code)
+        found = s.execute(
+            select(Client, Source)
+            .outerjoin(Source, (Source.client_id == Client.id) & (Source.code == source_code))
+            .where(Client.code == code)
         ).first()
+    if found is None:
+        return _error(404, f"no client {code!r}")
+    client, source = found
+    if not _token_matches(request, client):
+        return _error(401, "missing or wrong bearer token for this client")
     if source is None:
-        return _error(404, f"client {client.code!r} has no source {code!r}")
+        return _error(404, f"client {client.code!r} has no source {source_code!r}")
     return client, source
 
 
