@@ -83,6 +83,7 @@ from connectors.base import (
     SettingsError,
     TransientError,
 )
+from connectors.engines import dialect_options
 
 __all__ = [
     "QueryError",
@@ -953,6 +954,7 @@ class SqlConnector(Connector):
             if url.get_backend_name() != "sqlite":
                 # SQL Server and MySQL drop idle connections; recycle first.
                 options["pool_recycle"] = 1800
+            options.update(dialect_options(url))
             engine = create_engine(url, **options)
         except (NoSuchModuleError, ImportError):
             raise SettingsError(

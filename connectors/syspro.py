@@ -55,6 +55,7 @@ from connectors.base import (
     SettingsError,
     TransientError,
 )
+from connectors.engines import dialect_options
 
 __all__ = [
     "MAX_PAGE",
@@ -735,6 +736,7 @@ class SysproConnector(Connector):
         backend = self._url.get_backend_name()
         if backend != "sqlite":
             options["pool_recycle"] = 1800
+        options.update(dialect_options(self._url))
         try:
             engine = create_engine(self._url, **options)
         except (NoSuchModuleError, ImportError):

@@ -591,3 +591,16 @@ def test_order_tables_match_the_emulator(fresh_url: str) -> None:
         assert columns == {c.name for c in table.columns}
     with create_engine(fresh_url).connect() as conn:
         assert conn.execute(select(header.c.id)).all() == []
+
+
+def test_postgresql_engines_skip_the_hstore_lookup_others_get_no_options() -> None:
+    """Each new engine (one per tenant a worker serves) would otherwise query
+    PostgreSQL's catalogue for hstore on its first connection."""
+    from sqlalchemy.engine import make_url
+
+    from connectors.engines import dialect_options
+
+    for url in ("postgresql+psycopg://u@h/db", "postgresql+psycopg2://u@h/db"):
+        assert dialect_options(make_url(url)) == {"use_native_hstore": False}
+    for url in ("mssql+pyodbc://u@h/db", "mysql+pymysql://u@h/db", "sqlite:///x.db"):
+        assert dialect_options(make_url(url)) == {}
