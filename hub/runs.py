@@ -250,10 +250,16 @@ def park_fetch(session: Session, run_id: int) -> bool:
     return bool(result.rowcount == 1)
 
 
+def resume_at(cap: int) -> int:
+    """Pages in flight at which a parked fetch is handed on: half the cap, so
+    that each hand-over fetches several pages, not one task per page."""
+    return cap // 2
+
+
 def unpark_fetch(session: Session, run_id: int, cap: int) -> int | None:
-    """Take the run's parked fetch if the run is below ``cap`` pages in flight;
-    returns the page to fetch next, or None when the fetch is not parked, the
-    run is at the cap or no longer active.
+    """Take the run's parked fetch once the run is down to ``resume_at(cap)``
+    pages in flight; returns the page to fetch next, or None when the fetch
+    is not parked, the run has more pages in flight or is no longer active.
 
     One conditional UPDATE, so that of the fetch re-checking after it parked
     and the map tasks finishing pages, exactly one takes the fetch. A map
@@ -275,7 +281,7 @@ def unpark_fetch(session: Session, run_id: int, cap: int) -> int | None:
             # A fetch resumed meanwhile by the sweeper may have read the last
             # page: then nothing is left to hand on.
             table.c.pages_total.is_(None),
-            waiting < cap,
+            waiting <= resume_at(cap),
         )
         .values(fetch_parked_at=None)
     )

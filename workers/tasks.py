@@ -251,15 +251,17 @@ def fetch_page(self: Task, run_id: int, seq: int) -> None:
             if not in_time:  # this task's share of time is spent
                 enqueue(fetch_page, run_id, seq)
                 return
-            if in_flight >= cap and _parked(run_id, cap, ctx):
-                return  # the map task that brings the run below its cap fetches on
-            in_flight = min(in_flight, cap - 1)
+            if in_flight >= cap:
+                if _parked(run_id, cap, ctx):
+                    return  # the map task that frees enough places fetches on
+                # Handed back to itself: map tasks brought it down meanwhile.
+                in_flight = runs.resume_at(cap)
 
 
 def _parked(run_id: int, cap: int, ctx: dict[str, Any]) -> bool:
     """Park the run's fetch at its cap of pages in flight; False when, by the
-    time the park is committed, map tasks have brought the run below the cap
-    (or the run ended): the caller then goes on fetching itself."""
+    time the park is committed, map tasks have brought the run down to
+    ``runs.resume_at(cap)``: the caller then goes on fetching itself."""
     with session_scope() as s:
         if not runs.park_fetch(s, run_id):
             return True  # the run ended: nothing to fetch
