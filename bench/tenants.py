@@ -316,21 +316,11 @@ def resync_all(base: str, tenants: list[Tenant], full: bool) -> list[Sent]:
     return asyncio.run(_post_all(base, tenants, {"full": True} if full else {}))
 
 
-RUN_COLUMNS = (
-    "id",
-    "source_id",
-    "status",
-    "created_at",
-    "finished_at",
-    "fetched",
-    "created",
-    "updated",
-    "unchanged",
-    "deleted",
-    "ignored",
-    "quarantined",
-    "error",
-)
+def _run_columns() -> tuple[str, ...]:
+    """The ``sync_runs`` columns the figures read; the counters named once, in hub.runs."""
+    from hub.runs import RECORD_OUTCOMES
+
+    return ("id", "source_id", "status", "created_at", "finished_at", *RECORD_OUTCOMES, "error")
 
 
 def wait_runs(hub_db: str, run_ids: list[int], label: str, timeout: float) -> list[dict[str, Any]]:
@@ -360,10 +350,11 @@ def wait_runs(hub_db: str, run_ids: list[int], label: str, timeout: float) -> li
                 _say(f"{label}: {len(run_ids) - left}/{len(run_ids)} runs finished")
                 said = time.monotonic()
             time.sleep(0.2)
+        columns = _run_columns()
         cur = conn.execute(
-            f"SELECT {', '.join(RUN_COLUMNS)} FROM sync_runs WHERE id = ANY(%s)", (run_ids,)
+            f"SELECT {', '.join(columns)} FROM sync_runs WHERE id = ANY(%s)", (run_ids,)
         )
-        return [dict(zip(RUN_COLUMNS, r, strict=True)) for r in cur.fetchall()]
+        return [dict(zip(columns, r, strict=True)) for r in cur.fetchall()]
 
 
 def _sockets(pid: int) -> int | None:

@@ -96,6 +96,22 @@ def postgres_db() -> Iterator[Any]:
             _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def one_source_hub(url: str) -> str:
+    """Migrate the hub database at ``url`` and give it one client and one SQL
+    source (ids 1): the store and retention tests' starting point."""
+    from hub.db import session_scope
+    from hub.migrate import upgrade
+    from hub.models import Client, Source
+
+    upgrade(url)
+    with session_scope(url) as s:
+        c = Client(code="c1", name="c1")
+        s.add(c)
+        s.flush()
+        s.add(Source(client_id=c.id, code="erp", kind="sql", name="erp", settings={}))
+    return url
+
+
 @pytest.fixture
 def redis_url() -> str:
     """A Redis database emptied for this test."""

@@ -15,9 +15,8 @@ import pytest
 from sqlalchemy import func, select
 
 from hub.db import session_scope
-from hub.migrate import upgrade
-from hub.models import Client, Source, SyncRun, utcnow
-from tests.conftest import Hub, wait_for
+from hub.models import SyncRun, utcnow
+from tests.conftest import Hub, one_source_hub, wait_for
 from tests.unit.test_retention import (  # noqa: F401 - collected here against PostgreSQL
     PRUNED,
     assert_pruned_exactly,
@@ -39,14 +38,7 @@ pytestmark = [pytest.mark.services]
 @pytest.fixture
 def db(postgres_db: Any) -> Iterator[str]:
     """A migrated PostgreSQL hub with one client and one source (ids 1)."""
-    url = postgres_db()
-    upgrade(url)
-    with session_scope(url) as s:
-        c = Client(code="c1", name="c1")
-        s.add(c)
-        s.flush()
-        s.add(Source(client_id=c.id, code="erp", kind="sql", name="erp", settings={}))
-    yield url
+    yield one_source_hub(postgres_db())
 
 
 def _run_count() -> int:

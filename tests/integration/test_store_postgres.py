@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 
 from hub.db import session_scope
-from hub.migrate import upgrade
-from hub.models import Client, Source
+from tests.conftest import one_source_hub
 from tests.unit.test_hub_store import (  # noqa: F401 - collected here against PostgreSQL
     test_changed_hash_updates_and_replaces_variants,
     test_created_then_unchanged_writes_nothing,
@@ -34,14 +33,7 @@ pytestmark = [pytest.mark.services]
 @pytest.fixture
 def db(postgres_db: Any) -> Iterator[str]:
     """A migrated PostgreSQL hub with one client and one source (ids 1)."""
-    url = postgres_db()
-    upgrade(url)
-    with session_scope(url) as s:
-        c = Client(code="c1", name="c1")
-        s.add(c)
-        s.flush()
-        s.add(Source(client_id=c.id, code="erp", kind="sql", name="erp", settings={}))
-    yield url
+    yield one_source_hub(postgres_db())
 
 
 def test_a_dropped_connection_is_an_sqlalchemy_operational_error(db: str) -> None:

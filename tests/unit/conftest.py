@@ -7,19 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from hub.db import dispose_all, session_scope
-from hub.migrate import upgrade
-from hub.models import Client, Source
+from hub.db import dispose_all
+from tests.conftest import one_source_hub
 
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[str]:
-    url = f"sqlite:///{tmp_path / 'hub.sqlite'}"
-    upgrade(url)
-    with session_scope(url) as s:
-        c = Client(code="c1", name="c1")
-        s.add(c)
-        s.flush()
-        s.add(Source(client_id=c.id, code="erp", kind="sql", name="erp", settings={}))
-    yield url
+    yield one_source_hub(f"sqlite:///{tmp_path / 'hub.sqlite'}")
     dispose_all()
