@@ -131,6 +131,16 @@ def _mem_total_gib() -> float:
     return round(kb / 1024 / 1024, 1)
 
 
+def machine_facts() -> dict[str, Any]:
+    """What the figures were measured on, recorded with them."""
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "ram_gib": _mem_total_gib(),
+        "kernel": platform.release(),
+    }
+
+
 def _git_commit() -> str:
     try:
         head = subprocess.run(
@@ -764,12 +774,7 @@ def benchmark(
     results: dict[str, Any] = {
         "size": size_name,
         "started_at": datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": {
-            "cpu": _cpu_model(),
-            "cores": os.cpu_count(),
-            "ram_gib": _mem_total_gib(),
-            "kernel": platform.release(),
-        },
+        "machine": machine_facts(),
         "git_commit": _git_commit(),
         "config": {
             "products": size.products,

@@ -61,7 +61,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import socket
 import sys
 import threading
@@ -80,9 +79,7 @@ from bench.run import (
     SEED,
     Env,
     _children,
-    _cpu_model,
     _git_commit,
-    _mem_total_gib,
     _percentile,
     _pg_dsn,
     _pg_url,
@@ -92,6 +89,7 @@ from bench.run import (
     _timed,
     _versions,
     combine,
+    machine_facts,
 )
 
 # Targets from issue #14, for N = 1,000 tenants on this 2-core machine. They
@@ -765,12 +763,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {
         "benchmark": "tenants",
         "started_at": datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": {
-            "cpu": _cpu_model(),
-            "cores": os.cpu_count(),
-            "ram_gib": _mem_total_gib(),
-            "kernel": platform.release(),
-        },
+        "machine": machine_facts(),
         "git_commit": _git_commit(),
         "config": {
             "tenants": args.tenants,
