@@ -297,7 +297,8 @@ def test_dispatch_starts_many_due_streams_once_each(cache_hub: Hub, redis_url: s
     import redis as redis_lib
 
     from hub.models import SourceStream, utcnow
-    from workers.tasks import DISPATCH_BATCH, dispatch_due
+    from tests.integration.test_sync_resilience import dispatch_at_once
+    from workers.tasks import DISPATCH_BATCH
 
     count = DISPATCH_BATCH + 60
     with session_scope() as s:
@@ -316,19 +317,7 @@ def test_dispatch_starts_many_due_streams_once_each(cache_hub: Hub, redis_url: s
             row.paused = row.source_id == paused
     broker = redis_lib.Redis.from_url(redis_url)
     broker.delete("fetch")  # the busy run's own first fetch
-    barrier = threading.Barrier(2)
-    started: list[int] = []
-
-    def dispatch() -> None:
-        barrier.wait()
-        started.append(dispatch_due())
-
-    threads = [threading.Thread(target=dispatch) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sum(started) == count - 2
+    assert sum(dispatch_at_once(2)) == count - 2
     with session_scope() as s:
         runs = s.scalars(select(SyncRun).where(SyncRun.requested_by == "schedule")).all()
         assert sorted(r.source_id for r in runs) == sorted(set(ids) - {busy, paused})

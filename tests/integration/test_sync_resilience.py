@@ -27,6 +27,24 @@ from workers.tasks import dispatch_due, start_sync
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 
+def dispatch_at_once(count: int) -> list[int]:
+    """Run ``count`` of beat's dispatchers at the same moment (beats started by
+    mistake); what each one started."""
+    barrier = threading.Barrier(count)
+    started: list[int] = []
+
+    def dispatch() -> None:
+        barrier.wait()
+        started.append(dispatch_due())
+
+    threads = [threading.Thread(target=dispatch) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return started
+
+
 def _source(hub: Hub, erp_url: str, products: int, page_size: int) -> int:
     sql_erp.create_schema(erp_url)
     sql_erp.seed(erp_url, products=products, customers=10, seed=9)
@@ -100,19 +118,7 @@ def test_beat_dispatches_a_due_source_once(pg_hub: Hub, postgres_db: Any) -> Non
             .values(interval_seconds=3600, next_due_at=utcnow() - timedelta(seconds=1))
         )
     # Two dispatchers at the same moment (two beats started by mistake).
-    barrier = threading.Barrier(2)
-    started: list[int] = []
-
-    def dispatch() -> None:
-        barrier.wait()
-        started.append(dispatch_due())
-
-    threads = [threading.Thread(target=dispatch) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sum(started) == 1
+    assert sum(dispatch_at_once(2)) == 1
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(SyncRun)) == 1
         nxt = s.scalars(
