@@ -49,49 +49,13 @@ def start_run(
     requested_by: str = "schedule",
     page_size: int = 500,
 ) -> StartResult:
-    """Create the active run for a source's stream, or return the one already active.
-
-    On PostgreSQL and SQLite one ``INSERT ... ON CONFLICT (lock_key) DO
-    NOTHING RETURNING id`` does it (no savepoint around a statement that may
-    fail): every resync request, through the API, the CLI or beat, pays this.
-    """
-    now = utcnow()
-    values: dict[str, Any] = {
-        "client_id": source.client_id,
-        "source_id": source.id,
-        "stream": stream,
-        "status": ACTIVE,
-        "lock_key": lock_key(source.id, stream),
-        "full": full,
-        "since": since,
-        "requested_by": requested_by[:32],
-        "page_size": page_size,
-        "created_at": now,
-        "heartbeat_at": now,
-    }
-    table = SyncRun.__table__
-    dialect = session.get_bind().dialect.name
-    if dialect in _UPSERT_INSERTS:
-        statement = (
-            _UPSERT_INSERTS[dialect](table)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=[table.c.lock_key])
-            .returning(table.c.id)
-        )
-        new_id = session.connection().execute(statement).scalar()
-        if new_id is not None:
-            # Not loaded back: the caller has every value the row holds.
-            return StartResult(SyncRun(id=int(new_id), **values), True)
-    else:
-        run = SyncRun(**values)
-        try:
-            with session.begin_nested():
-                session.add(run)
-                session.flush()
-            return StartResult(run, True)
-        except IntegrityError:
-            pass
-    active = select(SyncRun).where(SyncRun.lock_key == values["lock_key"])
+    """Create the active run for a source's stream, or return the one already active."""
+    request = RunRequest(source.client_id, source.id, stream, full, since, requested_by, page_size)
+    created = _insert_runs(session, [request])
+    if created:
+        # Not loaded back: the caller has every value the row holds.
+        return StartResult(SyncRun(id=created[0], **_run_row(request, utcnow())), True)
+    active = select(SyncRun).where(SyncRun.lock_key == lock_key(source.id, stream))
     existing = session.scalars(active).first()
     if existing is None:
         # The other run ended between our insert and this read: try once more.
@@ -105,9 +69,6 @@ def start_run(
             page_size=page_size,
         )
     return StartResult(existing, False)
-
-
-_UPSERT_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
 @dataclass(frozen=True)
@@ -128,52 +89,65 @@ def start_runs(session: Session, requests: list[RunRequest]) -> list[int]:
     created (a request whose stream has an active run starts nothing).
 
     One multi-row INSERT: dispatching a thousand streams that fall due in
-    the same minute must cost a statement, not a thousand transactions. If
-    a run was started meanwhile for one of them, the unique lock key refuses
-    the batch, which is then started one by one.
+    the same minute must cost a statement, not a thousand transactions.
+    """
+    return _insert_runs(session, requests)
+
+
+def _run_row(request: RunRequest, now: datetime) -> dict[str, Any]:
+    return {
+        "client_id": request.client_id,
+        "source_id": request.source_id,
+        "stream": request.stream,
+        "status": ACTIVE,
+        "lock_key": lock_key(request.source_id, request.stream),
+        "full": request.full,
+        "since": request.since,
+        "requested_by": request.requested_by[:32],
+        "page_size": request.page_size,
+        "created_at": now,
+        "heartbeat_at": now,
+    }
+
+
+_UPSERT_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def _insert_runs(session: Session, requests: list[RunRequest]) -> list[int]:
+    """Insert active runs, skipping streams that have one; the new runs' ids.
+
+    The unique lock key decides: on PostgreSQL and SQLite one ``INSERT ...
+    ON CONFLICT (lock_key) DO NOTHING RETURNING id`` for all of them (no
+    savepoint around a statement that may fail); elsewhere one savepoint
+    per run.
     """
     if not requests:
         return []
     now = utcnow()
-    rows = [
-        {
-            "client_id": r.client_id,
-            "source_id": r.source_id,
-            "stream": r.stream,
-            "status": ACTIVE,
-            "lock_key": lock_key(r.source_id, r.stream),
-            "full": r.full,
-            "since": r.since,
-            "requested_by": r.requested_by[:32],
-            "page_size": r.page_size,
-            "created_at": now,
-            "heartbeat_at": now,
-        }
-        for r in requests
-    ]
+    rows = [_run_row(r, now) for r in requests]
     table = SyncRun.__table__
-    try:
-        with session.begin_nested():
-            result = session.connection().execute(insert(table).returning(table.c.id), rows)
-            return [int(i) for i in result.scalars()]
-    except IntegrityError:
-        started = []
-        for r in requests:
-            source = session.get(Source, r.source_id)
-            if source is None:
-                continue
-            one = start_run(
-                session,
-                source,
-                r.stream,
-                full=r.full,
-                since=r.since,
-                requested_by=r.requested_by,
-                page_size=r.page_size,
-            )
-            if one.created:
-                started.append(one.run.id)
-        return started
+    upsert = _UPSERT_INSERTS.get(session.get_bind().dialect.name)
+    if upsert is not None:
+        statement = (
+            upsert(table)
+            .on_conflict_do_nothing(index_elements=[table.c.lock_key])
+            .returning(table.c.id)
+        )
+        return [int(i) for i in session.connection().execute(statement, rows).scalars()]
+    created = []
+    for row in rows:
+        try:
+            with session.begin_nested():
+                created.append(
+                    int(
+                        session.connection()
+                        .execute(insert(table).values(**row).returning(table.c.id))
+                        .scalar_one()
+                    )
+                )
+        except IntegrityError:
+            continue
+    return created
 
 
 def touch(session: Session, run_id: int) -> None:
@@ -225,14 +199,14 @@ def add_counts(
     return bool(result.rowcount == 1)
 
 
+def _in_flight(run_id: int) -> Any:
+    """How many of the run's pages are stored for map_page and not yet written."""
+    return select(func.count()).where(SyncPage.run_id == run_id, SyncPage.status == "fetched")
+
+
 def pages_in_flight(session: Session, run_id: int) -> int:
     """The run's pages stored for map_page and not yet written."""
-    return int(
-        session.scalar(
-            select(func.count()).where(SyncPage.run_id == run_id, SyncPage.status == "fetched")
-        )
-        or 0
-    )
+    return int(session.scalar(_in_flight(run_id)) or 0)
 
 
 def park_fetch(session: Session, run_id: int) -> bool:
@@ -267,11 +241,7 @@ def unpark_fetch(session: Session, run_id: int, cap: int) -> int | None:
     parking meanwhile waits for that transaction, then counts its page done.
     """
     table = SyncRun.__table__
-    waiting = (
-        select(func.count())
-        .where(SyncPage.run_id == run_id, SyncPage.status == "fetched")
-        .scalar_subquery()
-    )
+    waiting = _in_flight(run_id).scalar_subquery()
     result = session.connection().execute(
         update(table)
         .where(
