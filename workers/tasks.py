@@ -65,16 +65,31 @@ def _slot_lease(connector: Any, ceiling: float) -> float:
 def enqueue(task: Task, *args: Any) -> None:
     """Publish after commit. If the broker is unreachable the database still
     says what is unfinished, and the sweeper re-enqueues it."""
+    enqueue_many(task, [args])
+
+
+def enqueue_many(task: Task, calls: list[tuple[Any, ...]]) -> None:
+    """``enqueue`` for many messages of one task, over one broker connection
+    (beat's dispatcher starts a thousand runs at once)."""
+    if not calls:
+        return
     try:
-        task.apply_async(args=args)
+        with app.producer_or_acquire() as producer:
+            for args in calls:
+                task.apply_async(args=args, producer=producer)
     except Exception as exc:  # broker down: recovered by the sweeper
+        what = f"{task.name}{calls[0]!r}" if len(calls) == 1 else f"{len(calls)} {task.name}"
         log.warning(
-            "could not enqueue %s%r (%s: %s); the sweeper will retry",
-            task.name,
-            args,
+            "could not enqueue %s (%s: %s); the sweeper will retry",
+            what,
             type(exc).__name__,
             exc,
         )
+
+
+def page_size_of(source_settings: dict[str, Any] | None) -> int:
+    """The page size a source's runs read with: its own, or the hub's default."""
+    return int((source_settings or {}).get("page_size") or get_settings().page_size)
 
 
 def _ctx(run: SyncRun, page: int | None = None) -> dict[str, Any]:
@@ -641,9 +656,7 @@ def start_sync(
                 )
             )
         is_full = since is None
-        size = page_size or int(
-            (source.settings or {}).get("page_size") or get_settings().page_size
-        )
+        size = page_size or page_size_of(source.settings)
         result = runs.start_run(
             s, source, stream, full=is_full, since=since, requested_by=requested_by, page_size=size
         )
@@ -695,7 +708,6 @@ def dispatch_due() -> int:
     well under a second.
     """
     now = utcnow()
-    default_page_size = get_settings().page_size
     with session_scope() as s:
         due = s.execute(
             select(
@@ -763,7 +775,6 @@ def dispatch_due() -> int:
                     )
                     continue
                 # As start_sync: incremental from the watermark when there is one.
-                size = int((row.settings or {}).get("page_size") or default_page_size)
                 requests.append(
                     runs.RunRequest(
                         client_id=row.client_id,
@@ -772,11 +783,11 @@ def dispatch_due() -> int:
                         full=row.watermark is None,
                         since=row.watermark,
                         requested_by="schedule",
-                        page_size=size,
+                        page_size=page_size_of(row.settings),
                     )
                 )
             started_ids.extend(runs.start_runs(s, requests))
-    _enqueue_first_fetches(started_ids)
+    enqueue_many(fetch_page, [(run_id, 0) for run_id in started_ids])
     started = len(started_ids)
     for row in waiting:
         with session_scope() as s:
@@ -796,24 +807,6 @@ def dispatch_due() -> int:
             )
             started += int(result.created)
     return started
-
-
-def _enqueue_first_fetches(run_ids: list[int]) -> None:
-    """Publish each new run's first fetch over one broker connection (after
-    the runs committed; what cannot be published the sweeper sends later)."""
-    if not run_ids:
-        return
-    try:
-        with app.producer_or_acquire() as producer:
-            for run_id in run_ids:
-                fetch_page.apply_async(args=(run_id, 0), producer=producer)
-    except Exception as exc:  # broker down: recovered by the sweeper
-        log.warning(
-            "could not enqueue the first fetch of %d runs (%s: %s); the sweeper will retry",
-            len(run_ids),
-            type(exc).__name__,
-            exc,
-        )
 
 
 @app.task(name="s2s.maintenance.sweep")
