@@ -925,28 +925,26 @@ class SysproConnector(Connector):
             self._http_pid = pid
         return self._http
 
+    def _close_http(self) -> None:
+        if self._http is not None and self._http_pid == os.getpid():
+            self._http.close()
+        self._http = None
+        self._http_pid = None
+
     def release(self) -> None:
         """Between tasks: close the e.net keep-alive sockets and the database
         connections, keeping the engine (its statement cache and the query
         counter) for the next task."""
-        pid = os.getpid()
-        if self._http is not None and self._http_pid == pid:
-            self._http.close()
-        self._http = None
-        self._http_pid = None
-        if self._engine_pid is not None and self._engine_pid[0] == pid:
+        self._close_http()
+        if self._engine_pid is not None and self._engine_pid[0] == os.getpid():
             self._engine_pid[1].dispose()
 
     def close(self) -> None:
         """Close this process's HTTP connections and database pool."""
-        pid = os.getpid()
-        if self._http is not None and self._http_pid == pid:
-            self._http.close()
-        self._http = None
-        self._http_pid = None
+        self._close_http()
         if self._engine_pid is not None:
             owner, engine = self._engine_pid
-            engine.dispose(close=owner == pid)
+            engine.dispose(close=owner == os.getpid())
         self._engine_pid = None
 
     @property
