@@ -337,6 +337,21 @@ class Env:
 
 
 @contextlib.contextmanager
+def cleaned_up(env: Env, saying: str) -> Iterator[Env]:
+    """The workers' last log lines when the block fails; everything the
+    environment made removed whatever happens (``saying`` it first)."""
+    try:
+        yield env
+    except BaseException:
+        if env.var_dir.exists():
+            print(env.logs_tail(), file=sys.stderr)
+        raise
+    finally:
+        _say(saying)
+        env.close()
+
+
+@contextlib.contextmanager
 def _terminate_as_interrupt() -> Iterator[None]:
     """Turn SIGTERM into KeyboardInterrupt so that cleanup runs as on Ctrl-C."""
 
@@ -787,18 +802,10 @@ def benchmark(
             "analyze_after_first_sync": analyze,
         },
     }
-    try:
-        with _terminate_as_interrupt():
-            _timed("databases created and migrated", env.open)
-            results["versions"] = _versions()
-            results["phases"] = _phases(env, size)
-    except BaseException:
-        if env.var_dir.exists():
-            print(env.logs_tail(), file=sys.stderr)
-        raise
-    finally:
-        _say("cleaning up (workers, databases, redis db)")
-        env.close()
+    with cleaned_up(env, "cleaning up (workers, databases, redis db)"), _terminate_as_interrupt():
+        _timed("databases created and migrated", env.open)
+        results["versions"] = _versions()
+        results["phases"] = _phases(env, size)
     return results
 
 

@@ -88,6 +88,7 @@ from bench.run import (
     _terminate_as_interrupt,
     _timed,
     _versions,
+    cleaned_up,
     combine,
     machine_facts,
 )
@@ -680,7 +681,7 @@ def _tenants_world(
 def control(args: argparse.Namespace, timeout: float) -> dict[str, Any]:
     """10 tenants, phases 1 and 2, with a fresh hub and worker: the RSS baseline."""
     env = _env(args.page_size, args.concurrency, args.keep_logs)
-    try:
+    with cleaned_up(env, "control: cleaning up (worker, api, databases, redis db)"):
         tenants, setup = _tenants_world(
             env, CONTROL_TENANTS, args.small_products, 0, args.page_size
         )
@@ -697,19 +698,12 @@ def control(args: argparse.Namespace, timeout: float) -> dict[str, Any]:
             "first_sync": first,
             "unchanged_resync": second,
         }
-    except BaseException:
-        if env.var_dir.exists():
-            print(env.logs_tail(), file=sys.stderr)
-        raise
-    finally:
-        _say("control: cleaning up (worker, api, databases, redis db)")
-        env.close()
 
 
 def main_phases(args: argparse.Namespace, timeout: float) -> dict[str, Any]:
     """N tenants and the big client: phases 1 to 4 with a fresh hub and worker."""
     env = _env(args.page_size, args.concurrency, args.keep_logs)
-    try:
+    with cleaned_up(env, "cleaning up (worker, api, databases, redis db)"):
         tenants, setup = _tenants_world(
             env, args.tenants, args.small_products, args.big, args.page_size
         )
@@ -735,13 +729,6 @@ def main_phases(args: argparse.Namespace, timeout: float) -> dict[str, Any]:
             print(env.logs_tail(), file=sys.stderr)
             result["error"] = f"{type(exc).__name__}: {exc}"[:1000]
         return result
-    except BaseException:
-        if env.var_dir.exists():
-            print(env.logs_tail(), file=sys.stderr)
-        raise
-    finally:
-        _say("cleaning up (worker, api, databases, redis db)")
-        env.close()
 
 
 def _effective_settings() -> dict[str, Any]:
