@@ -157,7 +157,7 @@ class SyncRun(Base):
     heartbeat_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
     # Set while the run's fetch waits for its pages to be mapped (the run has
     # ``S2S_RUN_PAGES_IN_FLIGHT`` pages queued for map_page): the map task
-    # that brings it below the cap clears it and hands the fetch on.
+    # that brings it down to half the cap clears it and hands the fetch on.
     fetch_parked_at: Mapped[datetime | None] = mapped_column(TZDateTime())
 
 

@@ -212,8 +212,9 @@ def pages_in_flight(session: Session, run_id: int) -> int:
 def park_fetch(session: Session, run_id: int) -> bool:
     """Note that the run's fetch stopped because ``pages_in_flight`` reached the cap.
 
-    Whoever then brings the run below the cap (``unpark_fetch``, called by
-    every map_page and by the fetch itself after parking) hands the fetch on.
+    Whoever then finds the run down to ``resume_at(cap)`` (``unpark_fetch``,
+    called by every map_page and by the fetch itself after parking) hands the
+    fetch on.
     """
     table = SyncRun.__table__
     result = session.connection().execute(
