@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Self
 
 import marshmallow
+from marshmallow import pre_load
 
 
 class ConnectorError(Exception):
@@ -113,6 +114,39 @@ def _scrub(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+class SettingsSchema(marshmallow.Schema):
+    """The base of every connector's settings schema.
+
+    Forms and YAML files hand over ``""`` or ``null`` for a field left
+    empty; both mean "use the default", which also keeps loading idempotent
+    (a loaded default loads again unchanged). ``blank_kept`` names fields
+    where a blank is a real value (a blank password); with
+    ``blank_to_none`` a blank becomes ``None`` instead of being dropped,
+    for schemas whose fields take ``None`` as "not set".
+    """
+
+    blank_kept: ClassVar[frozenset[str]] = frozenset()
+    blank_to_none: ClassVar[bool] = False
+
+    @pre_load
+    def _blank_is_unset(self, data: Any, **_: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+
+        def blank(key: str, value: Any) -> bool:
+            if key in self.blank_kept:
+                return False
+            return isinstance(value, str) and not value.strip()
+
+        if self.blank_to_none:
+            return {key: (None if blank(key, v) else v) for key, v in data.items()}
+        return {
+            key: value
+            for key, value in data.items()
+            if value is not None and (key in self.blank_kept or not blank(key, value))
+        }
+
+
 class Connector(abc.ABC):
     """One ERP type. An instance holds one source's settings and connections.
 
@@ -170,6 +204,63 @@ class Connector(abc.ABC):
 
     def __init__(self, settings: Mapping[str, Any]) -> None:
         self.settings = self.load_settings(settings)
+
+    # ---- what workers read besides pages and orders ----------------------
+
+    # SELECT statements this connector has run, where it counts them (SYSPRO
+    # promises three per page); the fetch task logs the difference per page.
+    # None: not counted.
+    queries: int | None = None
+
+    @property
+    def timeout(self) -> float:
+        """Seconds one call to the ERP may take (the ``timeout`` setting, else 30).
+
+        Workers size an account slot's lease from it: long enough for a read
+        with its own retries, short enough that a killed worker frees the
+        account in minutes.
+        """
+        value = self.settings.get("timeout")
+        return float(value) if value else 30.0
+
+    def high_water(self, records: Iterable[Mapping[str, Any]]) -> str | None:
+        """The latest modification mark among raw ``records``, or None.
+
+        The hub stores the highest one a run saw and passes it back as
+        ``since`` on the next incremental run; None (the default) means the
+        ERP's records carry no such mark, and incremental runs read all.
+        """
+        return None
+
+    # ---- secrets ----------------------------------------------------------
+
+    def extra_secrets(self) -> Iterable[str]:
+        """Secrets derived from the settings or met while working (an encoded
+        login token, a session id): hidden like the secret settings are."""
+        return ()
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every text that must never leave this connector, longest first, so
+        that a secret containing another is replaced whole."""
+        found: set[str] = set(self.extra_secrets())
+        for name in self.secret_fields():
+            value = self.settings.get(name)
+            if value not in (None, ""):
+                found.add(str(value))
+        for text in list(found):
+            stripped = text.strip()
+            if stripped:
+                found.add(stripped)
+        return tuple(sorted((x for x in found if x), key=len, reverse=True))
+
+    def _scrub(self, text: str) -> str:
+        return _scrub(text, self.secrets())
+
+    def _error(
+        self, cls: type[ConnectorError], message: str, hint: str | None = None, **extra: Any
+    ) -> ConnectorError:
+        """Every error leaves through here, so no message can carry a secret."""
+        return cls(self._scrub(message), hint=self._scrub(hint) if hint else None, **extra)
 
     @abc.abstractmethod
     def check(self) -> str:

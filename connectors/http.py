@@ -1,6 +1,7 @@
-"""What the HTTP-speaking connectors (IQ Retail, iSync) share: reading a
-failed call's httpx error as settings, transient or unknown-outcome, and the
-small helpers their answers need.
+"""What the HTTP-speaking connectors (IQ Retail, iSync, SYSPRO e.net) share:
+the ``HttpConnector`` base, reading a failed call's httpx error as settings,
+transient or unknown-outcome (a table of rules), and the small helpers their
+answers need.
 
 The classification is the same for every ERP spoken to over HTTP, and it is
 where exactly-once is decided: a failure before anything was sent is safe to
@@ -12,17 +13,18 @@ the same for every ERP.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
-from connectors.base import ConnectorError, SettingsError, TransientError
+from connectors.base import Connector, ConnectorError, SettingsError, TransientError
 
 _HOST = re.compile(
     r"name or service not known|nodename nor servname|no address associated|getaddrinfo failed"
@@ -47,6 +49,111 @@ class Failure:
     unknown_outcome: bool = False
 
 
+@dataclass(frozen=True)
+class _Rule:
+    """One row of the classification table: which httpx errors it covers, an
+    optional test of the error's text, and what the failure is.
+
+    Messages and hints are templates over ``where`` (the ERP's address),
+    ``what`` (what the call was doing), ``detail`` (the error's text),
+    ``url_setting`` and ``erp``. ``submitting`` limits a row to calls that
+    may have changed the ERP (True) or to calls that did not (False).
+    """
+
+    errors: tuple[type[Exception], ...]
+    kind: type[ConnectorError]
+    message: str
+    hint: str
+    matches: re.Pattern[str] | None = None
+    submitting: bool | None = None
+    unknown_outcome: bool = False
+    # "Temporary failure in name resolution" is the resolver being down, not
+    # a wrong name: a row that sets this does not apply to it.
+    not_temporary: bool = False
+
+
+_CHECK_URL = "check {url_setting} in the source's settings"
+
+# First match wins. A failure before anything was sent (no connection) had
+# no effect, so it is retried blindly whatever the call was; one after a
+# submission was sent leaves the outcome unknown.
+_RULES: tuple[_Rule, ...] = (
+    _Rule(
+        (httpx.UnsupportedProtocol, httpx.InvalidURL),
+        SettingsError,
+        "cannot call {where}: {detail}",
+        _CHECK_URL,
+    ),
+    _Rule(
+        (httpx.ConnectError,),
+        SettingsError,
+        "cannot find the server of {where}: {detail}",
+        _CHECK_URL,
+        matches=_HOST,
+        not_temporary=True,
+    ),
+    _Rule(
+        (httpx.ConnectError,),
+        SettingsError,
+        "{where} has a TLS certificate the hub does not trust: {detail}",
+        "check {url_setting} (http or https) and the server's certificate",
+        matches=_TLS,
+    ),
+    _Rule(
+        (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout),
+        TransientError,
+        "could not connect to {where} while {what}: {detail}",
+        "check that {erp} is running and reachable from the hub; the hub will try again",
+    ),
+    _Rule(
+        (httpx.TimeoutException,),
+        TransientError,
+        "{where} did not answer in time",
+        "",
+        submitting=True,
+        unknown_outcome=True,
+    ),
+    _Rule(
+        (httpx.TimeoutException,),
+        TransientError,
+        "{where} did not answer in time while {what}",
+        "{erp} may be busy; the hub will try again (raise timeout if this persists)",
+    ),
+    _Rule(
+        (httpx.TransportError,),
+        TransientError,
+        "the connection to {where} was lost ({detail})",
+        "",
+        submitting=True,
+        unknown_outcome=True,
+    ),
+    _Rule(
+        (httpx.TransportError,),
+        TransientError,
+        "the connection to {where} was lost while {what}: {detail}",
+        "the hub will try again",
+    ),
+    _Rule(
+        (httpx.TooManyRedirects,),
+        SettingsError,
+        "{where} redirects without end: {detail}",
+        _CHECK_URL,
+    ),
+)
+
+_FALLBACK = _Rule((Exception,), TransientError, "{what} failed: {detail}", "the hub will try again")
+
+
+def _applies(rule: _Rule, exc: Exception, detail: str, submitting: bool) -> bool:
+    if not isinstance(exc, rule.errors):
+        return False
+    if rule.submitting is not None and rule.submitting != submitting:
+        return False
+    if rule.not_temporary and "temporary" in detail.lower():
+        return False
+    return rule.matches is None or bool(rule.matches.search(detail))
+
+
 def transport_failure(
     exc: httpx.HTTPError,
     *,
@@ -62,48 +169,122 @@ def transport_failure(
     an operator is sent to the right field; ``erp`` is the ERP's title.
     """
     detail = short(str(exc)) or type(exc).__name__
-    check_url = f"check {url_setting} in the source's settings"
-    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-        return Failure(SettingsError, f"cannot call {where}: {detail}", check_url)
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-        # Nothing was sent: whatever the call was, it had no effect.
-        if isinstance(exc, httpx.ConnectError):
-            if _HOST.search(detail) and "temporary" not in detail.lower():
-                return Failure(
-                    SettingsError, f"cannot find the server of {where}: {detail}", check_url
-                )
-            if _TLS.search(detail):
-                return Failure(
-                    SettingsError,
-                    f"{where} has a TLS certificate the hub does not trust: {detail}",
-                    f"check {url_setting} (http or https) and the server's certificate",
-                )
-        return Failure(
+    rule = next((r for r in _RULES if _applies(r, exc, detail, submitting)), _FALLBACK)
+    words = {
+        "where": where,
+        "what": what,
+        "detail": detail,
+        "url_setting": url_setting,
+        "erp": erp,
+    }
+    return Failure(
+        rule.kind,
+        rule.message.format(**words),
+        rule.hint.format(**words),
+        rule.unknown_outcome,
+    )
+
+
+@dataclass(frozen=True)
+class Call:
+    """What a call is doing, for the sentence an operator reads when it fails.
+
+    ``submitting``: the call may change the ERP (an order sent), so a lost
+    answer leaves the outcome unknown. ``login``: the call logs in.
+    ``setting``: the settings field naming the operation called, for when the
+    ERP does not know it.
+    """
+
+    what: str
+    submitting: bool = False
+    login: bool = False
+    setting: str | None = None
+
+
+class HttpConnector(Connector):
+    """What every connector that speaks HTTP to its ERP shares: one client per
+    process with the hub's defaults, secrets scrubbed from every error, and
+    transport failures classified by the table above, with an unknown
+    outcome after a submission.
+
+    A subclass names the setting that holds the ERP's address
+    (``url_setting``), who must be running for a hint (``service``), what it
+    sends (``sent``: "the order", "the document") and where the hub looks
+    an order up before sending it again (``looked_up_in``).
+    """
+
+    url_setting: ClassVar[str]
+    service: ClassVar[str]
+    sent: ClassVar[str] = "the order"
+    looked_up_in: ClassVar[str] = ""
+
+    def __init__(self, settings: Mapping[str, Any]) -> None:
+        super().__init__(settings)
+        self._http: httpx.Client | None = None
+        self._http_pid: int | None = None
+
+    @property
+    def base_url(self) -> str:
+        return str(self.settings[self.url_setting])
+
+    @property
+    def where(self) -> str:
+        """The ERP's service by title and address, as messages name it."""
+        return f"{self.title} at {self.base_url}"
+
+    def client_options(self) -> dict[str, Any]:
+        """Options for the HTTP client (auth, headers) beyond the hub's defaults."""
+        return {}
+
+    def forked(self) -> None:
+        """Called when a forked child builds its first client: state tied to the
+        parent's connection (a session key) is dropped here."""
+        return None
+
+    def _client(self) -> httpx.Client:
+        """One client per process: a pool inherited over a fork would be shared."""
+        pid = os.getpid()
+        if self._http is None or self._http_pid != pid:
+            if self._http_pid is not None and self._http_pid != pid:
+                self.forked()
+            self._http = client(self.timeout, **self.client_options())
+            self._http_pid = pid
+        return self._http
+
+    def close_http(self) -> None:
+        """Close this process's HTTP connections; the next call opens new ones."""
+        if self._http is not None and self._http_pid == os.getpid():
+            self._http.close()
+        self._http = None
+        self._http_pid = None
+
+    def close(self) -> None:
+        self.close_http()
+
+    def _unknown_outcome(
+        self, call: Call, happened: str, retry_after: float | None = None
+    ) -> ConnectorError:
+        return self._error(
             TransientError,
-            f"could not connect to {where} while {what}: {detail}",
-            f"check that {erp} is running and reachable from the hub; the hub will try again",
+            f"{happened} while {call.what}, after {self.sent} was sent: {self.title} may or "
+            "may not have recorded it",
+            f"the hub looks the order up in {self.looked_up_in or self.title} before "
+            "sending it again",
+            retry_after=retry_after,
         )
-    if isinstance(exc, httpx.TimeoutException):
-        if submitting:
-            return Failure(TransientError, f"{where} did not answer in time", "", True)
-        return Failure(
-            TransientError,
-            f"{where} did not answer in time while {what}",
-            f"{erp} may be busy; the hub will try again (raise timeout if this persists)",
+
+    def _transport_error(self, exc: httpx.HTTPError, call: Call) -> ConnectorError:
+        failure = transport_failure(
+            exc,
+            where=self.where,
+            what=call.what,
+            submitting=call.submitting,
+            url_setting=self.url_setting,
+            erp=self.service,
         )
-    if isinstance(exc, httpx.TransportError):
-        if submitting:
-            return Failure(
-                TransientError, f"the connection to {where} was lost ({detail})", "", True
-            )
-        return Failure(
-            TransientError,
-            f"the connection to {where} was lost while {what}: {detail}",
-            "the hub will try again",
-        )
-    if isinstance(exc, httpx.TooManyRedirects):
-        return Failure(SettingsError, f"{where} redirects without end: {detail}", check_url)
-    return Failure(TransientError, f"{what} failed: {detail}", "the hub will try again")
+        if failure.unknown_outcome:
+            return self._unknown_outcome(call, failure.message)
+        return self._error(failure.kind, failure.message, failure.hint)
 
 
 @functools.cache
