@@ -16,11 +16,11 @@ import functools
 import os
 import re
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import httpx
 
@@ -40,13 +40,47 @@ class Failure:
 
     ``unknown_outcome`` means a document may have reached the ERP: the
     connector raises its "may or may not have recorded it" error, with
-    ``message`` saying what happened.
+    ``message`` saying what happened. ``retry_after``: the wait the ERP
+    asked for, when it asked.
     """
 
     kind: type[ConnectorError]
     message: str
     hint: str
     unknown_outcome: bool = False
+    retry_after: float | None = None
+
+
+Seen = TypeVar("Seen")
+
+
+@dataclass(frozen=True)
+class AnswerRule(Generic[Seen]):
+    """One row of an ERP's table for reading its error answers: when it
+    applies to what was seen (an error entry, a fault), and the failure it
+    is. ``message`` and ``hint`` are templates over the words the connector
+    passes to :func:`first_failure`."""
+
+    applies: Callable[[Seen], bool]
+    kind: type[ConnectorError]
+    message: str
+    hint: str = ""
+    unknown_outcome: bool = False
+
+
+def first_failure(
+    rules: Sequence[AnswerRule[Seen]], seen: Seen, words: Mapping[str, Any]
+) -> Failure | None:
+    """The failure of the first rule that applies to ``seen`` (None: no rule does)."""
+    for rule in rules:
+        if rule.applies(seen):
+            return Failure(
+                rule.kind,
+                rule.message.format(**words),
+                rule.hint.format(**words),
+                rule.unknown_outcome,
+            )
+    return None
 
 
 @dataclass(frozen=True)
@@ -192,13 +226,15 @@ class Call:
     ``submitting``: the call may change the ERP (an order sent), so a lost
     answer leaves the outcome unknown. ``login``: the call logs in.
     ``setting``: the settings field naming the operation called, for when the
-    ERP does not know it.
+    ERP does not know it. ``sql``: the call runs SQL text the settings shape
+    (a table name), so an SQL error points at them.
     """
 
     what: str
     submitting: bool = False
     login: bool = False
     setting: str | None = None
+    sql: bool = False
 
 
 class HttpConnector(Connector):
@@ -282,9 +318,40 @@ class HttpConnector(Connector):
             url_setting=self.url_setting,
             erp=self.service,
         )
+        return self._failed(failure, call)
+
+    def _failed(self, failure: Failure, call: Call) -> ConnectorError:
+        """A classified failure as this connector's error, scrubbed of secrets."""
         if failure.unknown_outcome:
-            return self._unknown_outcome(call, failure.message)
-        return self._error(failure.kind, failure.message, failure.hint)
+            return self._unknown_outcome(call, failure.message, failure.retry_after)
+        extra = {} if failure.retry_after is None else {"retry_after": failure.retry_after}
+        return self._error(failure.kind, failure.message, failure.hint, **extra)
+
+    def _status_failure(self, response: httpx.Response, call: Call) -> Failure | None:
+        """What an HTTP status says before the body is read: rate limited or
+        unavailable (worth retrying; after a submission, an unknown outcome)
+        or redirected (the address setting is out of date). None: read on."""
+        status = response.status_code
+        if status == 429 or status >= 500:
+            retry_after = retry_seconds(response.headers.get("retry-after"))
+            if call.submitting and status != 429:
+                happened = f"{self.where} answered HTTP {status}"
+                return Failure(TransientError, happened, "", True, retry_after)
+            state = "is rate limiting the hub" if status == 429 else "is unavailable"
+            return Failure(
+                TransientError,
+                f"{self.where} {state} (HTTP {status}) while {call.what}",
+                "the hub will try again",
+                retry_after=retry_after,
+            )
+        if 300 <= status < 400:
+            location = response.headers.get("location", "")
+            return Failure(
+                SettingsError,
+                f"{self.where} redirects (HTTP {status}) to {location or 'another address'}",
+                f"set {self.url_setting} to the address the server redirects to",
+            )
+        return None
 
 
 @functools.cache

@@ -1,0 +1,1 @@
+from connectors.isync.connector import *  # noqa: F403
