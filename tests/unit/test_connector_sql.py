@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.dialects import mssql, mysql, postgresql, sqlite
 
-import connectors.sql as sqlmod
+import connectors.sql.connector as sqlmod
 from connectors.base import (
     Connector,
     ConnectorError,
