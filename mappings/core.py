@@ -17,11 +17,11 @@ plus pure functions, so they can be previewed, tested and rendered anywhere.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, Final
+
+from mappings.scalars import AMOUNT_LIMIT, MappingError, flag, number, shown, text
 
 STREAMS: Final = ("products", "customers", "orders")
 INBOUND: Final = frozenset({"products", "customers"})
@@ -57,14 +57,6 @@ class _Unset:
 
 UNSET: Final = _Unset()
 _MISSING: Final = object()
-
-
-class MappingError(ValueError):
-    """A value that cannot become the hub field it maps to.
-
-    The message is the sentence an operator reads in the quarantine list, so
-    it names the ERP field and the offending value.
-    """
 
 
 class MissingSettingError(MappingError):
@@ -136,112 +128,9 @@ class RawRecord(Mapping[str, Any]):
 
 
 # --------------------------------------------------------------------------
-# Parsing values into hub fields
-#
-# These only make a raw value *parseable* (a number is a number, a code is a
-# stripped string); the canonical rules (qty floored and clamped, prices
-# rounded, tags sorted) belong to hub.schemas, which runs after the map. The
-# map still parses so that a bad value is quarantined with the raw record and
-# the ERP's own field name, which is what the user can go and fix.
+# Parsing values into hub fields: the scalar vocabulary (mappings.scalars)
+# plus what only an inbound map needs
 # --------------------------------------------------------------------------
-
-_TRUE: Final = frozenset({"true", "t", "1", "yes", "y", "on"})
-_FALSE: Final = frozenset({"false", "f", "0", "", "no", "n", "off"})
-
-
-def shown(value: Any) -> str:
-    """The value as an error message quotes it: short enough to read."""
-    text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def text(value: Any, name: str) -> str | None:
-    """Codes and names: stripped (CHAR columns arrive space-padded), blank is null."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value.strip() or None
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        raise MappingError(f'{name} "{shown(value)}" is not text')
-    if isinstance(value, float | Decimal):
-        if not math.isfinite(value):
-            raise MappingError(f'{name} "{shown(value)}" is not text')
-        if value == int(value):
-            return str(int(value))
-    return str(value)
-
-
-_AMOUNT_LIMIT: Final = 10**15
-
-
-def number(value: Any, name: str) -> int | float | None:
-    """A number from whatever the driver returned: str, int, float or Decimal.
-
-    Blank is null. Thousands separators and decimal commas are refused rather
-    than guessed at: "1,234" is a thousand or one point something depending
-    on the locale, and guessing wrong silently corrupts prices.
-    """
-    if value is None:
-        return None
-    out = _number(value, name)
-    if isinstance(out, int) and not abs(out) < _AMOUNT_LIMIT:
-        # Python's ints have no limit, but the schema works in floats and the
-        # store in database numbers: 10**400 would crash both, not quarantine.
-        raise MappingError(f'{name} "{shown(value)}" is too large (at most 15 digits)')
-    return out
-
-
-def _number(value: Any, name: str) -> int | float | None:
-    kind = type(value)
-    if kind is int:
-        return value
-    if kind is float:
-        if math.isfinite(value):
-            return value
-        raise MappingError(f'{name} "{shown(value)}" is not a number')
-    if kind is str:
-        s = value.strip()
-        if not s:
-            return None
-        if "_" not in s:
-            try:
-                return int(s)
-            except ValueError:
-                pass
-            try:
-                f = float(s)
-            except ValueError:
-                pass
-            else:
-                if math.isfinite(f):
-                    return f
-        raise MappingError(f'{name} "{shown(value)}" is not a number')
-    if isinstance(value, bool):
-        raise MappingError(f'{name} "{shown(value)}" is not a number')
-    if isinstance(value, Decimal | float):
-        f = float(value)
-        if math.isfinite(f):
-            return f
-    elif isinstance(value, int):
-        return int(value)
-    raise MappingError(f'{name} "{shown(value)}" is not a number')
-
-
-def flag(value: Any, name: str) -> bool:
-    """A plain true/false column: "false", "0" and blank are false."""
-    if value is None:
-        return False
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float | Decimal) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        s = value.strip().lower()
-        if s in _TRUE:
-            return True
-        if s in _FALSE:
-            return False
-    raise MappingError(f'{name} "{shown(value)}" is not true or false')
 
 
 def raw_state(value: Any, name: str) -> Any:
@@ -686,7 +575,7 @@ def _too_large(order: Mapping[str, Any], erp_title: str) -> str:
                 for part in ("qty", "price", "total_discount"):
                     places.append((f"{name}[{index}].{part}", line.get(part)))
     for path, value in places:
-        if isinstance(value, int | float) and not abs(value) < _AMOUNT_LIMIT:
+        if isinstance(value, int | float) and not abs(value) < AMOUNT_LIMIT:
             return (
                 f"{label}: {path} {value!r} is too large to raise into {erp_title} "
                 "(at most 15 digits before the point)"
@@ -757,6 +646,9 @@ def _variant(flat: Mapping[str, Any]) -> dict[str, Any]:
     return variant
 
 
+_OPTION_PATHS: Final = (("options.option1", 1), ("options.option2", 2), ("options.option3", 3))
+
+
 def build_products(
     flat_records: Iterable[Mapping[str, Any]], key_of: KeyOf = product_key
 ) -> tuple[list[dict[str, Any]], list[RecordError]]:
@@ -769,87 +661,121 @@ def build_products(
     `RecordError` naming that row's key. Products keep first-seen order.
     """
     errors: list[RecordError] = []
+    products: list[dict[str, Any]] = []
+    for code, rows in _by_product(flat_records, key_of, errors).items():
+        failed = False
+        for flat in rows:
+            if getattr(flat, "errors", None):
+                failed = True
+                break
+        if failed:
+            _hold_back(code, rows, key_of, errors)
+            continue
+        product = _product(code, rows, key_of, errors)
+        if product is not None:
+            products.append(product)
+    return products, errors
+
+
+def _by_product(
+    flat_records: Iterable[Mapping[str, Any]], key_of: KeyOf, errors: list[RecordError]
+) -> dict[str, list[Mapping[str, Any]]]:
+    """A page's rows grouped by product code, in first-seen order.
+
+    A row without a code belongs to no product, so it is an error on its
+    own: its mapping errors if it has any (the code itself may be what
+    failed), else the missing code.
+    """
     groups: dict[str, list[Mapping[str, Any]]] = {}
     for flat in flat_records:
         code = flat.get("source_product_code")
-        if not code:
-            bad = getattr(flat, "errors", None)
-            if bad:
-                for path, message in bad:
-                    errors.append(RecordError(key_of(flat), path, message, _raw_of(flat)))
-            else:
-                errors.append(
-                    RecordError(
-                        key_of(flat),
-                        "source_product_code",
-                        "source_product_code is missing",
-                        _raw_of(flat),
-                    )
-                )
+        if code:
+            groups.setdefault(code, []).append(flat)
             continue
-        groups.setdefault(code, []).append(flat)
-
-    products: list[dict[str, Any]] = []
-    for code, rows in groups.items():
-        failed = False
-        for flat in rows:
-            bad = getattr(flat, "errors", None)
-            if not bad:
-                continue
-            failed = True
-            others = len(rows) - 1
-            held = (
-                f" (product {code} is held back with its other "
-                f"{'variant' if others == 1 else f'{others} variants'})"
-                if others
-                else ""
-            )
+        bad = getattr(flat, "errors", None)
+        if bad:
             for path, message in bad:
-                errors.append(RecordError(key_of(flat), path, message + held, _raw_of(flat)))
-        if failed:
-            continue
-
-        first = rows[0]
-        product: dict[str, Any] = {"source_product_code": code}
-        for path in _PRODUCT_LEVEL:
-            if path in first:
-                product[path] = first[path]
-        if "product_active" in first:
-            product["product_active"] = first["product_active"]
-        options = [
-            {"name": first[f"options.option{i}"], "position": i}
-            for i in (1, 2, 3)
-            if first.get(f"options.option{i}")
-        ]
-        if options:
-            product["options"] = options
-        meta = _meta(first, "meta.")
-        if meta:
-            product["meta"] = meta
-
-        variants: list[dict[str, Any]] = []
-        seen: set[Any] = set()
-        duplicate = False
-        for flat in rows:
-            variant = _variant(flat)
-            vcode = variant.get("source_variant_code")
-            if vcode is not None and vcode in seen:
-                duplicate = True
-                errors.append(
-                    RecordError(
-                        key_of(flat),
-                        "source_variant_code",
-                        f'source_variant_code "{vcode}" appears twice in product {code}',
-                        _raw_of(flat),
-                    )
+                errors.append(RecordError(key_of(flat), path, message, _raw_of(flat)))
+        else:
+            errors.append(
+                RecordError(
+                    key_of(flat),
+                    "source_product_code",
+                    "source_product_code is missing",
+                    _raw_of(flat),
                 )
-            seen.add(vcode)
-            variants.append(variant)
-        if duplicate:
-            continue
-        product["variants"] = variants
-        products.append(product)
-    return products, errors
+            )
+    return groups
+
+
+def _hold_back(
+    code: str, rows: list[Mapping[str, Any]], key_of: KeyOf, errors: list[RecordError]
+) -> None:
+    """Every mapping error of a product none of which is written.
+
+    Each message says the product's other variants are held back too, so
+    the operator does not look for a second fault in rows that mapped.
+    """
+    others = len(rows) - 1
+    held = (
+        f" (product {code} is held back with its other "
+        f"{'variant' if others == 1 else f'{others} variants'})"
+        if others
+        else ""
+    )
+    for flat in rows:
+        for path, message in getattr(flat, "errors", None) or ():
+            errors.append(RecordError(key_of(flat), path, message + held, _raw_of(flat)))
+
+
+def _product(
+    code: str, rows: list[Mapping[str, Any]], key_of: KeyOf, errors: list[RecordError]
+) -> dict[str, Any] | None:
+    """One product from its rows, or None when two rows share a variant code.
+
+    Two variants under one code would overwrite each other in the hub, so
+    the product is refused and each repeated row named.
+    """
+    first = rows[0]
+    product: dict[str, Any] = {"source_product_code": code}
+    for path in _PRODUCT_LEVEL:
+        if path in first:
+            product[path] = first[path]
+    if "product_active" in first:
+        product["product_active"] = first["product_active"]
+    options = [
+        {"name": first[path], "position": position}
+        for path, position in _OPTION_PATHS
+        if first.get(path)
+    ]
+    if options:
+        product["options"] = options
+    meta = _meta(first, "meta.")
+    if meta:
+        product["meta"] = meta
+
+    variants: list[dict[str, Any]] = []
+    seen: set[Any] = set()
+    duplicate = False
+    for flat in rows:
+        variant = _variant(flat)
+        vcode = variant.get("source_variant_code")
+        if vcode is not None and vcode in seen:
+            duplicate = True
+            errors.append(
+                RecordError(
+                    key_of(flat),
+                    "source_variant_code",
+                    f'source_variant_code "{vcode}" appears twice in product {code}',
+                    _raw_of(flat),
+                )
+            )
+        seen.add(vcode)
+        variants.append(variant)
+    if duplicate:
+        return None
+    product["variants"] = variants
+    return product
 
 
 def build_customers(
