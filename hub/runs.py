@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import Row, and_, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -397,3 +397,122 @@ def resume_plan(session: Session, run: SyncRun) -> Resume:
 
 def page_count(session: Session, run_id: int) -> int:
     return session.scalar(select(func.count()).where(SyncPage.run_id == run_id)) or 0
+
+
+# --------------------------------------------------------------------------
+# Schedules and queued resyncs: what beat's dispatcher and a queued resync read
+# --------------------------------------------------------------------------
+
+
+def watermark(session: Session, source_id: int, stream: str) -> str | None:
+    """The stream's watermark: where an incremental run reads from (None: read all)."""
+    return session.scalar(
+        select(SourceStream.watermark).where(
+            SourceStream.source_id == source_id, SourceStream.stream == stream
+        )
+    )
+
+
+def queue_resync(
+    session: Session,
+    source_id: int,
+    stream: str,
+    *,
+    full: bool,
+    since: str | None,
+    requested_by: str,
+) -> None:
+    """Keep a resync request on the stream's row, for the dispatcher to start
+    once the stream's active run has ended. Requests queued while one waits
+    merge into it: full wins, the earliest ``since`` wins (and a request
+    without one reads from the watermark, which reads more)."""
+    row = session.scalars(
+        select(SourceStream).where(
+            SourceStream.source_id == source_id, SourceStream.stream == stream
+        )
+    ).first()
+    if row is None:
+        row = SourceStream(source_id=source_id, stream=stream)
+        session.add(row)
+    if row.queued_at is None:
+        row.queued_full, row.queued_since = full, since
+    else:
+        row.queued_full = bool(row.queued_full or full)
+        if row.queued_since and since:
+            row.queued_since = min(row.queued_since, since)
+        else:
+            row.queued_since = None  # one of them reads from the watermark
+    row.queued_at = utcnow()
+    row.queued_by = requested_by[:32]
+
+
+def due_streams(session: Session, now: datetime) -> list[Row[Any]]:
+    """The enabled, unpaused, scheduled streams due at ``now``, earliest first,
+    with what starting their runs needs (client, watermark, source settings)."""
+    return list(
+        session.execute(
+            select(
+                SourceStream.id,
+                SourceStream.source_id,
+                SourceStream.stream,
+                SourceStream.next_due_at,
+                SourceStream.interval_seconds,
+                SourceStream.cron,
+                SourceStream.watermark,
+                Source.client_id,
+                Source.settings,
+            )
+            .join(Source, Source.id == SourceStream.source_id)
+            .where(
+                Source.enabled.is_(True),
+                SourceStream.paused.is_(False),
+                (SourceStream.interval_seconds.is_not(None)) | (SourceStream.cron.is_not(None)),
+                SourceStream.next_due_at <= now,
+            )
+            .order_by(SourceStream.next_due_at, SourceStream.id)
+        ).all()
+    )
+
+
+def active_lock_keys(session: Session) -> set[str]:
+    """The lock keys of every active run (see ``lock_key``)."""
+    return set(session.scalars(select(SyncRun.lock_key).where(SyncRun.lock_key.is_not(None))))
+
+
+def queued_resyncs(session: Session, active: set[str]) -> list[Row[Any]]:
+    """Resyncs queued on streams whose run (by ``active``'s lock keys) has ended."""
+    rows = session.execute(
+        select(
+            SourceStream.id,
+            SourceStream.source_id,
+            SourceStream.stream,
+            SourceStream.queued_at,
+            SourceStream.queued_full,
+            SourceStream.queued_since,
+            SourceStream.queued_by,
+        ).where(SourceStream.queued_at.is_not(None))
+    ).all()
+    return [row for row in rows if lock_key(row.source_id, row.stream) not in active]
+
+
+def claim_due(session: Session, stream_id: int, due_at: datetime, next_due: datetime) -> bool:
+    """Move a due stream's ``next_due_at`` on, if it still says ``due_at``: of
+    two dispatchers (two beats started by mistake) exactly one claims it.
+    A Core statement: the ORM's bookkeeping cost more, a thousand at a time."""
+    streams = SourceStream.__table__
+    claimed = session.connection().execute(
+        update(streams)
+        .where(streams.c.id == stream_id, streams.c.next_due_at == due_at)
+        .values(next_due_at=next_due)
+    )
+    return bool(claimed.rowcount == 1)
+
+
+def claim_queued(session: Session, stream_id: int, queued_at: datetime) -> bool:
+    """Take a queued resync off its stream's row, if it is still the one read."""
+    claimed = session.execute(
+        update(SourceStream)
+        .where(SourceStream.id == stream_id, SourceStream.queued_at == queued_at)
+        .values(queued_at=None, queued_full=None, queued_since=None, queued_by=None)
+    )
+    return bool(claimed.rowcount == 1)

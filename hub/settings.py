@@ -45,6 +45,38 @@ def _positive_days(name: str, default: float) -> float:
     return value
 
 
+def _positive_seconds(name: str, default: float) -> float:
+    """A number of seconds above zero (fractions allowed: tests retry fast)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"{name} must be a positive number of seconds, not {raw!r}")
+    return value
+
+
+def _retry_curve(visibility: int) -> tuple[float, float]:
+    """``S2S_RETRY_BASE`` and ``S2S_RETRY_CAP``, checked against each other and
+    the visibility timeout: a retry sent with a countdown is held unacknowledged
+    by a worker until it is due, so a delay near the visibility timeout would
+    have the broker deliver the retry twice."""
+    base = _positive_seconds("S2S_RETRY_BASE", 2.0)
+    cap = _positive_seconds("S2S_RETRY_CAP", 300.0)
+    if base > cap:
+        raise ValueError(f"S2S_RETRY_BASE must be at most S2S_RETRY_CAP ({base:g} > {cap:g})")
+    if cap * 2 > visibility:
+        raise ValueError(
+            "S2S_RETRY_CAP must be well below S2S_VISIBILITY_TIMEOUT "
+            f"(at most half of it: {cap:g} > {visibility // 2}); "
+            "otherwise the broker re-delivers retries before they are due"
+        )
+    return base, cap
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the processes read from the environment, resolved once."""
@@ -65,7 +97,10 @@ class Settings:
     order_lease: int
     order_stale_after: int
     order_max_attempts: int
+    # The retry curve (workers.backoff): the first delay, doubling per
+    # attempt up to the cap.
     retry_base: float
+    retry_cap: float
     # Connectors (with their ERP engines and HTTP clients) kept per worker
     # process; the least recently used beyond this are closed.
     connector_cache: int
@@ -100,6 +135,7 @@ def load_settings() -> Settings:
             f"(at most half of it: {time_limit} > {visibility // 2}); "
             "otherwise the broker re-delivers tasks that are still running"
         )
+    retry_base, retry_cap = _retry_curve(visibility)
     old = tuple(
         k.strip() for k in os.environ.get("S2S_OLD_SECRET_KEYS", "").split(",") if k.strip()
     )
@@ -120,7 +156,8 @@ def load_settings() -> Settings:
         order_lease=_int("S2S_ORDER_LEASE", 300),
         order_stale_after=_int("S2S_ORDER_STALE_AFTER", 300),
         order_max_attempts=_int("S2S_ORDER_MAX_ATTEMPTS", 8),
-        retry_base=float(os.environ.get("S2S_RETRY_BASE", "").strip() or 2.0),
+        retry_base=retry_base,
+        retry_cap=retry_cap,
         connector_cache=_positive_int("S2S_CONNECTOR_CACHE", 32),
         run_pages_in_flight=_positive_int("S2S_RUN_PAGES_IN_FLIGHT", 4),
         retention_days=_positive_days("S2S_RETENTION_DAYS", 30.0),

@@ -27,6 +27,7 @@ from datetime import timedelta
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 
+from connectors.base import Connector
 from hub.db import session_scope
 from hub.models import SourceLease, utcnow
 from hub.settings import get_settings
@@ -142,16 +143,16 @@ def holding(slots: Sequence[tuple[Key, int]], lease_seconds: float) -> Iterator[
 
 
 def session_slots(
-    connector: object, source_id: int | None, limit: int | None
+    connector: Connector, source_id: int | None, limit: int | None
 ) -> list[tuple[Key, int]]:
     """The slots a call through ``connector`` needs: its source's (when a limit
     is given) and its ERP account's (when the ERP limits sessions)."""
     slots: list[tuple[Key, int]] = []
     if source_id is not None and limit is not None:
         slots.append((source_id, limit))
-    account = getattr(connector, "session_key", lambda: None)()
+    account = connector.session_key()
     if account:
-        slots.append((f"account:{account}", int(getattr(connector, "session_limit", 1) or 1)))
+        slots.append((f"account:{account}", max(int(connector.session_limit), 1)))
     return slots
 
 

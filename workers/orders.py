@@ -36,6 +36,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from connectors.base import (
     Connector,
@@ -52,7 +53,7 @@ from hub.schemas import load_order
 from hub.settings import get_settings
 from mappings import get_map
 from mappings.core import MissingSettingError
-from workers import limits
+from workers import backoff, limits
 from workers.app import app
 from workers.sources import connector_class, connector_for
 
@@ -176,34 +177,8 @@ def _route_batch(limit: int) -> int:
         batch = orders.receivable(s, limit)
         if not batch:
             return 0
-        problems: dict[int, Problem] = {}
-        skus_of: dict[int, list[str]] = {}
-        wanted: dict[int, set[str]] = {}
-        for order in batch:
-            lines = order.order.get("line_items") or []
-            skus = [str(li.get("sku") or "").strip() for li in lines]
-            blank = [i + 1 for i, sku in enumerate(skus) if not sku]
-            if blank:
-                problems[order.id] = (
-                    "invalid_order",
-                    f"line {blank[0]} has no SKU",
-                    "give every line a SKU on the channel, then replay",
-                )
-                continue
-            skus_of[order.id] = skus
-            wanted.setdefault(order.client_id, set()).update(skus)
-        owners: dict[tuple[int, str], set[int]] = {}
-        for client_id, skus in wanted.items():
-            for sku, source_id in s.execute(
-                select(Variant.sku, Variant.source_id)
-                .join(Product, Product.id == Variant.product_id)
-                .where(
-                    Variant.client_id == client_id,
-                    Variant.sku.in_(sorted(skus)),
-                    Product.deleted_at.is_(None),
-                )
-            ):
-                owners.setdefault((client_id, sku), set()).add(source_id)
+        problems, skus_of, wanted = _skus_of(batch)
+        owners = _owners(s, wanted)
         all_sources = {sid for ids in owners.values() for sid in ids}
         sources = {
             src.id: src for src in s.scalars(select(Source).where(Source.id.in_(all_sources)))
@@ -237,6 +212,47 @@ def _route_batch(limit: int) -> int:
     for source_id, kind in drains.items():
         request_drain(source_id, kind)
     return taken
+
+
+def _skus_of(
+    batch: Sequence[Order],
+) -> tuple[dict[int, Problem], dict[int, list[str]], dict[int, set[str]]]:
+    """Each order's SKUs (or why it has none to route by), and the SKUs
+    wanted per client: one lookup per client finds their sources."""
+    problems: dict[int, Problem] = {}
+    skus_of: dict[int, list[str]] = {}
+    wanted: dict[int, set[str]] = {}
+    for order in batch:
+        lines = order.order.get("line_items") or []
+        skus = [str(li.get("sku") or "").strip() for li in lines]
+        blank = [i + 1 for i, sku in enumerate(skus) if not sku]
+        if blank:
+            problems[order.id] = (
+                "invalid_order",
+                f"line {blank[0]} has no SKU",
+                "give every line a SKU on the channel, then replay",
+            )
+            continue
+        skus_of[order.id] = skus
+        wanted.setdefault(order.client_id, set()).update(skus)
+    return problems, skus_of, wanted
+
+
+def _owners(s: Session, wanted: dict[int, set[str]]) -> dict[tuple[int, str], set[int]]:
+    """The sources holding each (client, SKU) among live products."""
+    owners: dict[tuple[int, str], set[int]] = {}
+    for client_id, skus in wanted.items():
+        for sku, source_id in s.execute(
+            select(Variant.sku, Variant.source_id)
+            .join(Product, Product.id == Variant.product_id)
+            .where(
+                Variant.client_id == client_id,
+                Variant.sku.in_(sorted(skus)),
+                Product.deleted_at.is_(None),
+            )
+        ):
+            owners.setdefault((client_id, sku), set()).add(source_id)
+    return owners
 
 
 def _route_one(
@@ -291,13 +307,6 @@ def _check_payload(order: dict[str, Any], source: Source) -> Problem | None:
 # --------------------------------------------------------------------------
 # Raising
 # --------------------------------------------------------------------------
-
-
-def backoff(attempt: int) -> float:
-    """Exponential backoff with jitter, capped well below the visibility timeout."""
-    base = get_settings().retry_base
-    ceiling = min(300.0, base * (2**attempt))
-    return random.uniform(ceiling / 2, ceiling)
 
 
 @app.task(name="s2s.orders.drain_source")
@@ -385,44 +394,68 @@ def _raise_batch(
     batch: Sequence[orders.Claimed],
 ) -> None:
     """Ask first where needed, send the rest together, settle every order."""
+    if connector is None:
+        assert unusable is not None
+        found: dict[int, str] = {}
+        errors: dict[int, BaseException] = {c.id: unusable for c in batch}
+        sent_now: set[int] = set()
+    else:
+        found, errors, sent_now = _send(source, connector, batch)
+    outcomes, stop_delay = _outcomes(source, batch, found, errors, sent_now)
+    _settle(source, outcomes, stop_delay or get_settings().retry_base)
+
+
+def _send(
+    source: Source, connector: Connector, batch: Sequence[orders.Claimed]
+) -> tuple[dict[int, str], dict[int, BaseException], set[int]]:
+    """Ask the ERP about orders an earlier attempt may have raised, send the
+    others in one ``raise_orders`` call. Returns the document of each order
+    raised or found, the error each failed order met, and which were sent."""
     found: dict[int, str] = {}
     errors: dict[int, BaseException] = {}
     payloads: list[tuple[orders.Claimed, dict[str, Any]]] = []
-    if connector is None:
-        assert unusable is not None
-        errors = {c.id: unusable for c in batch}
-    else:
-        order_map = get_map(source.kind, "orders")
-        for claimed in batch:
-            try:
-                if claimed.ask_erp_first:
-                    # An earlier attempt may have reached the ERP before
-                    # failing (a timeout after commit, a worker killed
-                    # mid-batch): ask before sending again.
-                    document = connector.find_order(claimed.channel_order_code)
-                    if document is not None:
-                        found[claimed.id] = str(document)
-                        continue
-                payloads.append((claimed, order_map.apply(claimed.order, source.settings or {})))
-            except (ConnectorError, ValueError) as exc:
-                errors[claimed.id] = exc
-        if payloads:
-            try:
-                results = connector.raise_orders([p for _, p in payloads])
-            except ConnectorError as exc:  # the whole batch: a lost connection, a bad setting
-                results = [exc] * len(payloads)
-            if len(results) != len(payloads):
-                raise RuntimeError(
-                    f"{type(connector).__name__}.raise_orders gave {len(results)} outcomes "
-                    f"for {len(payloads)} orders"
-                )
-            for (claimed, _), result in zip(payloads, results, strict=True):
-                if isinstance(result, BaseException):
-                    errors[claimed.id] = result
-                elif result is not None:
-                    found[claimed.id] = str(result)  # raised now; 'found' set below
+    order_map = get_map(source.kind, "orders")
+    for claimed in batch:
+        try:
+            if claimed.ask_erp_first:
+                # An earlier attempt may have reached the ERP before
+                # failing (a timeout after commit, a worker killed
+                # mid-batch): ask before sending again.
+                document = connector.find_order(claimed.channel_order_code)
+                if document is not None:
+                    found[claimed.id] = str(document)
+                    continue
+            payloads.append((claimed, order_map.apply(claimed.order, source.settings or {})))
+        except (ConnectorError, ValueError) as exc:
+            errors[claimed.id] = exc
+    if payloads:
+        try:
+            results = connector.raise_orders([p for _, p in payloads])
+        except ConnectorError as exc:  # the whole batch: a lost connection, a bad setting
+            results = [exc] * len(payloads)
+        if len(results) != len(payloads):
+            raise RuntimeError(
+                f"{type(connector).__name__}.raise_orders gave {len(results)} outcomes "
+                f"for {len(payloads)} orders"
+            )
+        for (claimed, _), result in zip(payloads, results, strict=True):
+            if isinstance(result, BaseException):
+                errors[claimed.id] = result
+            elif result is not None:
+                found[claimed.id] = str(result)  # raised now; 'found' set below
+    return found, errors, {c.id for c, _ in payloads}
+
+
+def _outcomes(
+    source: Source,
+    batch: Sequence[orders.Claimed],
+    found: dict[int, str],
+    errors: dict[int, BaseException],
+    sent_now: set[int],
+) -> tuple[_Outcomes, float]:
+    """What becomes of each order of the batch, and the longest retry delay
+    (the orders not sent wait as long: the ERP is likely down)."""
     asked = {c.id for c in batch if c.ask_erp_first}
-    sent_now = {c.id for c, _ in payloads}
     outcomes = _Outcomes([], [], [], [])
     stop_delay = 0.0
     max_attempts = connector_class(source.kind).max_raise_attempts
@@ -434,7 +467,9 @@ def _raise_batch(
             continue
         exc = errors.get(claimed.id)
         if exc is None:
-            continue  # not sent (an earlier order met a transient failure)
+            # Not sent (an earlier order met a transient failure).
+            outcomes.unsent.append((claimed.id, claimed.attempt, claimed.reached_before))
+            continue
         if isinstance(exc, TransientError):
             if claimed.attempt >= limit:
                 outcomes.dead.append(
@@ -446,15 +481,12 @@ def _raise_batch(
                     )
                 )
                 continue
-            delay = exc.retry_after if exc.retry_after else backoff(claimed.previous_attempts)
+            delay = exc.retry_after if exc.retry_after else backoff.delay(claimed.previous_attempts)
             stop_delay = max(stop_delay, delay)
             outcomes.retry.append((claimed.id, claimed.attempt, exc.message, delay))
             continue
         outcomes.dead.append((claimed.id, *_dead_letter_for(exc, source)))
-    for claimed in batch:
-        if claimed.id not in found and claimed.id not in errors:
-            outcomes.unsent.append((claimed.id, claimed.attempt, claimed.reached_before))
-    _settle(source, outcomes, stop_delay or get_settings().retry_base)
+    return outcomes, stop_delay
 
 
 def _dead_letter_for(exc: BaseException, source: Source) -> tuple[str, str, str]:

@@ -298,7 +298,7 @@ def test_dispatch_starts_many_due_streams_once_each(cache_hub: Hub, redis_url: s
 
     from hub.models import SourceStream, utcnow
     from tests.integration.test_sync_resilience import dispatch_at_once
-    from workers.tasks import DISPATCH_BATCH
+    from workers.dispatch import DISPATCH_BATCH
 
     count = DISPATCH_BATCH + 60
     with session_scope() as s:

@@ -14,7 +14,7 @@ from hub import runs
 from hub.db import session_scope
 from hub.models import Product, Quarantined, Source, SyncPage, SyncRun
 from hub.settings import get_settings
-from workers import tasks
+from workers import pages as tasks
 
 ROWS = [
     {

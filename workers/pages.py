@@ -1,0 +1,266 @@
+"""Storing a fetched page: hashing its raw rows, writing the few changed
+records at once or leaving them on the page row for ``map_page``.
+
+Shared by the fetch loop (``workers.fetching``) and the map tasks
+(``workers.tasks``). The names keep the leading underscore they had when
+this lived in ``workers.tasks``: they are the sync pipeline's internals,
+used only inside ``workers`` and by the unit tests that drive them directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from connectors.base import Connector, Page
+from hub import runs
+from hub.db import session_scope
+from hub.models import Quarantined, Source, SyncPage, SyncRun, utcnow
+from hub.store import UPSERTS, Counts, StoreItem, stored_raw_hashes
+from workers.pipeline import map_records, raw_groups, raw_hasher
+from workers.sources import connector_class
+
+# A fetched page whose records still to map are at most this share of the
+# page is mapped and written by the fetch task itself. On a resync most
+# pages hold a handful of changed, ignored or faulty records; handing each
+# such page to map_page would cost a message, a task and a transaction per
+# page on the run's sequential path, for a millisecond of mapping. A full
+# sync's pages (everything new) still go to map_page, in parallel, except the
+# run's last page: nothing of the run is left to overlap with its mapping,
+# so a message, a task, a transaction and the records' round trip through
+# the page row would buy nothing. (A small tenant's whole run is one page.)
+INLINE_SHARE = 0.1
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What mapping and writing a page need of its run and source, read once
+    (so the fetch task can write a page after its session has closed)."""
+
+    run_id: int
+    client_id: int
+    source_id: int
+    stream: str
+    page_size: int
+    kind: str
+    settings: dict[str, Any]
+    # Incremental reads of ERPs that return only changed variant lines are
+    # merged into the stored product (see hub.store).
+    merge_variants: bool
+
+    @classmethod
+    def of(cls, run: SyncRun, source: Source) -> _Target:
+        return cls(
+            run_id=run.id,
+            client_id=run.client_id,
+            source_id=run.source_id,
+            stream=run.stream,
+            page_size=run.page_size,
+            kind=source.kind,
+            settings=dict(source.settings or {}),
+            merge_variants=bool(
+                run.stream == "products"
+                and run.since
+                and connector_class(source.kind).partial_incremental
+            ),
+        )
+
+
+def _map_and_write(
+    s: Session,
+    target: _Target,
+    page_id: int,
+    records: list[dict[str, Any]],
+    raw_hashes: dict[str, str] | None,
+) -> tuple[Counts, int]:
+    """Map, validate and write a page's records in the caller's transaction;
+    quarantine the ones that fail. Returns the write's counts and how many
+    were quarantined."""
+    items, errors = map_records(target.kind, target.stream, records, target.settings, raw_hashes)
+    if errors:
+        s.add_all(
+            Quarantined(
+                run_id=target.run_id,
+                page_id=page_id,
+                client_id=target.client_id,
+                source_id=target.source_id,
+                stream=target.stream,
+                record_key=str(e["key"])[:255],
+                field=str(e["field"])[:255],
+                message=e["message"],
+                raw=e.get("raw"),
+            )
+            for e in errors
+        )
+    return _write(s, target, items), len(errors)
+
+
+def _write(s: Session, target: _Target, items: list[StoreItem]) -> Counts:
+    """Write a page's items with the stream's upsert."""
+    extra: dict[str, Any] = {"merge_variants": True} if target.merge_variants else {}
+    return UPSERTS[target.stream](
+        s,
+        client_id=target.client_id,
+        source_id=target.source_id,
+        run_id=target.run_id,
+        items=items,
+        **extra,
+    )
+
+
+@dataclass(frozen=True)
+class _StoredPage:
+    """What storing a fetched page did, for the fetch task's log and next step."""
+
+    page_id: int
+    to_map: bool  # left ``fetched`` for map_page
+    unchanged: int
+    written: Counts | None  # the counts when its changed records were written here
+    quarantined: int
+    finished: bool
+    # The run's pages waiting for map_page once this one was stored (counted
+    # only when this page went to map_page; otherwise None).
+    in_flight: int | None = None
+
+
+class _RunEnded(Exception):
+    """The run is no longer active: the page's transaction is rolled back."""
+
+
+def _added(written: Counts | None, unchanged: int) -> dict[str, int]:
+    """A page's counts for the run: what was written here, and what was
+    counted unchanged by raw hash."""
+    counts = written.as_dict() if written is not None else {}
+    counts["unchanged"] = counts.get("unchanged", 0) + unchanged
+    return counts
+
+
+def _store_page(
+    target: _Target,
+    by_hash: bool,
+    connector: Connector | None,
+    seq: int,
+    cursor: Any,
+    page: Page,
+) -> _StoredPage | None:
+    """Store one fetched page in one transaction; None if the run is no longer
+    active or another delivery of the same fetch stored the page first.
+
+    Records whose raw rows hash as before are counted unchanged. The rest go
+    on the page row for map_page, unless they are few (a resync: see
+    ``INLINE_SHARE``) or this is the run's last page; then they are mapped
+    and written here, in the same transaction as the page row, so the page
+    is done when this commits. ``connector`` gives the page's high-water
+    mark (None: the run's mark is left as it is).
+    """
+    run_id, last = target.run_id, page.next_cursor is None
+    try:
+        with session_scope() as s:
+            todo, hashes, unchanged = page.records, {}, 0
+            if by_hash:
+                todo, hashes, unchanged = _changed(
+                    s, target.kind, target.stream, target.source_id, target.settings, page.records
+                )
+            inline = (
+                bool(todo) and by_hash and (last or len(todo) <= target.page_size * INLINE_SHARE)
+            )
+            to_map = bool(todo) and not inline
+            page_id = _insert_page(
+                s, target, seq, cursor, page, todo if to_map else None, hashes if to_map else None
+            )
+            written, quarantined = None, 0
+            in_flight = runs.pages_in_flight(s, run_id) if to_map else None
+            if inline:
+                written, quarantined = _map_and_write(s, target, page_id, todo, hashes)
+            # Last, so that the run's row stays locked only until the commit.
+            if not runs.add_counts(
+                s,
+                run_id,
+                active_only=True,
+                # Only now, at the last page, is the run's page total known.
+                pages_total=seq + 1 if last else None,
+                fetched=len(page.records),
+                pages_done=0 if to_map else 1,
+                quarantined=quarantined,
+                **_added(written, unchanged),
+            ):
+                raise _RunEnded  # failed or cancelled meanwhile: roll back
+            if connector is not None:
+                runs.raise_high_water(s, run_id, connector.high_water(page.records))
+            # Only at the last page can every page have landed.
+            finished = last and not to_map and runs.finish_if_done(s, run_id)
+    except (IntegrityError, _RunEnded):
+        return None  # another delivery stored the page first, or the run ended
+    return _StoredPage(page_id, to_map, unchanged, written, quarantined, finished, in_flight)
+
+
+def _insert_page(
+    s: Session,
+    target: _Target,
+    seq: int,
+    cursor: Any,
+    page: Page,
+    records: list[dict[str, Any]] | None,
+    raw_hashes: dict[str, str] | None,
+) -> int:
+    """The page's row (Core: the ORM's bookkeeping costs more): ``fetched``
+    with the records still to map, else ``upserted``. A second delivery of
+    the same fetch fails here, on the unique (run, seq)."""
+    table = SyncPage.__table__
+    now = utcnow()
+    page_id = s.connection().scalar(
+        insert(table)
+        .values(
+            run_id=target.run_id,
+            seq=seq,
+            status="fetched" if records else "upserted",
+            cursor_in=cursor,
+            cursor_out=page.next_cursor,
+            record_count=len(page.records),
+            records=records or None,
+            raw_hashes=raw_hashes or None,
+            created_at=now,
+            updated_at=now,
+        )
+        .returning(table.c.id)
+    )
+    assert page_id is not None
+    return int(page_id)
+
+
+def _changed(
+    session: Session,
+    kind: str,
+    stream: str,
+    source_id: int,
+    settings: dict[str, Any],
+    records: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], dict[str, str], int]:
+    """The page's rows still to map, their records' raw hashes, and how many
+    records were skipped as unchanged (one SELECT of stored raw hashes)."""
+    if stream not in UPSERTS or not records:
+        return records, {}, 0
+    groups, unkeyed = raw_groups(kind, stream, records, settings)
+    hash_of = raw_hasher(kind, stream, settings)
+    hashes = {key: hash_of(rows) for key, rows in groups.items()}
+    stored = stored_raw_hashes(session, stream, source_id, list(groups))
+    todo: list[dict[str, Any]] = []
+    kept: dict[str, str] = {}
+    unchanged = 0
+    for key, rows in groups.items():
+        digest = hashes[key]
+        if digest is not None and stored.get(key) == digest:
+            unchanged += 1
+            continue
+        todo.extend(rows)  # type: ignore[arg-type]
+        if digest is not None:
+            kept[key] = digest
+    if todo or unkeyed:
+        # Keep the ERP's order: mapping groups variant rows in first-seen order.
+        wanted = {id(r) for r in todo} | {id(r) for r in unkeyed}
+        todo = [r for r in records if id(r) in wanted]
+    return todo, kept, unchanged
