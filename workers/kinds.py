@@ -31,8 +31,10 @@ class Kind:
     """Where one ERP kind's parts live.
 
     ``connector``: ``"module:Class"`` of its ``Connector``. ``maps``: the
-    module whose import registers its maps. ``demo``: ``"module:function"``
-    of its act in ``s2s demo``, when it has one.
+    module whose import registers its maps. ``demo``: ``"module:name"`` of
+    its act in ``s2s demo`` (an ``s2s.demo_acts.Act``, called with the
+    demo's ``Stage``), when it has one; the SQL ERP has none because its
+    walk-through is the demo's frame, which every act runs inside.
     """
 
     name: str
@@ -65,6 +67,7 @@ def names() -> tuple[str, ...]:
 
 
 def get(name: str) -> Kind:
+    """The declared kind ``name``; an unknown name lists the known ones."""
     try:
         return KINDS[name]
     except KeyError:
@@ -96,6 +99,27 @@ def demo_act(name: str) -> Any | None:
 
 
 register(Kind("sql", "connectors.sql:SqlConnector", "mappings.sql"))
-register(Kind("iq_retail", "connectors.iq_retail:IqRetailConnector", "mappings.iq_retail"))
-register(Kind("isync", "connectors.isync:IsyncConnector", "mappings.isync"))
-register(Kind("syspro", "connectors.syspro:SysproConnector", "mappings.syspro"))
+register(
+    Kind(
+        "iq_retail",
+        "connectors.iq_retail:IqRetailConnector",
+        "mappings.iq_retail",
+        demo="s2s.demo_acts.iq_retail:ACT",
+    )
+)
+register(
+    Kind(
+        "isync",
+        "connectors.isync:IsyncConnector",
+        "mappings.isync",
+        demo="s2s.demo_acts.isync:ACT",
+    )
+)
+register(
+    Kind(
+        "syspro",
+        "connectors.syspro:SysproConnector",
+        "mappings.syspro",
+        demo="s2s.demo_acts.syspro:ACT",
+    )
+)

@@ -16,6 +16,7 @@ everything once more.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import marshal
 from collections.abc import Callable, Mapping, Sequence
@@ -25,8 +26,9 @@ from typing import Any
 
 from hub.schemas import canonical_hash, load_customer, load_product
 from hub.store import StoreItem
-from mappings import get_map
+from mappings import Map, get_map
 from mappings import map_records as build_records
+from workers import kinds
 
 LOADERS = {
     "products": (load_product, "source_product_code"),
@@ -43,25 +45,45 @@ LOADERS = {
 _MARSHAL_VERSION = 2
 
 
+def kind_map(kind: str, stream: str) -> Map:
+    """The kind's map of ``stream``, its map module imported first through the
+    registry of kinds (a kind's maps may live outside the mappings package)."""
+    kinds.load_maps(kind)
+    return get_map(kind, stream)
+
+
 @lru_cache(maxsize=1)
 def map_version() -> str:
     """A digest of the code that turns raw rows into canonical records.
 
-    Every map module, the mapping vocabulary, the canonical schema and this
-    module: a change to any of them (a new map row, a new coercion rule)
-    gives every raw hash a new prefix, so the next sync maps everything once
-    instead of trusting hashes made by the old code.
+    Every map module (the mappings package's and each registered kind's),
+    the mapping vocabulary, the canonical schema and this module: a change
+    to any of them (a new map row, a new coercion rule) gives every raw hash
+    a new prefix, so the next sync maps everything once instead of trusting
+    hashes made by the old code.
     """
     import hub.schemas
     import mappings
 
     files = sorted(Path(mappings.__file__).parent.glob("*.py"))
-    files += [Path(hub.schemas.__file__), Path(__file__)]
+    files += sorted({_module_file(kinds.get(kind).maps) for kind in kinds.names()} - set(files))
+    schemas = Path(hub.schemas.__file__)
+    # hub.schemas may be one module or a package of several.
+    files += sorted(schemas.parent.glob("*.py")) if schemas.name == "__init__.py" else [schemas]
+    files.append(Path(__file__))
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def _module_file(module: str) -> Path:
+    """Where a module's source is, without importing (and so registering) it."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise LookupError(f"no source file for module {module!r}")
+    return Path(spec.origin)
 
 
 def raw_prefix(kind: str, stream: str, settings: Mapping[str, Any]) -> bytes:
@@ -104,7 +126,7 @@ def raw_groups(
     """The page's raw rows by record key (first-seen order), and the rows
     without a clean key, which always go to the mapping (to be quarantined
     with the reason there)."""
-    m = get_map(kind, stream)
+    m = kind_map(kind, stream)
     groups: dict[str, list[Mapping[str, Any]]] = {}
     unkeyed: list[Mapping[str, Any]] = []
     for record in records:
@@ -129,7 +151,7 @@ def map_records(
     items so the store can keep them; a key that also has a quarantine entry
     gets none, so that its rows are mapped again next time.
     """
-    built, record_errors = build_records(get_map(kind, stream), records, settings)
+    built, record_errors = build_records(kind_map(kind, stream), records, settings)
     errors: list[dict[str, Any]] = [
         {"key": e.key, "field": e.field, "message": e.message, "raw": e.raw} for e in record_errors
     ]

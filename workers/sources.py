@@ -19,22 +19,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connectors.base import Connector
-from connectors.iq_retail import IqRetailConnector
-from connectors.isync import IsyncConnector
-from connectors.sql import SqlConnector
-from connectors.syspro import SysproConnector
 from hub import crypto
 from hub.models import Client, Source, SourceStream, utcnow
 from hub.settings import get_settings
+from workers import kinds
 
 log = logging.getLogger("s2s.sources")
-
-CONNECTORS: dict[str, type[Connector]] = {
-    SqlConnector.kind: SqlConnector,
-    IqRetailConnector.kind: IqRetailConnector,
-    IsyncConnector.kind: IsyncConnector,
-    SysproConnector.kind: SysproConnector,
-}
 
 
 class SetupError(Exception):
@@ -42,11 +32,24 @@ class SetupError(Exception):
 
 
 def connector_class(kind: str) -> type[Connector]:
+    """The kind's connector class, imported the first time a source of that kind
+    is used, so that a process imports only the connectors it serves."""
     try:
-        return CONNECTORS[kind]
-    except KeyError:
-        known = ", ".join(sorted(CONNECTORS))
-        raise SetupError(f"unknown source kind {kind!r} (known: {known})") from None
+        return kinds.connector_class(kind)
+    except kinds.UnknownKind as exc:
+        raise SetupError(str(exc)) from None
+
+
+def __getattr__(name: str) -> Any:
+    """``CONNECTORS`` (kind → connector class), computed when asked for.
+
+    Kept for callers written before the registry of kinds
+    (``workers.kinds``); asking for it imports every connector, which
+    nothing in the hub needs to do any more.
+    """
+    if name == "CONNECTORS":
+        return {kind: kinds.connector_class(kind) for kind in kinds.names()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def hash_token(token: str) -> str:
