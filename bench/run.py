@@ -637,7 +637,7 @@ def _wait_finished(prefix: str, count: int, timeout: float) -> None:
                     Order.status.in_(finished_states),
                 )
             )
-        if done >= count:
+        if (done or 0) >= count:
             return
         if time.monotonic() > deadline:
             raise RuntimeError(f"only {done} of {count} orders finished after {timeout:.0f}s")

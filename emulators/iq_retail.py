@@ -873,7 +873,7 @@ async def _close_connection(send: Send) -> bool:
     """
     cycle = getattr(send, "__self__", None)
     transport = getattr(cycle, "transport", None)
-    if transport is None or not hasattr(cycle, "disconnected"):
+    if cycle is None or transport is None or not hasattr(cycle, "disconnected"):
         return False
     transport.close()
     for _ in range(200):
@@ -942,7 +942,7 @@ class _Backend:
             return _error(ERR_SQL, f"SQL Error: {str(exc).strip()}")
         items = plan.items
         if any(item.star for item in items) or len(items) != len(keys):
-            columns = [(key, key.lower()) for key in keys]
+            columns: list[tuple[str, str | None]] = [(key, key.lower()) for key in keys]
         else:
             columns = [
                 (item.name or key, item.source) for item, key in zip(items, keys, strict=True)
@@ -1069,12 +1069,14 @@ class _Backend:
         if not echoed:
             validation.document_error(DOC_NO_ITEMS, "No Items Supplied")
         codes = {_text(entry.get("stock_code")) for entry in echoed}
-        prices = dict(
+        prices: dict[str, Any] = dict(
             conn.execute(
                 select(self.stock.c.code, self.stock.c.sellprice1).where(
                     self.stock.c.code.in_(sorted(codes))
                 )
-            ).all()
+            )
+            .tuples()
+            .all()
         )
         lines: list[dict[str, Any]] = []
         for lineno, entry in enumerate(echoed, start=1):

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
@@ -27,7 +27,7 @@ def in_thread(
     host: str = "127.0.0.1",
     port: int = 0,
     startup_timeout: float = 10.0,
-    lifespan: str = "on",
+    lifespan: Literal["auto", "on", "off"] = "on",
 ) -> Iterator[str]:
     """Serve ``app`` with uvicorn until the block ends; yields its base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -1031,7 +1031,7 @@ async def _close_connection(send: Send) -> bool:
     """
     cycle = getattr(send, "__self__", None)
     transport = getattr(cycle, "transport", None)
-    if transport is None or not hasattr(cycle, "disconnected"):
+    if cycle is None or transport is None or not hasattr(cycle, "disconnected"):
         return False
     transport.close()
     for _ in range(200):

@@ -57,7 +57,8 @@ def decrypt(token: str | None, settings: Settings | None = None) -> dict[str, An
     if not token:
         return {}
     try:
-        return json.loads(_cipher(settings).decrypt(token.encode()))
+        values: dict[str, Any] = json.loads(_cipher(settings).decrypt(token.encode()))
+        return values
     except InvalidToken as exc:
         raise SecretsError(
             "a source's secrets cannot be decrypted: S2S_SECRET_KEY is not the key they "

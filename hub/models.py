@@ -7,7 +7,7 @@ customer and quarantined record is a row, and the broker only carries ids.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -19,6 +19,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -37,6 +38,10 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
+    # Each model maps one Table (never a join or a select): saying so lets the
+    # batch statements, insert(Model.__table__) and the like, type-check.
+    __table__: ClassVar[Table]
+
     type_annotation_map = {dict[str, Any]: JsonType, list[Any]: JsonType}
 
 
