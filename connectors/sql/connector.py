@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from sqlalchemy import MetaData, Table, column, false, literal_column, select, table
 from sqlalchemy.engine import URL, Connection, Dialect, make_url
 from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.sql.selectable import Select
 
 from connectors.base import Page, RaiseOutcome, RejectedError, SettingsError
 from connectors.database import DatabaseConnector, Doing, Rule
@@ -195,8 +196,8 @@ class SqlConnector(DatabaseConnector):
                 ) from None
         else:
             prefix, main = None, query.sql
-        probe = select(literal_column("*")).select_from(_literal_sql(main).columns().subquery("q"))
-        probe = probe.where(false())
+        subquery = _literal_sql(main).columns().subquery("q")
+        probe: Select[Any] = select(literal_column("*")).select_from(subquery).where(false())
         statement = probe if prefix is None else _Prefixed(_literal_sql(prefix), probe)
         labels = tuple(conn.execute(statement).keys())
         key = _find_label(labels, spec.keys)
@@ -268,7 +269,9 @@ class SqlConnector(DatabaseConnector):
             rejects=True,
         )
 
-    def _row(self, table_: Table, values: Mapping[str, Any], code: str, where: str) -> dict:
+    def _row(
+        self, table_: Table, values: Mapping[str, Any], code: str, where: str
+    ) -> dict[str, Any]:
         writable = {c.name for c in table_.columns if c.name != "id"}
         unknown = sorted(set(values) - writable)
         if unknown:
@@ -288,7 +291,9 @@ class SqlConnector(DatabaseConnector):
                 ) from None
         return row
 
-    def _prepare(self, payload: Mapping[str, Any]) -> tuple[str, dict, list[dict]]:
+    def _prepare(
+        self, payload: Mapping[str, Any]
+    ) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
         header = payload.get("header") if isinstance(payload, Mapping) else None
         if not isinstance(header, Mapping):
             raise RejectedError("the order has no header", hint="correct the order mapping")

@@ -230,7 +230,7 @@ class SysproDatabase(DatabaseConnector):
     def _engine_ready(self, engine: Engine) -> None:
         @event.listens_for(engine, "before_cursor_execute")
         def _count(*_: Any) -> None:
-            self.queries += 1
+            self.queries = (self.queries or 0) + 1
 
         if engine.dialect.name == "sqlite":
 
@@ -299,9 +299,9 @@ class SysproDatabase(DatabaseConnector):
             for record in records:
                 record[table] = []
             for row in rows:
-                record = _lookup(by_code, row.pop("StockCode"))
-                if record is not None:
-                    record[table].append(row)
+                owner = _lookup(by_code, row.pop("StockCode"))
+                if owner is not None:
+                    owner[table].append(row)
         return self._page(records, "StockCode", limit, after)
 
     def _customers(self, conn: Connection, after: str | None, limit: int) -> Page:
