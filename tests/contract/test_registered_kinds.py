@@ -1,0 +1,49 @@
+"""The contract suite over every kind the registry declares.
+
+Each kind supplies its fixtures in ``kinds/<kind>.py``; a kind registered
+without them, or fixtures for a kind not registered, fails here, as does a
+kind the README's list of ERPs does not name.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.contract.fixtures import KindFixtures, load_all
+from tests.contract.suite import ContractSuite
+from workers import kinds
+
+FIXTURES = load_all()
+REGISTERED = kinds.names()
+
+
+class TestRegisteredKind(ContractSuite):
+    @pytest.fixture(params=REGISTERED)
+    def kind(self, request: pytest.FixtureRequest) -> str:
+        name: str = request.param
+        return name
+
+    @pytest.fixture
+    def fixtures(self, kind: str) -> KindFixtures:
+        if kind not in FIXTURES:
+            pytest.fail(f"kind {kind!r} has no contract fixtures (tests/contract/kinds/{kind}.py)")
+        return FIXTURES[kind]
+
+
+def test_every_fixtures_module_is_for_a_registered_kind() -> None:
+    assert set(FIXTURES) - set(REGISTERED) == set(), "fixtures for kinds not in workers.kinds"
+
+
+def _readme_erps() -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"^### ERPs\n(.*?)(?=^#{1,3} )", text, re.MULTILINE | re.DOTALL)
+    assert found, "the README has no '### ERPs' section"
+    return found.group(1)
+
+
+@pytest.mark.parametrize("kind", REGISTERED)
+def test_the_readme_names_every_registered_kind(kind: str) -> None:
+    assert f"kind: {kind}" in _readme_erps(), f"the README's ERPs section does not name {kind}"
