@@ -23,11 +23,14 @@ ask-the-ERP-first flag, and the outcomes are written back in bulk
 (``settle``), each order by its own conditional transition. On a ``queued``
 order, ``lease_until`` is the time before which it may not be claimed again
 (its retry backoff); on a ``raising`` order it is the attempt's lease.
+
+Intake lives in `hub.intake` and the states in `hub.order_states`; both are
+imported from here as well, where the life of an order is told.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,202 +38,62 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     and_,
-    bindparam,
     case,
     func,
-    insert,
     or_,
     select,
-    text,
     update,
 )
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from hub.models import DeadLetter, Order, OrderEvent, WebhookDelivery, utcnow
-
-RECEIVED = "received"
-STORED = "stored"
-QUEUED = "queued"
-RAISING = "raising"
-RAISED = "raised"
-DEAD = "dead"
-DISCARDED = "discarded"
-UNFINISHED = (RECEIVED, QUEUED, RAISING)
-
-
-def event(session: Session, order_id: int, status: str, message: str = "") -> None:
-    session.add(OrderEvent(order_id=order_id, status=status, message=message[:2000]))
-
-
-def events(session: Session, rows: Iterable[tuple[int, str, str]]) -> None:
-    """Write many ``(order_id, status, message)`` events in one statement.
-
-    A batch of orders moves together; one INSERT for all of its history
-    rows instead of one flush per order is most of what batching saves.
-    """
-    now = utcnow()
-    values = [
-        {"order_id": oid, "status": status, "message": message[:2000], "at": now}
-        for oid, status, message in rows
-    ]
-    if values:
-        session.execute(insert(OrderEvent), values)
-
-
-@dataclass(frozen=True)
-class Intake:
-    order: Order
-    created: bool
-    duplicate_delivery: bool = False
-
-
-def intake(
-    session: Session,
-    *,
-    client_id: int,
-    order: dict[str, Any],
-    raw: Any = None,
-    delivery_id: str | None = None,
-) -> Intake:
-    """Store a validated canonical order once; a repeat returns the first row.
-
-    The caller commits before answering the channel, so an order that was
-    acknowledged is never lost.
-    """
-    channel = str(order.get("channel") or "api")
-    code = str(order["channel_order_code"])
-    if delivery_id:
-        seen = session.scalars(
-            select(WebhookDelivery).where(
-                WebhookDelivery.client_id == client_id,
-                WebhookDelivery.channel == channel,
-                WebhookDelivery.delivery_id == delivery_id,
-            )
-        ).first()
-        if seen is not None and seen.order_id is not None:
-            existing = session.get(Order, seen.order_id)
-            if existing is not None:
-                return Intake(existing, False, True)
-    status = RECEIVED if order.get("instruction", "add_order") == "add_order" else STORED
-    instruction = str(order.get("instruction") or "add_order")
-    message = "received" if status == RECEIVED else f"stored only: instruction is {instruction}"
-    now = utcnow()
-    row = Order(
-        client_id=client_id,
-        channel=channel,
-        channel_order_code=code,
-        instruction=instruction,
-        status=status,
-        order=order,
-        raw=raw,
-        attempts=0,
-        reached_erp=False,
-        created_at=now,
-        updated_at=now,
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        created = _insert_pg(session, row, message)
-    else:
-        try:
-            with session.begin_nested():
-                session.add(row)
-                session.flush()
-            created = True
-        except IntegrityError:
-            created = False
-        if created:
-            event(session, row.id, status, message)
-    if not created:
-        existing = session.scalars(
-            select(Order).where(
-                Order.client_id == client_id,
-                Order.channel == channel,
-                Order.channel_order_code == code,
-            )
-        ).one()
-        _note_delivery(session, client_id, channel, delivery_id, existing.id)
-        return Intake(existing, False)
-    _note_delivery(session, client_id, channel, delivery_id, row.id)
-    return Intake(row, True)
-
-
-_INTAKE_COLUMNS = (
-    "client_id",
-    "channel",
-    "channel_order_code",
-    "instruction",
-    "status",
-    "order",
-    "raw",
-    "attempts",
-    "reached_erp",
-    "created_at",
-    "updated_at",
+from hub.intake import Intake, intake
+from hub.models import DeadLetter, Order, utcnow
+from hub.order_states import (
+    DEAD,
+    DISCARDED,
+    QUEUED,
+    RAISED,
+    RAISING,
+    RECEIVED,
+    STORED,
+    UNFINISHED,
+    event,
+    events,
 )
-_intake_statement: Any = None
 
-
-def _intake_pg() -> Any:
-    """The intake statement, built once. Written as text with typed bound
-    parameters because this SQLAlchemy caches no compiled PostgreSQL
-    ``INSERT ... ON CONFLICT``: compiling it for every order cost more than
-    running it."""
-    global _intake_statement
-    if _intake_statement is None:
-        orders_table, events_table = Order.__table__, OrderEvent.__table__
-        names = ", ".join(f'"{name}"' for name in _INTAKE_COLUMNS)
-        values = ", ".join(f":o_{name}" for name in _INTAKE_COLUMNS)
-        sql = (
-            f"WITH new_order AS (INSERT INTO {orders_table.name} ({names}) VALUES ({values}) "
-            "ON CONFLICT ON CONSTRAINT uq_orders_channel_code DO NOTHING RETURNING id), "
-            f"new_event AS (INSERT INTO {events_table.name} (order_id, at, status, message) "
-            "SELECT id, :e_at, :e_status, :e_message FROM new_order) "
-            "SELECT id FROM new_order"
-        )
-        binds = [bindparam(f"o_{n}", type_=orders_table.c[n].type) for n in _INTAKE_COLUMNS]
-        binds += [
-            bindparam("e_at", type_=events_table.c.at.type),
-            bindparam("e_status", type_=events_table.c.status.type),
-            bindparam("e_message", type_=events_table.c.message.type),
-        ]
-        _intake_statement = text(sql).bindparams(*binds).columns(id=orders_table.c.id.type)
-    return _intake_statement
-
-
-def _insert_pg(session: Session, row: Order, message: str) -> bool:
-    """Insert the order and its first event in one statement (PostgreSQL).
-
-    Intake is a transaction per order, committed before the channel gets
-    its answer, so its round trips are what a burst of orders waits on: an
-    ``INSERT ... ON CONFLICT DO NOTHING`` with the event inserted by a
-    data-modifying CTE replaces a savepoint, two flushes and a release.
-    Sets ``row.id`` (the row stays outside the session, like a detached one)
-    and says whether it was new.
-    """
-    params = {f"o_{name}": getattr(row, name) for name in _INTAKE_COLUMNS}
-    params.update(e_at=row.created_at, e_status=row.status, e_message=message[:2000])
-    order_id = session.scalar(_intake_pg(), params)
-    if order_id is None:
-        return False
-    row.id = order_id
-    return True
-
-
-def _note_delivery(
-    session: Session, client_id: int, channel: str, delivery_id: str | None, order_id: int
-) -> None:
-    if not delivery_id:
-        return
-    try:
-        with session.begin_nested():
-            session.add(
-                WebhookDelivery(
-                    client_id=client_id, channel=channel, delivery_id=delivery_id, order_id=order_id
-                )
-            )
-    except IntegrityError:
-        pass  # the same delivery id raced in: the first one recorded it
+__all__ = [
+    "DEAD",
+    "DISCARDED",
+    "QUEUED",
+    "RAISED",
+    "RAISING",
+    "RECEIVED",
+    "STORED",
+    "UNFINISHED",
+    "Claim",
+    "Claimed",
+    "Intake",
+    "ReplayError",
+    "claim",
+    "claim_batch",
+    "claimable",
+    "dead_letter",
+    "discard",
+    "event",
+    "events",
+    "give_back",
+    "intake",
+    "pending",
+    "raised",
+    "raised_many",
+    "receivable",
+    "replay",
+    "retry_later",
+    "retry_many",
+    "routed",
+    "routed_many",
+    "unfinished",
+]
 
 
 def _move(session: Session, order_id: int, frm: tuple[str, ...], **values: Any) -> bool:
