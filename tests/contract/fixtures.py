@@ -33,8 +33,9 @@ class KindFixtures:
     """Everything the contract suite needs to know about one kind.
 
     ``settings``: sample settings that load without reaching the ERP, with a
-    value for every secret field. ``bad_settings``: field → a value its
-    schema refuses (the suite expects the error to name that field).
+    value for every secret field. ``bad_settings``: (field, value) pairs,
+    each a value the field's schema refuses in the sample settings (the
+    suite expects the error to name that field).
     ``serve``: start the kind's emulator, its files under the given folder,
     for the length of the block. ``refused``: setting overrides with which
     the running emulator refuses the connector (a wrong password).
@@ -42,7 +43,7 @@ class KindFixtures:
 
     kind: str
     settings: dict[str, Any]
-    bad_settings: dict[str, Any]
+    bad_settings: list[tuple[str, Any]]
     serve: Callable[[Path], AbstractContextManager[Served]]
     refused: dict[str, Any] = field(default_factory=dict)
 

@@ -67,9 +67,9 @@ class ContractSuite:
         self, cls: type[Connector], fixtures: KindFixtures
     ) -> None:
         secrets = secrets_of(cls, fixtures.settings)
-        cases = {**fixtures.bad_settings, "no_such_setting": secrets[0]}
+        cases = [*fixtures.bad_settings, ("no_such_setting", secrets[0])]
         assert len(cases) > 1, "the kind's fixtures name no bad setting"
-        for name, value in cases.items():
+        for name, value in cases:
             with pytest.raises(SettingsError) as caught:
                 cls.load_settings({**fixtures.settings, name: value})
             assert name in str(caught.value), f"{name} is not named: {caught.value}"

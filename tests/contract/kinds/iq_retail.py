@@ -47,12 +47,14 @@ FIXTURES = add(
     KindFixtures(
         kind="iq_retail",
         settings=settings("http://127.0.0.1:1"),
-        bad_settings={
-            "request_url": f"http://99:{PASSWORD}@iq.local",
-            "company_number": 2,
-            "page_size": 0,
-            "stock_table": "Stock; DROP TABLE Stock",
-        },
+        bad_settings=[
+            ("request_url", "ftp://iq.local"),
+            ("request_url", f"http://99:{PASSWORD}@iq.local"),
+            ("company_number", 2),
+            ("user_password", ""),
+            ("page_size", 0),
+            ("stock_table", "Stock; DROP TABLE Stock"),
+        ],
         serve=serve,
         refused={"user_password": "contract-iq-Wrong-3q"},
     )

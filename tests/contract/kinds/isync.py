@@ -10,7 +10,7 @@ from typing import Any
 from emulators import isync
 from tests.contract.fixtures import KindFixtures, Served, add
 
-PASSWORD = "contract-isync-Secret-1i"
+PASSWORD = "contract&isync<Secret-1i>"  # XML's own characters, escaped on the wire
 
 
 def settings(service_url: str, username: str = "hub@example.co.za") -> dict[str, Any]:
@@ -44,7 +44,15 @@ FIXTURES = add(
     KindFixtures(
         kind="isync",
         settings=settings("http://127.0.0.1:1/MessageService.svc"),
-        bad_settings={"service_url": "ftp://isync.local", "page_size": 0},
+        bad_settings=[
+            ("service_url", "ftp://isync.example.com"),
+            ("service_url", f"https://shop:{PASSWORD}@isync.example.com/x.svc"),
+            ("service_url", "https://isync.example.com/x.svc?user=a"),
+            ("username", "  "),
+            ("password", ""),
+            ("page_size", 0),
+            ("op_get_products", "Get Products<"),
+        ],
         serve=serve,
         refused={"password": "contract-isync-Wrong-2i"},
     )

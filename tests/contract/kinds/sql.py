@@ -43,11 +43,13 @@ FIXTURES = add(
         kind="sql",
         # The URL is the secret (it may carry the database password).
         settings=settings("postgresql+psycopg://reader:contract-Secret-0s1@127.0.0.1:1/erp"),
-        bad_settings={
-            "page_size": 0,
-            "order_table": "orders; drop",
-            "url": "nonsense-with-contract-Secret-0s2",
-        },
+        bad_settings=[
+            ("page_size", 0),
+            ("page_size", "many"),
+            ("port", 70000),
+            ("order_table", "orders; drop"),
+            ("url", "nonsense-with-contract-Secret-0s2"),
+        ],
         serve=serve,
         # A database file in a folder that does not exist cannot be opened.
         refused={"url": "sqlite:////nonexistent/contract-Secret-0s3/erp.sqlite"},

@@ -50,7 +50,18 @@ FIXTURES = add(
             "mssql+pymssql://reader:contract-syspro-Db-3s@127.0.0.1:1/SysproCompanyEDU1",
             "http://127.0.0.1:1/SYSPROWCFService/Rest",
         ),
-        bad_settings={"enet_url": "ftp://syspro.local", "page_size": 0},
+        bad_settings=[
+            ("database_url", "not a url contract-syspro-Db-5s"),
+            ("enet_url", "ftp://syspro"),
+            ("enet_url", f"http://admin:{PASSWORD}@syspro/Rest"),
+            ("active_user_field", 6),
+            ("active_values", []),
+            ("customer_active_field", "Name; DROP TABLE x"),
+            ("page_size", 5000),
+            ("order_type", 0),  # YAML's 00, zeros lost
+            ("warehouses", ["WH01", 1]),
+            ("operator", ""),
+        ],
         serve=serve,
         refused={"operator_password": "contract-syspro-Wrong-4s"},
     )

@@ -33,7 +33,7 @@ def serve(folder: Path) -> Iterator[Served]:
 FIXTURES = KindFixtures(
     kind=KIND,
     settings=settings("not-running"),
-    bad_settings={"erp": "Not A Name!", "page_size": 0},
+    bad_settings=[("erp", "Not A Name!"), ("page_size", 0)],
     serve=serve,
     refused={"password": "contract-toy-Wrong-2t"},
 )
