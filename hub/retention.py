@@ -150,21 +150,10 @@ def fold_totals(
     at once never add the same runs twice (the loser re-reads the mark).
     Both bounds are read from the runs above the mark only.
     """
-    fold, totals = HistoryFold.__table__, RunTotal.__table__
-    cut = now - grace
-    with Session(engine) as s, s.begin():
-        through = _through(s)
-        blocker = s.scalar(
-            select(func.min(SyncRun.id)).where(
-                SyncRun.id > through, or_(SyncRun.status == ACTIVE, _ended() >= cut)
-            )
-        )
-        settled = s.scalar(
-            select(func.max(SyncRun.id)).where(SyncRun.id > through, SyncRun.created_at < cut)
-        )
-    if settled is None:
+    fold = HistoryFold.__table__
+    through, target = _fold_target(engine, now - grace)
+    if target is None:
         return through
-    target = settled if blocker is None else min(settled, blocker - 1)
     while True:
         with Session(engine) as s, s.begin():
             through = _through(s)
@@ -178,28 +167,59 @@ def fold_totals(
             )
             if claimed.rowcount != 1:
                 continue  # another fold moved the mark: nothing written here, read it again
-            rows = s.execute(
-                select(
-                    SyncRun.stream,
-                    SyncRun.status,
-                    func.count(),
-                    *(func.coalesce(func.sum(getattr(SyncRun, c)), 0) for c in RECORD_OUTCOMES),
-                )
-                .where(SyncRun.id > through, SyncRun.id <= upto)
-                .group_by(SyncRun.stream, SyncRun.status)
-            ).all()
-            for stream, status, runs, *counts in rows:
-                added = {"runs": int(runs)} | {
-                    c: int(n) for c, n in zip(RECORD_OUTCOMES, counts, strict=True)
-                }
-                result = s.execute(
-                    update(totals)
-                    .where(totals.c.stream == stream, totals.c.status == status)
-                    .values({k: totals.c[k] + n for k, n in added.items()})
-                )
-                if result.rowcount == 0:
-                    # Safe from a concurrent insert: the mark's row is locked above.
-                    s.execute(insert(totals).values(stream=stream, status=status, **added))
+            _add_runs(s, through, upto)
+
+
+def _fold_target(engine: Engine, cut: datetime) -> tuple[int, int | None]:
+    """The fold mark now, and how far it may move (None: nowhere yet).
+
+    Just below the lowest run still active or ended after ``cut``, and no
+    further than the newest run created before ``cut`` (see ``fold_totals``).
+    """
+    with Session(engine) as s, s.begin():
+        through = _through(s)
+        blocker = s.scalar(
+            select(func.min(SyncRun.id)).where(
+                SyncRun.id > through, or_(SyncRun.status == ACTIVE, _ended() >= cut)
+            )
+        )
+        settled = s.scalar(
+            select(func.max(SyncRun.id)).where(SyncRun.id > through, SyncRun.created_at < cut)
+        )
+    if settled is None:
+        return through, None
+    return through, settled if blocker is None else min(settled, blocker - 1)
+
+
+def _add_runs(s: Session, through: int, upto: int) -> None:
+    """Add the runs above ``through`` up to ``upto`` to the totals, by stream and status.
+
+    Called in the transaction that moved the mark, whose row lock keeps a
+    concurrent fold from inserting the same totals row meanwhile.
+    """
+    totals = RunTotal.__table__
+    rows = s.execute(
+        select(
+            SyncRun.stream,
+            SyncRun.status,
+            func.count(),
+            *(func.coalesce(func.sum(getattr(SyncRun, c)), 0) for c in RECORD_OUTCOMES),
+        )
+        .where(SyncRun.id > through, SyncRun.id <= upto)
+        .group_by(SyncRun.stream, SyncRun.status)
+    ).all()
+    for stream, status, runs, *counts in rows:
+        added = {"runs": int(runs)} | {
+            c: int(n) for c, n in zip(RECORD_OUTCOMES, counts, strict=True)
+        }
+        result = s.execute(
+            update(totals)
+            .where(totals.c.stream == stream, totals.c.status == status)
+            .values({k: totals.c[k] + n for k, n in added.items()})
+        )
+        if result.rowcount == 0:
+            # Safe from a concurrent insert: the mark's row is locked above.
+            s.execute(insert(totals).values(stream=stream, status=status, **added))
 
 
 def run_totals(session: Session) -> list[StreamTotal]:

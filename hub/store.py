@@ -284,7 +284,31 @@ def upsert_products(
     pg = _pg(session)
     writer = _PgWriter(pg, "products") if pg is not None else _PortableWriter(session, Product)
     now = utcnow()
+    written = _write_products(writer, plan, client_id, source_id, run_id, now)
+    if plan.deletes:
+        writer.soft_delete(plan.deletes, now, run_id)
+    if plan.raw_only:
+        writer.set_raw_hashes(plan.raw_only)
+    variant_rows = _variant_rows(written, client_id, source_id)
+    if variant_rows:
+        writer.insert_variants(variant_rows)
+    counts.written_keys = [it.key for _, it in written]
+    return counts
 
+
+def _write_products(
+    writer: _PgWriter | _PortableWriter,
+    plan: Plan,
+    client_id: int,
+    source_id: int,
+    run_id: int,
+    now: datetime,
+) -> list[tuple[int, StoreItem]]:
+    """Insert the new products and update the changed ones: (id, item) of each.
+
+    An updated product's variant rows are deleted here, so that the caller
+    writes every written product's variants afresh in one statement.
+    """
     written: list[tuple[int, StoreItem]] = []
     if plan.inserts:
         ids = writer.insert(
@@ -323,11 +347,14 @@ def upsert_products(
         )
         writer.delete_variants([pid for pid, _ in plan.updates])
         written.extend(plan.updates)
-    if plan.deletes:
-        writer.soft_delete(plan.deletes, now, run_id)
-    if plan.raw_only:
-        writer.set_raw_hashes(plan.raw_only)
-    variant_rows = [
+    return written
+
+
+def _variant_rows(
+    written: list[tuple[int, StoreItem]], client_id: int, source_id: int
+) -> list[dict[str, Any]]:
+    """The variants table's rows for the written products: what lookups by SKU read."""
+    return [
         {
             "product_id": pid,
             "client_id": client_id,
@@ -340,10 +367,6 @@ def upsert_products(
         for pid, it in written
         for v in (it.data or {}).get("variants", [])
     ]
-    if variant_rows:
-        writer.insert_variants(variant_rows)
-    counts.written_keys = [it.key for _, it in written]
-    return counts
 
 
 def upsert_customers(
