@@ -51,6 +51,13 @@ from mappings.core import (
     register,
     shown,
 )
+from mappings.syspro_settings import (
+    active_field,
+    chosen_warehouses,
+    folded_values,
+    price_code_names,
+    setting_text,
+)
 
 ERP: Final = "syspro"
 TRADE_CHANNEL: Final = "trade"
@@ -69,59 +76,6 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
 
 
 # --------------------------------------------------------------------------
-# Settings, read defensively: a map may be previewed with partial settings.
-# --------------------------------------------------------------------------
-
-
-def _setting_text(settings: Mapping[str, Any], name: str) -> str | None:
-    value = settings.get(name)
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None
-
-
-def _folded(values: Any) -> frozenset[str] | None:
-    """A list setting as stripped, case-folded strings; None when unset."""
-    if values is None:
-        return None
-    if isinstance(values, str):
-        values = [values]
-    return frozenset(str(v).strip().casefold() for v in values if v is not None)
-
-
-def active_field(settings: Mapping[str, Any]) -> str:
-    """``UserField<n>`` for the source's ``active_user_field`` (1-5, default 1)."""
-    raw = settings.get("active_user_field")
-    number = 1 if raw in (None, "") else raw
-    try:
-        n = int(str(number).strip().removeprefix("UserField").removeprefix("userfield"))
-    except ValueError:
-        n = 0
-    if not 1 <= n <= 5:
-        raise MappingError(f'active_user_field "{shown(raw)}" is not a user field from 1 to 5')
-    return f"UserField{n}"
-
-
-def chosen_warehouses(settings: Mapping[str, Any]) -> frozenset[str] | None:
-    """The warehouses the source sums, stripped and upper-cased; None means all."""
-    values = settings.get("warehouses")
-    if not values:
-        return None
-    if isinstance(values, str):
-        values = [values]
-    return frozenset(str(v).strip().upper() for v in values if str(v).strip())
-
-
-def price_code_names(settings: Mapping[str, Any]) -> dict[str, str] | None:
-    """PriceCode (upper case) -> tier name; None means every code as its own name."""
-    codes = settings.get("price_codes")
-    if not codes or not isinstance(codes, Mapping):
-        return None
-    return {str(k).strip().upper(): str(v).strip() for k, v in codes.items()}
-
-
-# --------------------------------------------------------------------------
 # Products
 # --------------------------------------------------------------------------
 
@@ -133,12 +87,12 @@ def _product_active(record: Mapping[str, Any], settings: Mapping[str, Any]) -> s
     if value is not None and not isinstance(value, str | int | float | Decimal):
         raise MappingError(f'{name} "{shown(value)}" is not text')
     text = "" if value is None else str(value).strip().casefold()
-    active = _folded(settings.get("active_values"))
+    active = folded_values(settings.get("active_values"))
     if active is None or not active:
         active = frozenset(v.casefold() for v in DEFAULT_ACTIVE_VALUES)
     if text in active:
         return "active"
-    deleting = _folded(settings.get("delete_values"))
+    deleting = folded_values(settings.get("delete_values"))
     if deleting is None or text in deleting:
         return "delete"
     return "ignore"
@@ -320,7 +274,7 @@ PRODUCTS: Final = register(
 
 def _customer_active(record: Mapping[str, Any], settings: Mapping[str, Any]) -> Any:
     """True, or the raw value of ``customer_active_field`` for the hub's tri-state."""
-    name = _setting_text(settings, "customer_active_field")
+    name = setting_text(settings, "customer_active_field")
     if name is None:
         return True
     return record.get(name)
@@ -425,13 +379,13 @@ def _sales_rep(order: Mapping[str, Any], settings: Mapping[str, Any]) -> str | N
     return (
         _meta(order, "sales_rep_id")
         or _meta(order, "sales_representative_number")
-        or _setting_text(settings, "sales_rep")
-        or _setting_text(settings, "sales_rep_id")
+        or setting_text(settings, "sales_rep")
+        or setting_text(settings, "sales_rep_id")
     )
 
 
 def _order_type(order: Mapping[str, Any], settings: Mapping[str, Any]) -> str:
-    return _meta(order, "order_type") or _setting_text(settings, "order_type") or DEFAULT_ORDER_TYPE
+    return _meta(order, "order_type") or setting_text(settings, "order_type") or DEFAULT_ORDER_TYPE
 
 
 def _customer(order: Mapping[str, Any], settings: Mapping[str, Any]) -> str:
@@ -440,7 +394,7 @@ def _customer(order: Mapping[str, Any], settings: Mapping[str, Any]) -> str:
     text = clean_text(code)
     if text:
         return text
-    fallback = _setting_text(settings, "default_customer_code")
+    fallback = setting_text(settings, "default_customer_code")
     if fallback is None:
         raise MissingSettingError(
             "default_customer_code",
@@ -540,37 +494,12 @@ def _ship_lines(order: Mapping[str, Any]) -> tuple[list[str], str]:
     return lines, clean_text(address.get("zip"), 10)
 
 
-def order_payload(order: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
-    """A canonical order as ``{"header", "lines", "freight"}`` for SORTOIDOC.
+def _order_lines(order: Mapping[str, Any], warehouse: str | None) -> list[dict[str, Any]]:
+    """SORTOIDOC's stock lines: the price per unit with the line's discount spread over its units.
 
-    Values are final text: prices with exactly two places (``Decimal``,
-    never a float's ``8.000000000000001``), quantities without a trailing
-    ``.0``, limits applied. A line's price is per unit ex tax with the
-    line's discount spread over its units, as seed 003 asks. Raises
-    ``MappingError`` (a ValueError) naming the order and field, or
-    ``MissingSettingError`` naming the setting to fix; a retry would change
-    neither. Shipping needs no setting: SORTOI takes it as a FreightLine.
+    SORTOI has no line discount of its own, so a discount that would take
+    the unit price below zero is refused rather than sent.
     """
-    if not isinstance(order, Mapping):
-        raise MappingError("the order is not a set of fields")
-    po = po_number(order.get("channel_order_code"))
-    if not po:
-        raise MappingError("the order has no channel_order_code")
-    warehouse = _setting_text(settings, "order_warehouse")
-    ship, postal = _ship_lines(order)
-    customer = order.get("customer") if isinstance(order.get("customer"), Mapping) else {}
-    header: dict[str, Any] = {
-        "CustomerPoNumber": po,
-        "OrderActionType": "A",
-        "Customer": _customer(order, settings),
-        "OrderDate": _order_date(order),
-        "Salesperson": _sales_rep(order, settings),
-        "OrderType": _order_type(order, settings),
-        "Email": clean_text(customer.get("email"), 255) or None,
-        **{f"ShipAddress{n}": ship[n - 1] for n in range(1, SHIP_ADDRESS_LINES + 1)},
-        "ShipPostalCode": postal or None,
-        "Warehouse": warehouse,
-    }
     lines: list[dict[str, Any]] = []
     for index, item in enumerate(_line_items(order), start=1):
         code = clean_text(item.get("sku"))
@@ -598,6 +527,41 @@ def order_payload(order: Mapping[str, Any], settings: Mapping[str, Any]) -> dict
                 "Price": two_places(unit),
             }
         )
+    return lines
+
+
+def order_payload(order: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
+    """A canonical order as ``{"header", "lines", "freight"}`` for SORTOIDOC.
+
+    Values are final text: prices with exactly two places (``Decimal``,
+    never a float's ``8.000000000000001``), quantities without a trailing
+    ``.0``, limits applied. A line's price is per unit ex tax with the
+    line's discount spread over its units, as seed 003 asks. Raises
+    ``MappingError`` (a ValueError) naming the order and field, or
+    ``MissingSettingError`` naming the setting to fix; a retry would change
+    neither. Shipping needs no setting: SORTOI takes it as a FreightLine.
+    """
+    if not isinstance(order, Mapping):
+        raise MappingError("the order is not a set of fields")
+    po = po_number(order.get("channel_order_code"))
+    if not po:
+        raise MappingError("the order has no channel_order_code")
+    warehouse = setting_text(settings, "order_warehouse")
+    ship, postal = _ship_lines(order)
+    customer = order.get("customer") if isinstance(order.get("customer"), Mapping) else {}
+    header: dict[str, Any] = {
+        "CustomerPoNumber": po,
+        "OrderActionType": "A",
+        "Customer": _customer(order, settings),
+        "OrderDate": _order_date(order),
+        "Salesperson": _sales_rep(order, settings),
+        "OrderType": _order_type(order, settings),
+        "Email": clean_text(customer.get("email"), 255) or None,
+        **{f"ShipAddress{n}": ship[n - 1] for n in range(1, SHIP_ADDRESS_LINES + 1)},
+        "ShipPostalCode": postal or None,
+        "Warehouse": warehouse,
+    }
+    lines = _order_lines(order, warehouse)
     shipping = sum(
         (
             _money(s.get("price"), "shipping price", order)
