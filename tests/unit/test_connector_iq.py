@@ -26,7 +26,6 @@ import pytest
 
 from connectors.base import (
     ConnectorError,
-    NotSupportedError,
     PermanentError,
     RejectedError,
     SettingsError,
@@ -228,27 +227,6 @@ def test_settings_defaults_secrets_and_idempotent_load() -> None:
     assert IqRetailConnector.secret_fields() == {"user_password", "partner_passphrase"}
 
 
-@pytest.mark.parametrize(
-    ("over", "named"),
-    [
-        ({"request_url": "ftp://iq.local"}, "request_url"),
-        ({"request_url": f"http://99:{PASSWORD}@iq.local"}, "request_url"),
-        ({"company_number": 2}, "company_number"),
-        ({"user_password": ""}, "user_password"),
-        ({"page_size": 0}, "page_size"),
-        ({"stock_table": "Stock; DROP TABLE Stock"}, "stock_table"),
-        ({"colour": "blue"}, "colour"),
-    ],
-)
-def test_bad_settings_name_the_field_and_never_the_password(
-    over: dict[str, Any], named: str
-) -> None:
-    with pytest.raises(SettingsError) as caught:
-        IqRetailConnector(settings("http://127.0.0.1:1", **over))
-    assert named in str(caught.value)
-    assert_no_secret(caught.value)
-
-
 def test_repr_hides_the_password(iq: tuple[IqRetailConnector, Script]) -> None:
     connector, _ = iq
     assert PASSWORD not in repr(connector)
@@ -410,13 +388,6 @@ def test_a_control_character_in_the_cursor_is_refused(
     connector, script = iq
     with pytest.raises(PermanentError, match="control character"):
         connector.read("products", "A\nDROP", 10)
-    assert script.seen == []
-
-
-def test_customers_are_not_supported(iq: tuple[IqRetailConnector, Script]) -> None:
-    connector, script = iq
-    with pytest.raises(NotSupportedError, match="IQ Retail does not sync customers"):
-        connector.read("customers", None, 10)
     assert script.seen == []
 
 

@@ -27,7 +27,6 @@ import pytest
 
 from connectors.base import (
     ConnectorError,
-    NotSupportedError,
     PermanentError,
     RejectedError,
     SettingsError,
@@ -281,28 +280,6 @@ def test_settings_defaults_secrets_and_idempotent_load() -> None:
     assert IsyncConnector.secret_fields() == {"password"}
 
 
-@pytest.mark.parametrize(
-    ("over", "named"),
-    [
-        ({"service_url": "ftp://isync.example.com"}, "service_url"),
-        ({"service_url": f"https://shop:{PASSWORD}@isync.example.com/x.svc"}, "service_url"),
-        ({"service_url": "https://isync.example.com/x.svc?user=a"}, "service_url"),
-        ({"username": "  "}, "username"),
-        ({"password": ""}, "password"),
-        ({"page_size": 0}, "page_size"),
-        ({"op_get_products": "Get Products<"}, "op_get_products"),
-        ({"colour": "blue"}, "colour"),
-    ],
-)
-def test_bad_settings_name_the_field_and_never_the_password(
-    over: dict[str, Any], named: str
-) -> None:
-    with pytest.raises(SettingsError) as caught:
-        IsyncConnector(settings("http://127.0.0.1:1/MessageService.svc", **over))
-    assert named in str(caught.value)
-    assert_no_secret(caught.value)
-
-
 def test_repr_and_session_key_hold_no_secret() -> None:
     url = "https://isync.example.com/MessageService.svc"
     connector = IsyncConnector(settings(url))
@@ -516,13 +493,6 @@ def test_connection_refused_is_transient() -> None:
         pytest.raises(TransientError, match="could not connect"),
     ):
         connector.check()
-
-
-def test_customers_are_not_supported(isync: tuple[IsyncConnector, Script]) -> None:
-    connector, script = isync
-    with pytest.raises(NotSupportedError, match="iSync does not sync customers"):
-        connector.read("customers", None, 10)
-    assert script.seen == []
 
 
 # --------------------------------------------------------------------------
