@@ -9,19 +9,31 @@ from __future__ import annotations
 
 import hmac
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from hub.db import get_engine, session_scope
-from hub.models import Client, Order, OrderEvent, Source, SourceStream, SyncRun
-from workers.sources import connector_class, hash_token, unsupported_stream
+from hub import queries, schedule
+from hub.db import session_scope
+from hub.models import Client, Order, Source, SyncRun
+from s2s import channels
+from s2s.metrics import CONTENT_TYPE, collect
+from workers.ops import queue_depths, workers_online
+from workers.orders import submit
+from workers.sources import (
+    channel_secret,
+    channel_settings,
+    connector_class,
+    hash_token,
+    unsupported_stream,
+)
+from workers.tasks import SyncStart, start_sync
 
 STREAMS = ("products", "customers")
 
@@ -33,7 +45,7 @@ def _error(status: int, message: str) -> JSONResponse:
 def _authorised_client(request: Request) -> Client | JSONResponse:
     code = request.path_params["client"]
     with session_scope() as s:
-        client = s.scalars(select(Client).where(Client.code == code)).first()
+        client = queries.client_by_code(s, code)
     if client is None:
         return _error(404, f"no client {code!r}")
     if not _token_matches(request, client):
@@ -54,13 +66,10 @@ def _token_matches(request: Request, client: Client) -> bool:
 async def health(_: Request) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
-        with get_engine().connect() as conn:
-            conn.execute(text("SELECT 1"))
+        queries.ping()
         checks["database"] = "ok"
     except Exception as exc:  # report, do not raise: this is the health probe
         checks["database"] = f"unreachable: {type(exc).__name__}"
-    from workers.ops import queue_depths
-
     depths = queue_depths(timeout=2.0)
     checks["broker"] = "ok" if any(v is not None for v in depths.values()) else "unreachable"
     ok = all(v == "ok" for v in checks.values())
@@ -91,18 +100,10 @@ def _run_json(run: SyncRun) -> dict[str, Any]:
 
 
 def _authorised_source(request: Request) -> tuple[Client, Source] | JSONResponse:
-    """The URL's client (authenticated by its own token) and one of its sources.
-
-    One query for both: a resync is the request a thousand tenants' tools
-    may send at once.
-    """
+    """The URL's client (authenticated by its own token) and one of its sources."""
     code, source_code = request.path_params["client"], request.path_params["source"]
     with session_scope() as s:
-        found = s.execute(
-            select(Client, Source)
-            .outerjoin(Source, (Source.client_id == Client.id) & (Source.code == source_code))
-            .where(Client.code == code)
-        ).first()
+        found = queries.client_and_source(s, code, source_code)
     if found is None:
         return _error(404, f"no client {code!r}")
     client, source = found
@@ -113,11 +114,18 @@ def _authorised_source(request: Request) -> tuple[Client, Source] | JSONResponse
     return client, source
 
 
-async def resync(request: Request) -> JSONResponse:
-    found = _authorised_source(request)
-    if isinstance(found, JSONResponse):
-        return found
-    _, source = found
+@dataclass(frozen=True)
+class _Resync:
+    """What a resync request asks for, once its body has been checked."""
+
+    stream: str
+    full: bool
+    since: str | None
+    queue: bool
+
+
+async def _resync_request(request: Request, source: Source) -> _Resync | JSONResponse:
+    """The body's stream, flags and time, or a 4xx saying what is wrong with them."""
     body: dict[str, Any] = {}
     raw = await request.body()
     if raw:
@@ -142,18 +150,11 @@ async def resync(request: Request) -> JSONResponse:
             return _error(
                 400, f"'since' takes a date and time such as 2026-11-01T08:00:00, not {since!r}"
             )
-    from workers.tasks import start_sync
+    return _Resync(stream, bool(body.get("full")), since, bool(body.get("queue", False)))
 
-    result = await run_in_threadpool(
-        lambda: start_sync(
-            source.id,
-            stream,
-            requested_by="api",
-            full=body.get("full") or None,
-            since=since,
-            queue_behind=bool(body.get("queue", False)),
-        )
-    )
+
+def _resync_answer(result: SyncStart) -> JSONResponse:
+    """202 when a run started or was queued behind the active one, 200 when refused."""
     if result.created:
         message, status = f"run {result.run.id} started", 202
     elif result.queued:
@@ -179,6 +180,27 @@ async def resync(request: Request) -> JSONResponse:
     )
 
 
+async def resync(request: Request) -> JSONResponse:
+    found = _authorised_source(request)
+    if isinstance(found, JSONResponse):
+        return found
+    _, source = found
+    asked = await _resync_request(request, source)
+    if isinstance(asked, JSONResponse):
+        return asked
+    result = await run_in_threadpool(
+        lambda: start_sync(
+            source.id,
+            asked.stream,
+            requested_by="api",
+            full=asked.full or None,
+            since=asked.since,
+            queue_behind=asked.queue,
+        )
+    )
+    return _resync_answer(result)
+
+
 async def client_status(request: Request) -> JSONResponse:
     """The client's sources: per stream the schedule, pause, next due time,
     a queued resync, and the last run with its counts and progress."""
@@ -187,36 +209,23 @@ async def client_status(request: Request) -> JSONResponse:
         return client
 
     def load() -> JSONResponse:
-        from hub import schedule
-
-        out: list[dict[str, Any]] = []
         with session_scope() as s:
-            rows = s.execute(
-                select(Source, SourceStream)
-                .join(SourceStream, SourceStream.source_id == Source.id)
-                .where(Source.client_id == client.id)
-                .order_by(Source.code, SourceStream.stream)
-            ).all()
-            for src, st in rows:
-                last = s.scalars(
-                    select(SyncRun)
-                    .where(SyncRun.source_id == src.id, SyncRun.stream == st.stream)
-                    .order_by(SyncRun.id.desc())
-                    .limit(1)
-                ).first()
-                out.append(
-                    {
-                        "source": src.code,
-                        "kind": src.kind,
-                        "stream": st.stream,
-                        "enabled": src.enabled,
-                        "schedule": schedule.of(st).describe(),
-                        "paused": st.paused,
-                        "next_due_at": st.next_due_at.isoformat() if st.next_due_at else None,
-                        "resync_queued": st.queued_at is not None,
-                        "last_run": _run_json(last) if last else None,
-                    }
-                )
+            out = [
+                {
+                    "source": row.source.code,
+                    "kind": row.source.kind,
+                    "stream": row.stream.stream,
+                    "enabled": row.source.enabled,
+                    "schedule": schedule.of(row.stream).describe(),
+                    "paused": row.stream.paused,
+                    "next_due_at": (
+                        row.stream.next_due_at.isoformat() if row.stream.next_due_at else None
+                    ),
+                    "resync_queued": row.stream.queued_at is not None,
+                    "last_run": _run_json(row.last_run) if row.last_run else None,
+                }
+                for row in queries.stream_statuses(s, client.id)
+            ]
         return JSONResponse({"client": client.code, "streams": out})
 
     return await run_in_threadpool(load)
@@ -224,8 +233,6 @@ async def client_status(request: Request) -> JSONResponse:
 
 async def metrics(_: Request) -> Response:
     """Prometheus scrape: aggregates only, no client names (see s2s.metrics)."""
-    from s2s.metrics import CONTENT_TYPE, collect
-    from workers.ops import queue_depths, workers_online
 
     def load() -> str:
         depths = queue_depths(timeout=2.0)
@@ -246,12 +253,7 @@ async def runs(request: Request) -> JSONResponse:
     except ValueError:
         return _error(400, "limit must be a whole number")
     with session_scope() as s:
-        rows = s.scalars(
-            select(SyncRun)
-            .where(SyncRun.source_id == source.id)
-            .order_by(SyncRun.id.desc())
-            .limit(limit)
-        ).all()
+        rows = queries.recent_runs(s, source.id, limit)
         return JSONResponse({"runs": [_run_json(r) for r in rows]})
 
 
@@ -303,7 +305,6 @@ async def submit_order(request: Request) -> JSONResponse:
         return payload
     if isinstance(payload, dict):
         payload.setdefault("channel", "api")
-    from workers.orders import submit
 
     result, errors = await run_in_threadpool(submit, client.id, payload)
     if result is None:
@@ -321,9 +322,7 @@ async def order_status(request: Request) -> JSONResponse:
             order = s.get(Order, int(request.path_params["order_id"]))
             if order is None or order.client_id != client.id:
                 return _error(404, "no such order for this client")
-            history = s.scalars(
-                select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id)
-            )
+            history = queries.order_history(s, order.id)
             return JSONResponse(
                 {
                     "order": order.id,
@@ -350,10 +349,6 @@ async def webhook(request: Request) -> JSONResponse:
     secret, so a delivery signed for one client cannot create an order for
     another, and a bad signature stores nothing.
     """
-    from s2s import channels
-    from workers.orders import submit
-    from workers.sources import channel_secret, channel_settings
-
     channel = request.path_params["channel"]
     if channel not in channels.SIGNATURE_HEADERS:
         return _error(404, f"no webhook for channel {channel!r}")
@@ -361,7 +356,7 @@ async def webhook(request: Request) -> JSONResponse:
 
     def find() -> Client | None:
         with session_scope() as s:
-            return s.scalars(select(Client).where(Client.code == code)).first()
+            return queries.client_by_code(s, code)
 
     client = await run_in_threadpool(find)
     if client is None:

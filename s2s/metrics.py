@@ -13,12 +13,10 @@ because it is meant to be scraped without a client's token.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from hub.models import DeadLetter, Order, SourceStream
+from hub import queries
 from hub.retention import run_totals
 from hub.runs import ACTIVE, RECORD_OUTCOMES
 
@@ -69,7 +67,13 @@ def collect(
     """The whole scrape: runs, records by outcome, orders by state, dead
     letters, queue depths, workers online, schedules paused or queued."""
     out = Exposition()
+    _runs(out, session)
+    _hub_state(out, session)
+    _broker(out, depths, workers)
+    return out.render()
 
+
+def _runs(out: Exposition, session: Session) -> None:
     # Folded totals plus the runs since the last fold (hub.retention): the
     # counters survive pruning and a scrape does not recount the history.
     totals = run_totals(session)
@@ -85,7 +89,6 @@ def collect(
         "Sync runs in progress, by stream.",
         (({"stream": t.stream}, t.runs) for t in totals if t.status == ACTIVE),
     )
-
     records: dict[str, dict[str, int]] = {}
     for t in totals:
         by_outcome = records.setdefault(t.stream, dict.fromkeys(RECORD_OUTCOMES, 0))
@@ -102,43 +105,38 @@ def collect(
         ),
     )
 
-    orders = session.execute(select(Order.status, func.count()).group_by(Order.status)).all()
+
+def _hub_state(out: Exposition, session: Session) -> None:
     out.family(
         "s2s_orders",
         "gauge",
         "Orders by state.",
-        (({"state": state}, n) for state, n in orders),
+        (({"state": state}, n) for state, n in queries.orders_by_state(session)),
     )
-
-    letters = session.execute(
-        select(DeadLetter.status, func.count()).group_by(DeadLetter.status)
-    ).all()
     out.family(
         "s2s_dead_letters",
         "gauge",
         "Dead letters by status (open ones need a person).",
-        (({"status": status}, n) for status, n in letters),
+        (({"status": status}, n) for status, n in queries.letters_by_status(session)),
     )
-
-    streams: Any = session.execute(
-        select(
-            func.count().filter(SourceStream.paused.is_(True)),
-            func.count().filter(SourceStream.queued_at.is_not(None)),
-        )
-    ).one()
+    paused, queued = queries.stream_flags(session)
     out.family(
         "s2s_streams_paused",
         "gauge",
         "Source streams whose schedule is paused.",
-        [({}, streams[0])],
+        [({}, paused)],
     )
     out.family(
         "s2s_resyncs_queued",
         "gauge",
         "Resyncs waiting for an active run of their stream to end.",
-        [({}, streams[1])],
+        [({}, queued)],
     )
 
+
+def _broker(
+    out: Exposition, depths: dict[str, int | None], workers: dict[str, list[str]] | None
+) -> None:
     out.family(
         "s2s_queue_depth",
         "gauge",
@@ -151,18 +149,16 @@ def collect(
         "1 if the broker answered the queue-depth query.",
         [({}, int(any(n is not None for n in depths.values())))],
     )
-    if workers is not None:
-        out.family(
-            "s2s_workers_online", "gauge", "Worker processes answering.", [({}, len(workers))]
-        )
-        serving: dict[str, int] = {q: 0 for q in depths}
-        for queues in workers.values():
-            for q in queues:
-                serving[q] = serving.get(q, 0) + 1
-        out.family(
-            "s2s_queue_workers",
-            "gauge",
-            "Workers consuming each queue (0: nothing will run its tasks).",
-            (({"queue": q}, n) for q, n in serving.items()),
-        )
-    return out.render()
+    if workers is None:
+        return
+    out.family("s2s_workers_online", "gauge", "Worker processes answering.", [({}, len(workers))])
+    serving: dict[str, int] = {q: 0 for q in depths}
+    for queues in workers.values():
+        for q in queues:
+            serving[q] = serving.get(q, 0) + 1
+    out.family(
+        "s2s_queue_workers",
+        "gauge",
+        "Workers consuming each queue (0: nothing will run its tasks).",
+        (({"queue": q}, n) for q, n in serving.items()),
+    )

@@ -5,6 +5,12 @@ acknowledgements of its own, so tasks ack late and are re-queued when a
 worker child dies; time limits stay well below the visibility timeout so a
 running task is never delivered twice; the broker carries only ids and the
 database decides what is still to do.
+
+Importing this module does nothing but declare: the configuration is a
+promise (``app.add_defaults``) kept the first time Celery needs it, so the
+settings are read, and the embedded broker's transport registered, only by
+a process that talks to the broker; and the raise queues come from the
+registry of kinds, which imports no connector.
 """
 
 from __future__ import annotations
@@ -17,17 +23,17 @@ from celery.signals import (
     worker_ready,
     worker_shutdown,
 )
-from kombu import Queue
+from kombu import Queue, pools
 
+from hub.db import dispose_all
+from hub.logs import configure as configure_logging
 from hub.settings import Settings, get_settings
-from workers.broker import register as _register_embedded_broker
-from workers.sources import CONNECTORS
-
-_register_embedded_broker()
+from workers import kinds
+from workers.broker import register as register_embedded_broker
 
 SYNC_QUEUES = ("fetch", "map", "upsert")
 # One raise queue per ERP type: a slow or failing ERP only backs up its own.
-RAISE_QUEUES = tuple(f"raise.{kind}" for kind in sorted(CONNECTORS))
+RAISE_QUEUES = tuple(f"raise.{kind}" for kind in kinds.names())
 ORDER_QUEUES = ("orders", *RAISE_QUEUES)
 QUEUES = ("maintenance", *SYNC_QUEUES, *ORDER_QUEUES)
 
@@ -95,20 +101,28 @@ def config_for(settings: Settings) -> dict[str, object]:
     }
 
 
+def _configuration() -> dict[str, object]:
+    """The promise Celery keeps when it first needs its configuration.
+
+    The embedded broker's transport is registered here, just before a
+    broker URL can be used, rather than when this module is imported.
+    """
+    register_embedded_broker()
+    return config_for(get_settings())
+
+
 app = Celery("s2s", include=["workers.tasks", "workers.orders", "workers.retention"])
-app.conf.update(config_for(get_settings()))
+app.add_defaults(_configuration)
 
 
 def reconfigure() -> None:
     """Re-read settings (tests change the environment between cases)."""
     get_settings.cache_clear()
-    app.conf.update(config_for(get_settings()))
+    app.conf.update(_configuration())
     # Drop pooled broker connections made with the old URL. kombu keeps its
     # pools in a process-wide registry keyed by URL, so closing one pool in
     # place would hand a closed pool to the next user of the same URL:
     # reset the registry instead; Celery builds new pools on the next publish.
-    from kombu import pools
-
     pools.reset()
     app._pool = None
     app.amqp._producer_pool = None
@@ -116,18 +130,14 @@ def reconfigure() -> None:
 
 @after_setup_logger.connect
 def _logging(**_: object) -> None:
-    from hub.logs import configure
-
     s = get_settings()
-    configure(s.log_format, s.log_level)
+    configure_logging(s.log_format, s.log_level)
 
 
 @worker_process_init.connect
 def _fresh_engines(**_: object) -> None:
     # Engines are per process already (hub.db keys them by pid); dropping any
     # inherited from the parent makes that explicit.
-    from hub.db import dispose_all
-
     dispose_all()
 
 
@@ -137,6 +147,8 @@ def _release_connectors(**_: object) -> None:
     # needed it (see workers.sources.ConnectorCache): a worker serving many
     # tenants would otherwise hold one idle connection per tenant and pool
     # process, and ERP servers refuse new ones long before a thousand.
+    # Imported here: workers.sources imports every connector, which importing
+    # this module must not (a worker has it loaded by its tasks already).
     from workers.sources import release_connectors
 
     release_connectors()
@@ -149,6 +161,7 @@ _heartbeat: object | None = None
 def _start_heartbeat(sender: object = None, **_: object) -> None:
     # Workers online, on the embedded broker (which cannot broadcast a ping).
     global _heartbeat
+    # Imported here: workers.ops reads the queues and the app from this module.
     from workers.ops import start_heartbeat
 
     _heartbeat = start_heartbeat(sender)

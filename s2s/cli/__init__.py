@@ -1,0 +1,71 @@
+"""The ``s2s`` command: one entry point for operators.
+
+One module per command group, assembled here with click's ``add_command``;
+``s2s.cli.common`` holds what they share (the consoles, one-line errors).
+``wait_for_run`` and ``runs_table`` are exported for the demo.
+"""
+
+from __future__ import annotations
+
+import click
+
+from hub.logs import configure
+from hub.settings import get_settings
+from s2s.cli.apply import apply_file
+from s2s.cli.clients import client, source
+from s2s.cli.common import CliError
+from s2s.cli.db import db, keys
+from s2s.cli.dlq import dlq
+from s2s.cli.orders import orders
+from s2s.cli.preview import check, mappings, preview
+from s2s.cli.processes import api, beat, flower, worker
+from s2s.cli.runs import resync, runs_cmd, runs_table, wait_for_run
+from s2s.cli.status import pause, resume, schedule_cmd, status
+
+# isort: split
+# Last, once runs_table is bound here: s2s.demo reads it from this package.
+from s2s.cli.demo import demo
+
+__all__ = ["cli", "main", "runs_table", "wait_for_run"]
+
+
+@click.group()
+def cli() -> None:
+    """Integration hub: sync ERPs into the hub, raise channel orders into ERPs."""
+    try:
+        s = get_settings()
+    except ValueError as exc:
+        # A bad setting in the environment (S2S_RETENTION_DAYS=0, ...) is
+        # the operator's to fix: one line naming it, for every command.
+        raise CliError(str(exc)) from None
+    configure(s.log_format, "WARNING" if s.log_level == "INFO" else s.log_level)
+
+
+for command in (
+    db,
+    client,
+    source,
+    apply_file,
+    check,
+    preview,
+    resync,
+    runs_cmd,
+    status,
+    schedule_cmd,
+    pause,
+    resume,
+    orders,
+    dlq,
+    keys,
+    worker,
+    api,
+    beat,
+    flower,
+    mappings,
+    demo,
+):
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli(prog_name="s2s")

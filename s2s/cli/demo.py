@@ -1,0 +1,24 @@
+"""``s2s demo``: the whole hub locally against an emulated ERP, with no set-up."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+# The module, not its run_demo: s2s.demo reads the run table from this
+# package, so whichever of the two is imported first, the other finds what
+# it needs by the time a command runs.
+from s2s import demo as demo_run
+from s2s.cli.common import console, friendly
+
+
+@click.command()
+@click.option(
+    "--products", default=2000, show_default=True, help="Size of the demo ERP's catalogue."
+)
+@click.option("--keep-worker", is_flag=True, help="Leave the worker running afterwards.")
+@friendly
+def demo(products: int, keep_worker: bool) -> None:
+    """Run the whole hub locally against an emulated ERP, with no set-up."""
+    sys.exit(demo_run.run_demo(console, products=products, keep_worker=keep_worker))

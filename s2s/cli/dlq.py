@@ -1,0 +1,191 @@
+"""Dead letters, the orders that need a person: ``s2s dlq ...``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from rich.table import Table
+
+from hub import queries
+from hub.db import session_scope
+from hub.models import Client, DeadLetter, Order, Source
+from hub.orders import ReplayError, discard, replay
+from s2s.cli.common import CliError, cell, console, friendly, say, say_facts, short, stamp
+from workers.orders import route_order
+from workers.sources import get_client
+
+
+def letters_table(letters: list[tuple[DeadLetter, Order, str]], *, full: bool) -> Table:
+    """Dead letters; ``full`` adds the outcome columns (for --all and order pages)."""
+    # Piped output is 140 columns: identifiers and classes never wrap (so they
+    # can be read and grepped whole); the free-text columns take the squeeze.
+    table = Table()
+    for name in ("id", "order", "order code", "client", "stage", "error"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("message", ratio=3)
+    table.add_column("attempts", justify="right", no_wrap=True)
+    table.add_column("created (UTC)", no_wrap=True)
+    if full:
+        table.add_column("status", no_wrap=True)
+        table.add_column("resolution", ratio=2)
+    for letter, order, ccode in letters:
+        row: list[Any] = [
+            str(letter.id),
+            str(letter.order_id),
+            cell(order.channel_order_code),
+            cell(ccode),
+            letter.stage,
+            cell(letter.error_class),
+            cell(short(letter.message)),
+            str(letter.attempts),
+            stamp(letter.created_at),
+        ]
+        if full:
+            row += [letter.status, cell(short(letter.resolution, 40))]
+        table.add_row(*row)
+    return table
+
+
+@click.group()
+def dlq() -> None:
+    """Dead letters: orders that need a person; see why, fix, replay or discard."""
+
+
+@dlq.command("list")
+@click.option("--client", "client_code", help="Only this client's dead letters.")
+@click.option("--all", "show_all", is_flag=True, help="Also replayed and discarded ones.")
+@friendly
+def dlq_list(client_code: str | None, show_all: bool) -> None:
+    """List open dead letters (all of them with --all), oldest first."""
+    with session_scope() as s:
+        client_id = get_client(s, client_code).id if client_code else None
+        letters = queries.dead_letters(s, client_id=client_id, open_only=not show_all)
+        if letters:
+            console.print(letters_table(letters, full=show_all))
+    if not letters:
+        say("no dead letters" if show_all else "no open dead letters")
+
+
+@dlq.command("show")
+@click.argument("letter_id", type=int)
+@friendly
+def dlq_show(letter_id: int) -> None:
+    """A dead letter in full: why, what to fix, and the order's canonical payload."""
+    with session_scope() as s:
+        letter = s.get(DeadLetter, letter_id)
+        if letter is None:
+            raise CliError(f"no dead letter {letter_id}")
+        order = s.get(Order, letter.order_id)
+        assert order is not None  # the foreign key cascades: a letter has its order
+        c = s.get(Client, letter.client_id)
+        src = s.get(Source, letter.source_id) if letter.source_id else None
+        facts = [
+            ("dead letter", str(letter.id)),
+            ("status", letter.status),
+            ("order", f"{order.id} {order.channel}/{order.channel_order_code} ({order.status})"),
+            ("client", c.code if c else str(letter.client_id)),
+            ("source", f"{src.code} ({src.kind})" if src else "-"),
+            ("stage", letter.stage),
+            ("error", letter.error_class),
+            ("attempts", str(letter.attempts)),
+            ("created", f"{stamp(letter.created_at)} UTC"),
+            ("resolved", f"{stamp(letter.resolved_at)} UTC" if letter.resolved_at else "-"),
+            ("resolution", letter.resolution or "-"),
+            ("message", " ".join(letter.message.split())),
+            ("fix", " ".join(letter.fix.split())),
+        ]
+        say_facts(facts)
+        say("order payload:")
+        console.print_json(json.dumps(order.order, default=str, ensure_ascii=False))
+
+
+def _enqueue_route(order_id: int) -> str | None:
+    """Hand a replayed order to routing; None when sent, else why it was not.
+
+    The order is already committed as ``received``, so a broker that is down
+    loses nothing: the sweeper routes received orders it finds stale.
+    """
+    try:
+        route_order.apply_async(args=(order_id,))
+    except Exception as exc:  # any broker failure: the database still holds the order
+        return " ".join(str(exc).split()) or type(exc).__name__
+    return None
+
+
+def _letters_to_replay(
+    letter_ids: tuple[int, ...], all_open: bool, client_code: str | None
+) -> tuple[int, ...]:
+    """The ids given, or the client's open letters with --all-open; the
+    options given together wrongly are one line."""
+    if all_open == bool(letter_ids):
+        raise CliError("give dead letter ids, or --all-open with --client CODE (not both)")
+    if client_code and not all_open:
+        raise CliError("--client goes with --all-open; dead letter ids need no client")
+    if not all_open:
+        return letter_ids
+    if not client_code:
+        raise CliError("--all-open needs --client CODE: replay one client's letters at a time")
+    with session_scope() as s:
+        return queries.open_letter_ids(s, get_client(s, client_code).id)
+
+
+@dlq.command("replay")
+@click.argument("letter_ids", nargs=-1, type=int)
+@click.option("--all-open", is_flag=True, help="Replay every open dead letter of --client.")
+@click.option("--client", "client_code", help="The client whose open dead letters to replay.")
+@friendly
+def dlq_replay(letter_ids: tuple[int, ...], all_open: bool, client_code: str | None) -> None:
+    """Send dead-lettered orders through routing again, with today's settings and products.
+
+    Fix what the letter's 'fix' says first (a setting, a product sync); each
+    letter is replayed in its own transaction and its order routed only after
+    that commit, so a worker never sees the order before it is 'received'.
+    """
+    letter_ids = _letters_to_replay(letter_ids, all_open, client_code)
+    if not letter_ids:
+        say(f"no open dead letters for client {client_code}")
+        return
+    failures: list[str] = []
+    for letter_id in letter_ids:
+        try:
+            with session_scope() as s:
+                order = replay(s, letter_id, note="replayed with s2s dlq replay")
+                label = f"order {order.id} {order.channel}/{order.channel_order_code}"
+                order_id = order.id
+        except ReplayError as exc:
+            failures.append(str(exc))
+            continue
+        problem = _enqueue_route(order_id)
+        if problem is None:
+            say(f"dead letter {letter_id} replayed: {label} sent to routing again")
+        else:
+            say(
+                f"dead letter {letter_id} replayed: {label} is received but could not be "
+                f"queued ({problem}); the sweeper will route it"
+            )
+    if failures:
+        for message in failures[:-1]:
+            CliError(message).show()
+        raise CliError(failures[-1])
+
+
+@dlq.command("discard")
+@click.argument("letter_id", type=int)
+@click.option("--reason", help="Why the order will not be raised (kept as the audit record).")
+@friendly
+def dlq_discard(letter_id: int, reason: str | None) -> None:
+    """Give up on a dead-lettered order; the letter stays, with the reason, as the record."""
+    # Checked here rather than by click, so the operator gets one line, not usage text.
+    if reason is None or not reason.strip():
+        raise CliError(f"say why: s2s dlq discard {letter_id} --reason TEXT")
+    with session_scope() as s:
+        letter = s.get(DeadLetter, letter_id)
+        if letter is None:
+            raise CliError(f"no dead letter {letter_id}")
+        discard(s, letter_id, reason.strip())
+        order = s.get(Order, letter.order_id)
+        assert order is not None
+        label = f"order {order.id} {order.channel}/{order.channel_order_code}"
+    say(f"dead letter {letter_id} discarded: {label} will not be raised ({reason.strip()})")

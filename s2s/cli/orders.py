@@ -1,0 +1,169 @@
+"""Channel orders: ``s2s orders submit``, ``list`` and ``show``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from hub import queries
+from hub.db import session_scope
+from hub.models import Client, Order, Source
+from s2s.cli.common import CliError, cell, console, friendly, say, say_facts, stamp
+from s2s.cli.dlq import letters_table
+from workers.orders import submit
+from workers.sources import get_client
+
+ORDER_STATES = ("received", "stored", "queued", "raising", "raised", "dead", "discarded")
+
+
+def _order_label(payload: Any, index: int) -> str:
+    """How a problem names an order: its channel code when it has one, else its place."""
+    code = payload.get("channel_order_code") if isinstance(payload, dict) else None
+    if isinstance(code, str | int) and not isinstance(code, bool) and str(code).strip():
+        return f"order #{str(code).strip()}"
+    return f"order [{index}]"
+
+
+def _read_orders(file: Path) -> list[Any]:
+    """The file's orders: one JSON object or a list of them; bad JSON is one clear line."""
+    try:
+        text = click.get_text_stream("stdin").read() if str(file) == "-" else file.read_text()
+    except UnicodeDecodeError:
+        raise CliError(f"{file}: not UTF-8 text") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(
+            f"{file}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from None
+    orders = doc if isinstance(doc, list) else [doc]
+    if not orders:
+        raise CliError(f"{file}: the list holds no orders")
+    return orders
+
+
+@click.group()
+def orders() -> None:
+    """Channel orders: submit, list, show their state history."""
+
+
+@orders.command("submit")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.option("--client", "client_code", required=True, help="The client the orders belong to.")
+@friendly
+def orders_submit(file: Path, client_code: str) -> None:
+    """Submit a JSON file holding one canonical order or a list of them.
+
+    Goes through the same intake as the API (validated, stored once per
+    channel and order code, then routed), so a file submitted twice raises
+    nothing twice. Valid orders are stored even when others in the file are
+    not; the exit status is 1 if any order was invalid.
+    """
+    if str(file) != "-" and not file.is_file():
+        raise CliError(f"{file}: no such file")
+    payloads = _read_orders(file)
+    with session_scope() as s:
+        client_id = get_client(s, client_code).id
+    invalid = 0
+    for index, payload in enumerate(payloads):
+        result, errors = submit(client_id, payload)
+        if result is None:
+            invalid += 1
+            label = _order_label(payload, index)
+            for field, message in errors:
+                # "record" is the schema's name for the whole order, not a field.
+                where = "" if field == "record" else f"{field}: "
+                say(f"{label}: {where}{message}", err=True)
+            continue
+        row = result.order
+        outcome = row.status if result.created else f"duplicate of order {row.id}"
+        say(f"order {row.id} {row.channel}/{row.channel_order_code}: {outcome}")
+    if invalid:
+        accepted = len(payloads) - invalid
+        raise CliError(
+            f"{invalid} of {len(payloads)} orders invalid and not stored; {accepted} accepted"
+        )
+
+
+@orders.command("list")
+@click.option("--client", "client_code", help="Only this client's orders.")
+@click.option("--status", help=f"Only orders in this state ({', '.join(ORDER_STATES)}).")
+@click.option("--limit", default=50, show_default=True, help="How many, newest first.")
+@friendly
+def orders_list(client_code: str | None, status: str | None, limit: int) -> None:
+    """List orders, newest first, with where each stands."""
+    if status is not None and status not in ORDER_STATES:
+        raise CliError(f"unknown order status {status!r} (one of {', '.join(ORDER_STATES)})")
+    table = Table(
+        "id",
+        "client",
+        "channel",
+        "order code",
+        "status",
+        "source",
+        "document",
+        "attempts",
+        "updated (UTC)",
+    )
+    with session_scope() as s:
+        client_id = get_client(s, client_code).id if client_code else None
+        for order, ccode, scode in queries.orders_listing(
+            s, client_id=client_id, status=status, limit=limit
+        ):
+            table.add_row(
+                str(order.id),
+                cell(ccode),
+                cell(order.channel),
+                cell(order.channel_order_code),
+                order.status,
+                cell(scode or "-"),
+                cell(order.document_number or "-"),
+                str(order.attempts),
+                stamp(order.updated_at),
+            )
+    console.print(table)
+
+
+def _order_facts(order: Order, c: Client | None, src: Source | None) -> list[tuple[str, str]]:
+    return [
+        ("order", f"{order.id} {order.channel}/{order.channel_order_code}"),
+        ("client", c.code if c else str(order.client_id)),
+        ("instruction", order.instruction),
+        ("status", order.status),
+        ("source", f"{src.code} ({src.kind})" if src else "-"),
+        ("document number", order.document_number or "-"),
+        ("attempts", str(order.attempts)),
+        ("received", f"{stamp(order.created_at)} UTC"),
+        ("updated", f"{stamp(order.updated_at)} UTC"),
+        ("raised", f"{stamp(order.raised_at)} UTC" if order.raised_at else "-"),
+        ("last error", " ".join((order.last_error or "-").split())),
+    ]
+
+
+@orders.command("show")
+@click.argument("order_id", type=int)
+@friendly
+def orders_show(order_id: int) -> None:
+    """An order's facts, ERP document number, last error, state history and dead letters."""
+    with session_scope() as s:
+        order = s.get(Order, order_id)
+        if order is None:
+            raise CliError(f"no order {order_id}")
+        c = s.get(Client, order.client_id)
+        src = s.get(Source, order.source_id) if order.source_id else None
+        say_facts(_order_facts(order, c, src))
+        history = Table("time (UTC)", "status", "message", title="history")
+        for ev in queries.order_history(s, order.id):
+            history.add_row(stamp(ev.at), ev.status, cell(ev.message))
+        console.print(history)
+        letters = [
+            (letter, order, c.code if c else "") for letter in queries.letters_of_order(s, order.id)
+        ]
+        if letters:
+            table = letters_table(letters, full=True)
+            table.title = "dead letters"
+            console.print(table)

@@ -1,0 +1,181 @@
+"""Sync runs: ``s2s resync``, ``s2s runs``, and the run table the demo shares."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from hub import queries
+from hub.db import session_scope
+from hub.models import SyncRun
+from s2s.cli.common import CliError, cell, console, friendly, pages, say
+from workers.sources import connector_class, get_source, unsupported_stream
+from workers.tasks import start_sync
+
+
+def wait_for_run(run_id: int, *, timeout: float = 3600, show: bool = True) -> Any:
+    """Poll the run row until it ends, with a progress bar of records done."""
+    deadline = time.monotonic() + timeout
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("records"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not show,
+        transient=False,
+    ) as progress:
+        bar = progress.add_task(f"run {run_id}", total=None)
+        while True:
+            with session_scope() as s:
+                run = s.get(SyncRun, run_id)
+                assert run is not None
+                done = run.created + run.updated + run.unchanged + run.deleted + run.ignored
+                total = run.fetched if run.pages_total is not None else None
+                progress.update(bar, completed=done + run.quarantined, total=total)
+                if run.status != "running":
+                    progress.update(bar, total=max(run.fetched, 1), completed=max(run.fetched, 1))
+                    return run
+            if time.monotonic() > deadline:
+                raise CliError(
+                    f"run {run_id} is still running after {timeout:.0f}s (s2s runs shows it)"
+                )
+            time.sleep(0.25)
+
+
+_RUN_COLUMNS = (
+    "run",
+    "stream",
+    "status",
+    "fetched",
+    "created",
+    "updated",
+    "unchanged",
+    "deleted",
+    "ignored",
+    "quarantined",
+    "pages",
+    "seconds",
+    "error",
+)
+
+
+def runs_table(rows: list[Any], title: str | None = None) -> Table:
+    """Runs with their counts; the CLI's run listings and the demo share it."""
+    table = Table(title=title)
+    for col in _RUN_COLUMNS:
+        table.add_column(col, justify="left" if col in ("stream", "status", "error") else "right")
+    for r in rows:
+        secs = (r.finished_at - r.created_at).total_seconds() if r.finished_at else None
+        table.add_row(
+            str(r.id),
+            r.stream,
+            r.status,
+            str(r.fetched),
+            str(r.created),
+            str(r.updated),
+            str(r.unchanged),
+            str(r.deleted),
+            str(r.ignored),
+            str(r.quarantined),
+            pages(r),
+            f"{secs:.1f}" if secs is not None else "…",
+            cell((r.error or "")[:80]),
+        )
+    return table
+
+
+def _parse_since(value: str) -> str:
+    try:
+        return datetime.fromisoformat(value.strip()).strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        raise CliError(
+            f"--since takes a date and time such as 2026-11-01 08:00:00, not {value!r}"
+        ) from None
+
+
+@click.command()
+@click.argument("client_code")
+@click.argument("source_code")
+@click.option("--stream", default="products", show_default=True)
+@click.option("--wait/--no-wait", default=False, help="Wait and show progress until the run ends.")
+@click.option(
+    "--full", is_flag=True, help="Read everything, not only what changed since the last run."
+)
+@click.option("--since", "since", help="Read what changed since this time (YYYY-MM-DD[ HH:MM:SS]).")
+@click.option(
+    "--queue",
+    "queue_behind",
+    is_flag=True,
+    help="If a run of this stream is active, queue this resync to start when it ends "
+    "(beat starts it) instead of refusing.",
+)
+@friendly
+def resync(
+    client_code: str,
+    source_code: str,
+    stream: str,
+    wait: bool,
+    full: bool,
+    since: str | None,
+    queue_behind: bool,
+) -> None:
+    """Start a sync of one stream now; with a run active, refuse (saying which) or --queue."""
+    if full and since:
+        raise CliError("--full reads everything; --since reads what changed since then: pick one")
+    with session_scope() as s:
+        src = get_source(s, client_code, source_code)
+    cls = connector_class(src.kind)
+    if stream not in cls.streams:
+        raise CliError(unsupported_stream(cls, stream))
+    result = start_sync(
+        src.id,
+        stream,
+        requested_by="cli",
+        full=full or None,
+        since=None if since is None else _parse_since(since),
+        queue_behind=queue_behind,
+    )
+    where = f"{client_code}/{source_code} {stream}"
+    if result.created:
+        say(f"run {result.run.id} started for {where}")
+    elif result.queued:
+        say(
+            f"run {result.run.id} is active for {where}; this resync is queued and starts "
+            "when it ends"
+        )
+    else:
+        say(
+            f"run {result.run.id} is already active for {where}; not starting another "
+            "(--queue runs one after it)"
+        )
+    if wait:
+        run = wait_for_run(result.run.id)
+        console.print(runs_table([run]))
+        if run.status != "succeeded":
+            raise SystemExit(1)
+
+
+@click.command("runs")
+@click.argument("client_code")
+@click.argument("source_code")
+@click.option("--limit", default=20, show_default=True)
+@click.option("--quarantine", is_flag=True, help="Also list the latest run's quarantined records.")
+@friendly
+def runs_cmd(client_code: str, source_code: str, limit: int, quarantine: bool) -> None:
+    """List a source's sync runs with their counts and errors."""
+    with session_scope() as s:
+        src = get_source(s, client_code, source_code)
+        rows = queries.recent_runs(s, src.id, limit)
+        console.print(runs_table(rows))
+        if quarantine and rows:
+            table = Table("record", "field", "reason")
+            for row in queries.quarantined_in(s, rows[0].id):
+                table.add_row(row.record_key, row.field, row.message)
+            console.print(table)
