@@ -548,7 +548,8 @@ def order_payload(order: Mapping[str, Any], settings: Mapping[str, Any]) -> dict
         raise MappingError("the order has no channel_order_code")
     warehouse = setting_text(settings, "order_warehouse")
     ship, postal = _ship_lines(order)
-    customer = order.get("customer") if isinstance(order.get("customer"), Mapping) else {}
+    given = order.get("customer")
+    customer = given if isinstance(given, Mapping) else {}
     header: dict[str, Any] = {
         "CustomerPoNumber": po,
         "OrderActionType": "A",

@@ -8,7 +8,7 @@ nested messages into the `(path, message)` pairs both ways report.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, missing
 
@@ -20,7 +20,7 @@ from hub.schemas.scalars import Coerce, CoercionError, Errors, coerce_text
 # --------------------------------------------------------------------------
 
 
-class Coerced(fields.Field):
+class Coerced(fields.Field[Any]):
     """A field whose rule is one of the shared coercers.
 
     None is handed to the coercer rather than rejected by marshmallow, since
@@ -46,7 +46,7 @@ class Coerced(fields.Field):
         return out
 
 
-class ListOf(fields.List):
+class ListOf(fields.List[Any]):
     """A list of nested objects with the list-level rules of the model."""
 
     def __init__(
@@ -57,7 +57,7 @@ class ListOf(fields.List):
         min_items: int = 0,
         min_message: str = "",
         max_items: int | None = None,
-        unknown: str | None = None,
+        unknown: Literal["exclude", "include", "raise"] | None = None,
         item_message: str = "an entry must be an object",
         required: bool = False,
     ) -> None:
@@ -87,7 +87,7 @@ class ListOf(fields.List):
             raise ValidationError(
                 f"{name} has {len(value)} entries; at most {self._max_items} are allowed"
             )
-        items = super()._deserialize(value, attr, data, **kwargs)
+        items: list[Any] = super()._deserialize(value, attr, data, **kwargs)
         if self._finish is not None:
             try:
                 items = self._finish(items, name)

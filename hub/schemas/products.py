@@ -16,7 +16,6 @@ from hub.schemas.lists import (
     finish_variants,
 )
 from hub.schemas.loading import (
-    Errors,
     Loaded,
     Spec,
     action_of,
@@ -27,6 +26,7 @@ from hub.schemas.loading import (
     load_scalars,
 )
 from hub.schemas.scalars import (
+    Errors,
     coerce_bool,
     coerce_code,
     coerce_grams,
