@@ -10,11 +10,12 @@ sweeper finds by its stale heartbeat.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Row, and_, func, insert, select, update
+from sqlalchemy import CursorResult, Row, Table, and_, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -25,8 +26,6 @@ ACTIVE = "running"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 CANCELLED = "cancelled"
-
-COUNTERS = ("created", "updated", "unchanged", "deleted", "ignored")
 
 
 def lock_key(source_id: int, stream: str) -> str:
@@ -110,7 +109,11 @@ def _run_row(request: RunRequest, now: datetime) -> dict[str, Any]:
     }
 
 
-_UPSERT_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+# The dialects whose INSERT takes ON CONFLICT DO NOTHING with RETURNING.
+_UPSERT_INSERTS: dict[str, Callable[[Table], postgresql.Insert | sqlite.Insert]] = {
+    "postgresql": postgresql.insert,
+    "sqlite": sqlite.insert,
+}
 
 
 def _insert_runs(session: Session, requests: list[RunRequest]) -> list[int]:
@@ -360,7 +363,7 @@ def cancel_run(session: Session, run_id: int, reason: str) -> bool:
         .where(SyncRun.id == run_id, SyncRun.status == ACTIVE)
         .values(status=CANCELLED, lock_key=None, error=reason, finished_at=now)
     )
-    return result.rowcount == 1
+    return cast("CursorResult[Any]", result).rowcount == 1
 
 
 def stale_runs(session: Session, older_than: timedelta) -> list[SyncRun]:
@@ -495,7 +498,9 @@ def queued_resyncs(session: Session, active: set[str]) -> list[Row[Any]]:
     return [row for row in rows if lock_key(row.source_id, row.stream) not in active]
 
 
-def claim_due(session: Session, stream_id: int, due_at: datetime, next_due: datetime) -> bool:
+def claim_due(
+    session: Session, stream_id: int, due_at: datetime, next_due: datetime | None
+) -> bool:
     """Move a due stream's ``next_due_at`` on, if it still says ``due_at``: of
     two dispatchers (two beats started by mistake) exactly one claims it.
     A Core statement: the ORM's bookkeeping cost more, a thousand at a time."""
@@ -510,9 +515,10 @@ def claim_due(session: Session, stream_id: int, due_at: datetime, next_due: date
 
 def claim_queued(session: Session, stream_id: int, queued_at: datetime) -> bool:
     """Take a queued resync off its stream's row, if it is still the one read."""
-    claimed = session.execute(
-        update(SourceStream)
-        .where(SourceStream.id == stream_id, SourceStream.queued_at == queued_at)
+    streams = SourceStream.__table__
+    claimed = session.connection().execute(
+        update(streams)
+        .where(streams.c.id == stream_id, streams.c.queued_at == queued_at)
         .values(queued_at=None, queued_full=None, queued_since=None, queued_by=None)
     )
     return bool(claimed.rowcount == 1)

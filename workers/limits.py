@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
@@ -31,6 +32,9 @@ from connectors.base import Connector
 from hub.db import session_scope
 from hub.models import SourceLease, utcnow
 from hub.settings import get_settings
+
+if TYPE_CHECKING:
+    import redis
 
 _ACQUIRE = """
 local key, now, expiry, limit, token = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]),
@@ -44,10 +48,10 @@ end
 return 0
 """
 
-_redis_client = None
+_redis_client: redis.Redis | None = None
 
 
-def _redis():  # type: ignore[no-untyped-def]
+def _redis() -> redis.Redis:
     global _redis_client
     if _redis_client is None:
         import redis
@@ -86,7 +90,7 @@ def acquire(key: Key, limit: int, lease_seconds: float) -> str | None:
     expires = utcnow() + timedelta(seconds=lease_seconds)
     for slot in range(limit):
         with session_scope() as s:
-            taken = s.execute(
+            taken = s.connection().execute(
                 update(SourceLease)
                 .where(
                     SourceLease.source_id == source_id,

@@ -160,7 +160,8 @@ def _store_page(
     run_id, last = target.run_id, page.next_cursor is None
     try:
         with session_scope() as s:
-            todo, hashes, unchanged = page.records, {}, 0
+            todo, unchanged = page.records, 0
+            hashes: dict[str, str] = {}
             if by_hash:
                 todo, hashes, unchanged = _changed(
                     s, target.kind, target.stream, target.source_id, target.settings, page.records

@@ -22,11 +22,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from celery import Task
-from sqlalchemy import update
+from sqlalchemy import CursorResult, Update, update
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from connectors.base import ConnectorError, PermanentError, TransientError
 from hub import runs
@@ -45,13 +46,13 @@ log = logging.getLogger("s2s.sync")
 FETCH_MAX_RETRIES = 6
 
 
-def enqueue(task: Task, *args: Any) -> None:
+def enqueue(task: Task[Any, Any], *args: Any) -> None:
     """Publish after commit. If the broker is unreachable the database still
     says what is unfinished, and the sweeper re-enqueues it."""
     enqueue_many(task, [args])
 
 
-def enqueue_many(task: Task, calls: list[tuple[Any, ...]]) -> None:
+def enqueue_many(task: Task[Any, Any], calls: list[tuple[Any, ...]]) -> None:
     """``enqueue`` for many messages of one task, over one broker connection
     (beat's dispatcher starts a thousand runs at once)."""
     if not calls:
@@ -70,6 +71,11 @@ def enqueue_many(task: Task, calls: list[tuple[Any, ...]]) -> None:
         )
 
 
+def _changed_rows(s: Session, statement: Update) -> int:
+    """Rows an ORM UPDATE changed (it also refreshes the session's objects)."""
+    return cast("CursorResult[Any]", s.execute(statement)).rowcount
+
+
 def _ctx(run: SyncRun, page: int | None = None) -> dict[str, Any]:
     return {
         "run": run.id,
@@ -81,7 +87,7 @@ def _ctx(run: SyncRun, page: int | None = None) -> dict[str, Any]:
 
 
 @app.task(name="s2s.sync.fetch_page", bind=True, max_retries=FETCH_MAX_RETRIES)
-def fetch_page(self: Task, run_id: int, seq: int) -> None:
+def fetch_page(self: Task[Any, Any], run_id: int, seq: int) -> None:
     """Read pages from the ERP, from page ``seq`` on, and keep what changed.
 
     Each page's rows are grouped by record and hashed as they came from the
@@ -102,7 +108,7 @@ def fetch_page(self: Task, run_id: int, seq: int) -> None:
         stop = loop.run()
     except TransientError as exc:
         attempts = self.request.retries + 1
-        if attempts > self.max_retries:
+        if attempts > FETCH_MAX_RETRIES:
             _fail(run_id, f"the ERP stayed unreachable after {attempts} attempts: {exc}")
             return
         countdown = exc.retry_after if exc.retry_after else backoff.delay(self.request.retries)
@@ -118,7 +124,7 @@ def fetch_page(self: Task, run_id: int, seq: int) -> None:
 
 
 @app.task(name="s2s.sync.map_page", bind=True, max_retries=5)
-def map_page(self: Task, page_id: int) -> None:
+def map_page(self: Task[Any, Any], page_id: int) -> None:
     """Map a fetched page's changed records, validate them and write them.
 
     One task and one transaction: the mapped records go straight to the
@@ -141,17 +147,19 @@ def map_page(self: Task, page_id: int) -> None:
             records, raw_hashes, seq = page.records or [], page.raw_hashes, page.seq
             # Claim the page first: a concurrent duplicate blocks on this row
             # and then finds it already written.
-            claimed = s.execute(
+            claimed = _changed_rows(
+                s,
                 update(SyncPage)
                 .where(SyncPage.id == page_id, SyncPage.status == "fetched")
-                .values(status="upserted", records=None, raw_hashes=None, updated_at=utcnow())
+                .values(status="upserted", records=None, raw_hashes=None, updated_at=utcnow()),
             )
-            if claimed.rowcount != 1:
+            if claimed != 1:
                 return
             counts, quarantined = _map_and_write(
                 s, _Target.of(run, source), page_id, records, raw_hashes
             )
-            runs.add_counts(s, run.id, pages_done=1, quarantined=quarantined, **counts.as_dict())
+            added = {"pages_done": 1, "quarantined": quarantined, **counts.as_dict()}
+            runs.add_counts(s, run.id, active_only=False, **added)
             # In the same transaction: the run row is locked by the counts
             # above, so of two last pages finishing at once exactly one sees
             # every page done, and a fetch parking meanwhile (fair sharing)
@@ -181,7 +189,7 @@ def _finish_if_done(run_id: int, ctx: dict[str, Any]) -> None:
 
 
 @app.task(name="s2s.sync.upsert_page", bind=True, max_retries=5)
-def upsert_page(self: Task, page_id: int) -> None:
+def upsert_page(self: Task[Any, Any], page_id: int) -> None:
     """Write a page that an earlier version mapped in a task of its own.
 
     ``map_page`` now maps and writes in one transaction; pages left
@@ -200,18 +208,19 @@ def upsert_page(self: Task, page_id: int) -> None:
             # Claim the page first: a concurrent duplicate blocks on this row
             # and then finds it already upserted. (The ORM update also
             # refreshes ``page``, hence reading ``mapped`` above.)
-            claimed = s.execute(
+            claimed = _changed_rows(
+                s,
                 update(SyncPage)
                 .where(SyncPage.id == page_id, SyncPage.status == "mapped")
-                .values(status="upserted", mapped=None, updated_at=utcnow())
+                .values(status="upserted", mapped=None, updated_at=utcnow()),
             )
-            if claimed.rowcount != 1:
+            if claimed != 1:
                 return
             source = s.get(Source, run.source_id)
             assert source is not None
             items = [StoreItem(k, a, d, h) for k, a, d, h in mapped]
             counts = _write(s, _Target.of(run, source), items)
-            runs.add_counts(s, run.id, pages_done=1, **counts.as_dict())
+            runs.add_counts(s, run.id, active_only=False, pages_done=1, **counts.as_dict())
             ctx = _ctx(run, page.seq)
             run_id = run.id
     except OperationalError as exc:
