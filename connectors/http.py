@@ -26,7 +26,7 @@ import httpx
 
 from connectors.base import Connector, ConnectorError, SettingsError, TransientError
 
-_HOST = re.compile(
+HOST = re.compile(
     r"name or service not known|nodename nor servname|no address associated|getaddrinfo failed"
     r"|no such host|name resolution",
     re.IGNORECASE,
@@ -84,7 +84,7 @@ def first_failure(
 
 
 @dataclass(frozen=True)
-class _Rule:
+class TransportRule:
     """One row of the classification table: which httpx errors it covers, an
     optional test of the error's text, and what the failure is.
 
@@ -111,35 +111,35 @@ _CHECK_URL = "check {url_setting} in the source's settings"
 # First match wins. A failure before anything was sent (no connection) had
 # no effect, so it is retried blindly whatever the call was; one after a
 # submission was sent leaves the outcome unknown.
-_RULES: tuple[_Rule, ...] = (
-    _Rule(
+TRANSPORT_RULES: tuple[TransportRule, ...] = (
+    TransportRule(
         (httpx.UnsupportedProtocol, httpx.InvalidURL),
         SettingsError,
         "cannot call {where}: {detail}",
         _CHECK_URL,
     ),
-    _Rule(
+    TransportRule(
         (httpx.ConnectError,),
         SettingsError,
         "cannot find the server of {where}: {detail}",
         _CHECK_URL,
-        matches=_HOST,
+        matches=HOST,
         not_temporary=True,
     ),
-    _Rule(
+    TransportRule(
         (httpx.ConnectError,),
         SettingsError,
         "{where} has a TLS certificate the hub does not trust: {detail}",
         "check {url_setting} (http or https) and the server's certificate",
         matches=_TLS,
     ),
-    _Rule(
+    TransportRule(
         (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout),
         TransientError,
         "could not connect to {where} while {what}: {detail}",
         "check that {erp} is running and reachable from the hub; the hub will try again",
     ),
-    _Rule(
+    TransportRule(
         (httpx.TimeoutException,),
         TransientError,
         "{where} did not answer in time",
@@ -147,13 +147,13 @@ _RULES: tuple[_Rule, ...] = (
         submitting=True,
         unknown_outcome=True,
     ),
-    _Rule(
+    TransportRule(
         (httpx.TimeoutException,),
         TransientError,
         "{where} did not answer in time while {what}",
         "{erp} may be busy; the hub will try again (raise timeout if this persists)",
     ),
-    _Rule(
+    TransportRule(
         (httpx.TransportError,),
         TransientError,
         "the connection to {where} was lost ({detail})",
@@ -161,13 +161,13 @@ _RULES: tuple[_Rule, ...] = (
         submitting=True,
         unknown_outcome=True,
     ),
-    _Rule(
+    TransportRule(
         (httpx.TransportError,),
         TransientError,
         "the connection to {where} was lost while {what}: {detail}",
         "the hub will try again",
     ),
-    _Rule(
+    TransportRule(
         (httpx.TooManyRedirects,),
         SettingsError,
         "{where} redirects without end: {detail}",
@@ -175,10 +175,12 @@ _RULES: tuple[_Rule, ...] = (
     ),
 )
 
-_FALLBACK = _Rule((Exception,), TransientError, "{what} failed: {detail}", "the hub will try again")
+_FALLBACK = TransportRule(
+    (Exception,), TransientError, "{what} failed: {detail}", "the hub will try again"
+)
 
 
-def _applies(rule: _Rule, exc: Exception, detail: str, submitting: bool) -> bool:
+def applies(rule: TransportRule, exc: Exception, detail: str, submitting: bool) -> bool:
     if not isinstance(exc, rule.errors):
         return False
     if rule.submitting is not None and rule.submitting != submitting:
@@ -196,14 +198,17 @@ def transport_failure(
     submitting: bool,
     url_setting: str,
     erp: str,
+    rules: tuple[TransportRule, ...] = TRANSPORT_RULES,
 ) -> Failure:
     """Classify an httpx error raised while ``what`` (a call to ``where``).
 
     ``url_setting`` names the source setting that holds the address, so that
     an operator is sent to the right field; ``erp`` is the ERP's title.
+    ``rules``: the table to read, first match wins (an ERP with its own
+    wording passes its own).
     """
     detail = short(str(exc)) or type(exc).__name__
-    rule = next((r for r in _RULES if _applies(r, exc, detail, submitting)), _FALLBACK)
+    rule = next((r for r in rules if applies(r, exc, detail, submitting)), _FALLBACK)
     words = {
         "where": where,
         "what": what,
@@ -253,6 +258,8 @@ class HttpConnector(Connector):
     service: ClassVar[str]
     sent: ClassVar[str] = "the order"
     looked_up_in: ClassVar[str] = ""
+    # How this ERP's transport failures are worded and classified.
+    transport_rules: ClassVar[tuple[TransportRule, ...]] = TRANSPORT_RULES
 
     def __init__(self, settings: Mapping[str, Any]) -> None:
         super().__init__(settings)
@@ -317,6 +324,7 @@ class HttpConnector(Connector):
             submitting=call.submitting,
             url_setting=self.url_setting,
             erp=self.service,
+            rules=self.transport_rules,
         )
         return self._failed(failure, call)
 

@@ -28,7 +28,7 @@ from connectors.base import (
     SettingsError,
     TransientError,
 )
-from connectors.http import _HOST, Call, HttpConnector, _applies, _Rule, short
+from connectors.http import HOST, Call, HttpConnector, TransportRule, short
 from connectors.syspro.sortoi import (
     BUSINESS_OBJECT,
     SORTOI_PARAMETERS,
@@ -56,28 +56,28 @@ _BUSINESS_OBJECT = re.compile(
 # takes any httpx error. Unlike the shared table (connectors.http), a TLS
 # failure is retried like any failed connection, and every failure after
 # the order was sent leaves its outcome unknown.
-_TRANSPORT_RULES: tuple[_Rule, ...] = (
-    _Rule(
+_TRANSPORT_RULES: tuple[TransportRule, ...] = (
+    TransportRule(
         (httpx.UnsupportedProtocol, httpx.InvalidURL),
         SettingsError,
         "cannot call {where}: {detail}",
         "check {url_setting}",
     ),
-    _Rule(
+    TransportRule(
         (httpx.ConnectError,),
         SettingsError,
         "cannot find the server of {where}: {detail}",
         "check {url_setting} in the source's settings",
-        matches=_HOST,
+        matches=HOST,
         not_temporary=True,
     ),
-    _Rule(
+    TransportRule(
         (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout),
         TransientError,
         "could not connect to {where} while {what}: {detail}",
         "check that {erp} is running and reachable from the hub; the hub will try again",
     ),
-    _Rule(
+    TransportRule(
         (httpx.TimeoutException,),
         TransientError,
         "{where} did not answer in time",
@@ -85,7 +85,7 @@ _TRANSPORT_RULES: tuple[_Rule, ...] = (
         submitting=True,
         unknown_outcome=True,
     ),
-    _Rule(
+    TransportRule(
         (httpx.HTTPError,),
         TransientError,
         "{where} dropped the connection ({detail})",
@@ -93,7 +93,7 @@ _TRANSPORT_RULES: tuple[_Rule, ...] = (
         submitting=True,
         unknown_outcome=True,
     ),
-    _Rule(
+    TransportRule(
         (httpx.HTTPError,),
         TransientError,
         "{where} failed while {what}: {detail}",
@@ -118,6 +118,7 @@ class SysproEnet(HttpConnector):
     service = "the e.net service"
     sent = "the order"
     looked_up_in = "SorMaster"
+    transport_rules = _TRANSPORT_RULES
 
     def __init__(self, settings: Mapping[str, Any]) -> None:
         super().__init__(settings)
@@ -179,21 +180,6 @@ class SysproEnet(HttpConnector):
                 "must let the hub call it without a login of its own)",
             )
         return response
-
-    def _transport_error(self, exc: httpx.HTTPError, call: Call) -> ConnectorError:
-        detail = short(str(exc)) or type(exc).__name__
-        rule = next(r for r in _TRANSPORT_RULES if _applies(r, exc, detail, call.submitting))
-        words = {
-            "where": self.where,
-            "what": call.what,
-            "detail": detail,
-            "url_setting": self.url_setting,
-            "erp": self.service,
-        }
-        message = rule.message.format(**words)
-        if rule.unknown_outcome:
-            return self._unknown_outcome(call, message)
-        return self._error(rule.kind, message, rule.hint.format(**words))
 
     def _unwrap(self, response: httpx.Response, call: Call) -> tuple[str, ET.Element | None]:
         """The answer's text, and its XML root when it is XML.
