@@ -31,6 +31,7 @@ HOST = re.compile(
     r"|no such host|name resolution",
     re.IGNORECASE,
 )
+_SEVENTH_DIGIT = re.compile(r"(\.\d{6})\d+")
 _TLS = re.compile(r"certificate|ssl|tls", re.IGNORECASE)
 
 
@@ -111,6 +112,34 @@ _CHECK_URL = "check {url_setting} in the source's settings"
 # First match wins. A failure before anything was sent (no connection) had
 # no effect, so it is retried blindly whatever the call was; one after a
 # submission was sent leaves the outcome unknown.
+# Rows other ERPs' tables reuse (SYSPRO's words differ in the others).
+UNKNOWN_HOST = TransportRule(
+    (httpx.ConnectError,),
+    SettingsError,
+    "cannot find the server of {where}: {detail}",
+    _CHECK_URL,
+    matches=HOST,
+    not_temporary=True,
+)
+
+# Nothing was sent: whatever the call was, it had no effect.
+NOT_CONNECTED = TransportRule(
+    (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout),
+    TransientError,
+    "could not connect to {where} while {what}: {detail}",
+    "check that {erp} is running and reachable from the hub; the hub will try again",
+)
+
+NO_ANSWER_AFTER_SENDING = TransportRule(
+    (httpx.TimeoutException,),
+    TransientError,
+    "{where} did not answer in time",
+    "",
+    submitting=True,
+    unknown_outcome=True,
+)
+
+
 TRANSPORT_RULES: tuple[TransportRule, ...] = (
     TransportRule(
         (httpx.UnsupportedProtocol, httpx.InvalidURL),
@@ -118,14 +147,7 @@ TRANSPORT_RULES: tuple[TransportRule, ...] = (
         "cannot call {where}: {detail}",
         _CHECK_URL,
     ),
-    TransportRule(
-        (httpx.ConnectError,),
-        SettingsError,
-        "cannot find the server of {where}: {detail}",
-        _CHECK_URL,
-        matches=HOST,
-        not_temporary=True,
-    ),
+    UNKNOWN_HOST,
     TransportRule(
         (httpx.ConnectError,),
         SettingsError,
@@ -133,20 +155,8 @@ TRANSPORT_RULES: tuple[TransportRule, ...] = (
         "check {url_setting} (http or https) and the server's certificate",
         matches=_TLS,
     ),
-    TransportRule(
-        (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout),
-        TransientError,
-        "could not connect to {where} while {what}: {detail}",
-        "check that {erp} is running and reachable from the hub; the hub will try again",
-    ),
-    TransportRule(
-        (httpx.TimeoutException,),
-        TransientError,
-        "{where} did not answer in time",
-        "",
-        submitting=True,
-        unknown_outcome=True,
-    ),
+    NOT_CONNECTED,
+    NO_ANSWER_AFTER_SENDING,
     TransportRule(
         (httpx.TimeoutException,),
         TransientError,
@@ -424,3 +434,29 @@ def retry_seconds(value: Any) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def naive_stamp(value: Any) -> datetime | None:
+    """A modification time from an ERP's answer as a naive datetime, or None.
+
+    IQ Retail and iSync keep site-local times without a zone (one given is
+    dropped, so that stamps compare with the ones stored); they write dates
+    with ``/`` or ``-``, and .NET writes seven fractional digits where
+    Python reads at most six.
+    """
+    if isinstance(value, datetime):
+        stamp = value
+    elif isinstance(value, str):
+        text = value.strip().replace("/", "-")
+        if not text:
+            return None
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        text = _SEVENTH_DIGIT.sub(r"\1", text)
+        try:
+            stamp = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+    else:
+        return None
+    return stamp.replace(tzinfo=None) if stamp.tzinfo is not None else stamp

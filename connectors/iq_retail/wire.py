@@ -15,10 +15,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any, Final
 
 import httpx
+
+from connectors import http
 
 API_PATH: Final = "/IQRetailRestAPI/v1"
 METHOD_SQL: Final = "IQ_API_Request_GenericSQL"
@@ -195,21 +196,4 @@ def result_rows(answer: Mapping[str, Any]) -> list[dict[str, Any]] | None:
     return [dict(r) for r in result]
 
 
-def parse_stamp(value: Any) -> datetime | None:
-    """A ``modified`` value as a naive datetime; IQ keeps site-local times without a zone."""
-    if isinstance(value, datetime):
-        stamp = value
-    elif isinstance(value, str):
-        text = value.strip()
-        if not text:
-            return None
-        text = text.replace("/", "-")
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        try:
-            stamp = datetime.fromisoformat(text)
-        except ValueError:
-            return None
-    else:
-        return None
-    return stamp.replace(tzinfo=None) if stamp.tzinfo is not None else stamp
+parse_stamp = http.naive_stamp

@@ -18,7 +18,6 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Final
 from xml.sax.saxutils import escape
@@ -289,22 +288,4 @@ def hold_back_last_product(
     return lines[:cut], lines[cut:]
 
 
-def parse_stamp(value: Any) -> datetime | None:
-    """A ``Modified`` value as a naive datetime (iSync sends no zone; one given is dropped)."""
-    if isinstance(value, datetime):
-        stamp = value
-    elif isinstance(value, str):
-        text = value.strip().replace("/", "-")
-        if not text:
-            return None
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        # .NET writes seven fractional digits; Python reads at most six.
-        text = re.sub(r"(\.\d{6})\d+", r"\1", text)
-        try:
-            stamp = datetime.fromisoformat(text)
-        except ValueError:
-            return None
-    else:
-        return None
-    return stamp.replace(tzinfo=None) if stamp.tzinfo is not None else stamp
+parse_stamp = http.naive_stamp

@@ -28,7 +28,15 @@ from connectors.base import (
     SettingsError,
     TransientError,
 )
-from connectors.http import HOST, Call, HttpConnector, TransportRule, short
+from connectors.http import (
+    NO_ANSWER_AFTER_SENDING,
+    NOT_CONNECTED,
+    UNKNOWN_HOST,
+    Call,
+    HttpConnector,
+    TransportRule,
+    short,
+)
 from connectors.syspro.sortoi import (
     BUSINESS_OBJECT,
     SORTOI_PARAMETERS,
@@ -63,28 +71,9 @@ _TRANSPORT_RULES: tuple[TransportRule, ...] = (
         "cannot call {where}: {detail}",
         "check {url_setting}",
     ),
-    TransportRule(
-        (httpx.ConnectError,),
-        SettingsError,
-        "cannot find the server of {where}: {detail}",
-        "check {url_setting} in the source's settings",
-        matches=HOST,
-        not_temporary=True,
-    ),
-    TransportRule(
-        (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout),
-        TransientError,
-        "could not connect to {where} while {what}: {detail}",
-        "check that {erp} is running and reachable from the hub; the hub will try again",
-    ),
-    TransportRule(
-        (httpx.TimeoutException,),
-        TransientError,
-        "{where} did not answer in time",
-        "",
-        submitting=True,
-        unknown_outcome=True,
-    ),
+    UNKNOWN_HOST,
+    NOT_CONNECTED,
+    NO_ANSWER_AFTER_SENDING,
     TransportRule(
         (httpx.HTTPError,),
         TransientError,
