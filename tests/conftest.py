@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -26,7 +27,29 @@ ROOT = Path(__file__).resolve().parent.parent
 PG_HOST = os.environ.get("S2S_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("S2S_TEST_PG_PORT", "5432"))
 PG_USER = os.environ.get("S2S_TEST_PG_USER", "postgres")
-REDIS_URL = os.environ.get("S2S_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+
+
+def worker_redis_url(url: str, worker: str) -> str:
+    """The Redis database of one pytest-xdist worker: ``gwN`` takes the given
+    database plus N, so a test's FLUSHDB never empties another worker's broker
+    (kombu scopes its fanout channels by database too)."""
+    if not worker.startswith("gw"):
+        return url
+    parsed = urlsplit(url)
+    base = int(parsed.path.strip("/") or 0)
+    db = base + int(worker[2:])
+    if db > 15:
+        raise pytest.UsageError(
+            f"xdist worker {worker} would need Redis database {db} (from {url}): "
+            "give S2S_TEST_REDIS_URL a lower database or run fewer workers"
+        )
+    return urlunsplit(parsed._replace(path=f"/{db}"))
+
+
+REDIS_URL = worker_redis_url(
+    os.environ.get("S2S_TEST_REDIS_URL", "redis://127.0.0.1:6379/11"),
+    os.environ.get("PYTEST_XDIST_WORKER", ""),
+)
 REQUIRE = os.environ.get("S2S_REQUIRE_SERVICES", "") not in ("", "0", "false")
 
 _HUB_ENV = (
@@ -223,21 +246,22 @@ class Hub:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.var_dir.glob("*.log")))
 
     def stop(self) -> None:
+        """End what the test started, at once, pool children included.
+
+        The test is over and its databases are dropped next, so nothing reads
+        what a worker would still write: a warm shutdown cost seconds a worker
+        and, on the embedded broker, sometimes the whole wait of 30 s.
+        """
         import signal
 
         for proc in self.workers:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.workers:
-            # Pool children of a worker killed mid-test may linger: end the group.
+            # Workers lead their own process group; beat and flower do not.
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.workers:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+            if proc.poll() is None:
                 proc.kill()
-                proc.wait()
+        for proc in self.workers:
+            proc.wait(30)
 
 
 def _configure(env_updates: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
