@@ -15,10 +15,6 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, missing
 from hub.schemas.lists import label
 from hub.schemas.scalars import Coerce, CoercionError, Errors, coerce_text
 
-# --------------------------------------------------------------------------
-# Marshmallow: the documented model
-# --------------------------------------------------------------------------
-
 
 class Coerced(fields.Field[Any]):
     """A field whose rule is one of the shared coercers.

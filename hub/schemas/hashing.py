@@ -18,11 +18,6 @@ from typing import Any, Final
 
 from hub.schemas.lists import NATURAL_KEYS
 
-# --------------------------------------------------------------------------
-# Change detection
-# --------------------------------------------------------------------------
-
-
 _PLAIN: Final = frozenset({str, int, bool, type(None)})
 
 

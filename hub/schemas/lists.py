@@ -14,11 +14,6 @@ from hub.schemas.scalars import CoercionError
 NATURAL_KEYS: Final = ("source_variant_code", "tier", "description", "key", "name")
 
 
-# --------------------------------------------------------------------------
-# List finishers: checks and ordering that need the whole list
-# --------------------------------------------------------------------------
-
-
 def _unique(items: list[dict[str, Any]], key: str, name: str, fold: bool = False) -> None:
     seen: set[Any] = set()
     for item in items:

@@ -22,10 +22,6 @@ from hub.schemas.scalars import (
     tri_state,
 )
 
-# --------------------------------------------------------------------------
-# The sync path: products and customers
-# --------------------------------------------------------------------------
-
 
 class Loaded(NamedTuple):
     """The outcome of loading one product or customer.
@@ -69,6 +65,7 @@ def action_of(raw: Mapping[str, Any], flag: str, errors: Errors) -> Action | Non
 
 
 def key_only(raw: Mapping[str, Any], code_field: str, action: Action) -> Loaded:
+    """A record being deleted or ignored: only its key is checked (see `Loaded`)."""
     try:
         code = coerce_code(raw.get(code_field), code_field)
     except CoercionError as exc:
