@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -44,6 +44,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from hub.intake import Intake, intake
@@ -101,7 +102,7 @@ def _move(session: Session, order_id: int, frm: tuple[str, ...], **values: Any) 
     result = session.execute(
         update(Order).where(Order.id == order_id, Order.status.in_(frm)).values(**values)
     )
-    return result.rowcount == 1
+    return cast("CursorResult[Any]", result).rowcount == 1
 
 
 def routed(session: Session, order_id: int, source_id: int, message: str) -> bool:
@@ -146,7 +147,7 @@ def claim(session: Session, order_id: int, lease: timedelta) -> Claim:
             updated_at=now,
         )
     )
-    if result.rowcount != 1:
+    if cast("CursorResult[Any]", result).rowcount != 1:
         return Claim(False)
     event(session, order_id, RAISING, f"attempt {previous + 1}")
     return Claim(True, previous, ask_first)
@@ -294,7 +295,7 @@ def retry_many(session: Session, failed: Sequence[tuple[int, int, str, float]]) 
             )
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount == 1:
+        if cast("CursorResult[Any]", result).rowcount == 1:
             event(session, oid, QUEUED, f"transient: {error}; retry in {delay:.0f}s")
             moved.append(oid)
     return moved
@@ -325,7 +326,7 @@ def give_back(
             )
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount == 1:
+        if cast("CursorResult[Any]", result).rowcount == 1:
             event(session, oid, QUEUED, f"not sent: {reason}; retry in {delay:.0f}s")
             moved.append(oid)
     return moved
@@ -463,7 +464,7 @@ def _resolve_letter(session: Session, letter_id: int, status: str, note: str) ->
     letter = session.get(DeadLetter, letter_id)
     if letter is None:
         raise ReplayError(f"no dead letter {letter_id}")
-    if result.rowcount != 1:
+    if cast("CursorResult[Any]", result).rowcount != 1:
         raise ReplayError(f"dead letter {letter_id} was already {letter.status}")
     return letter
 

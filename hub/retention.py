@@ -56,7 +56,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     Engine,
@@ -71,6 +71,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -165,7 +166,7 @@ def fold_totals(
                 .where(fold.c.id == 1, fold.c.through_run_id == through)
                 .values(through_run_id=upto, folded_at=now)
             )
-            if claimed.rowcount != 1:
+            if cast("CursorResult[Any]", claimed).rowcount != 1:
                 continue  # another fold moved the mark: nothing written here, read it again
             _add_runs(s, through, upto)
 
@@ -217,7 +218,7 @@ def _add_runs(s: Session, through: int, upto: int) -> None:
             .where(totals.c.stream == stream, totals.c.status == status)
             .values({k: totals.c[k] + n for k, n in added.items()})
         )
-        if result.rowcount == 0:
+        if cast("CursorResult[Any]", result).rowcount == 0:
             # Safe from a concurrent insert: the mark's row is locked above.
             s.execute(insert(totals).values(stream=stream, status=status, **added))
 
