@@ -13,16 +13,26 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from rich.console import Console
+from sqlalchemy import select
 
+from emulators import sql_erp
+from hub import queries
+from hub.db import session_scope
+from hub.migrate import upgrade
+from hub.models import Product
 from hub.settings import get_settings
+from s2s.cli.runs import runs_table
 from s2s.demo_acts import DEMO_CLIENT, Act, Stage, order, orders_table, sync, wait_orders
 from workers import kinds
+from workers.orders import submit
+from workers.sources import upsert_client, upsert_source
 
 DEMO_SOURCE = "erp"
 
@@ -69,7 +79,6 @@ def stop_worker(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
 
 def run_demo(console: Console, *, products: int = 2000, keep_worker: bool = False) -> int:
     """The SQL walk-through, then every registered kind's act, on one worker."""
-    from hub.migrate import upgrade
 
     settings = get_settings()
     settings.var_dir.mkdir(parents=True, exist_ok=True)
@@ -109,9 +118,6 @@ def run_demo(console: Console, *, products: int = 2000, keep_worker: bool = Fals
 def _sql_source(console: Console, erp_path: Path, products: int) -> tuple[int, int]:
     """Seed the emulated SQL ERP and register the demo client and its source;
     returns the source's and the client's ids."""
-    from emulators import sql_erp
-    from hub.db import session_scope
-    from workers.sources import upsert_client, upsert_source
 
     erp_path.unlink(missing_ok=True)
     erp_url = f"sqlite:///{erp_path}"
@@ -143,19 +149,12 @@ def _sql_source(console: Console, erp_path: Path, products: int) -> tuple[int, i
 def _sql_syncs(console: Console, source_id: int, erp_path: Path) -> bool:
     """Sync, sync again unchanged, change rows and sync once more: True when
     every run succeeded and the unchanged resync wrote nothing."""
-    from sqlalchemy import select
-
-    from emulators import sql_erp
-    from hub.db import session_scope
-    from hub.models import Quarantined
-    from s2s.cli import runs_table
 
     console.print("[bold]first sync[/]")
     first = [sync(console, source_id, "products"), sync(console, source_id, "customers")]
     console.print(runs_table(first, title="first sync"))
     with session_scope() as s:
-        bad = s.scalars(select(Quarantined).where(Quarantined.run_id == first[0].id).limit(5)).all()
-        for q in bad:
+        for q in queries.quarantined_in(s, first[0].id, limit=5):
             console.print(f"  quarantined {q.record_key}: {q.field}: {q.message}")
     console.print("[bold]second sync[/] (nothing changed in the ERP)")
     second = [sync(console, source_id, "products"), sync(console, source_id, "customers")]
@@ -171,13 +170,6 @@ def _sql_syncs(console: Console, source_id: int, erp_path: Path) -> bool:
 def _orders_act(console: Console, client_id: int, erp_path: Path) -> bool:
     """Raise sample orders: good ones, one the ERP refuses, and one that meets
     a locked ERP database first and is retried."""
-    import sqlite3
-
-    from sqlalchemy import select
-
-    from hub.db import session_scope
-    from hub.models import Product
-    from workers.orders import submit
 
     console.print("[bold]orders[/] into the ERP's order staging tables")
     with session_scope() as s:

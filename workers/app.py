@@ -30,6 +30,7 @@ from hub.logs import configure as configure_logging
 from hub.settings import Settings, get_settings
 from workers import kinds
 from workers.broker import register as register_embedded_broker
+from workers.sources import release_connectors
 
 SYNC_QUEUES = ("fetch", "map", "upsert")
 # One raise queue per ERP type: a slow or failing ERP only backs up its own.
@@ -147,10 +148,6 @@ def _release_connectors(**_: object) -> None:
     # needed it (see workers.sources.ConnectorCache): a worker serving many
     # tenants would otherwise hold one idle connection per tenant and pool
     # process, and ERP servers refuse new ones long before a thousand.
-    # Imported here: workers.sources imports every connector, which importing
-    # this module must not (a worker has it loaded by its tasks already).
-    from workers.sources import release_connectors
-
     release_connectors()
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connectors.base import Connector
-from hub import crypto
+from hub import crypto, queries
 from hub.models import Client, Source, SourceStream, utcnow
 from hub.settings import get_settings
 from workers import kinds
@@ -57,7 +57,7 @@ def hash_token(token: str) -> str:
 
 
 def get_client(session: Session, code: str) -> Client:
-    client = session.scalars(select(Client).where(Client.code == code)).first()
+    client = queries.client_by_code(session, code)
     if client is None:
         raise SetupError(f"no client {code!r} (add it with 's2s client add {code}')")
     return client
@@ -77,7 +77,7 @@ def upsert_client(
     session: Session, code: str, name: str | None = None
 ) -> tuple[Client, str | None]:
     """Create or rename a client. A new client gets an API token, shown once."""
-    client = session.scalars(select(Client).where(Client.code == code)).first()
+    client = queries.client_by_code(session, code)
     token = None
     if client is None:
         token = pysecrets.token_urlsafe(24)

@@ -15,16 +15,13 @@ from s2s.cli.apply import apply_file
 from s2s.cli.clients import client, source
 from s2s.cli.common import CliError
 from s2s.cli.db import db, keys
+from s2s.cli.demo import demo
 from s2s.cli.dlq import dlq
 from s2s.cli.orders import orders
 from s2s.cli.preview import check, mappings, preview
 from s2s.cli.processes import api, beat, flower, worker
 from s2s.cli.runs import resync, runs_cmd, runs_table, wait_for_run
 from s2s.cli.status import pause, resume, schedule_cmd, status
-
-# isort: split
-# Last, once runs_table is bound here: s2s.demo reads it from this package.
-from s2s.cli.demo import demo
 
 __all__ = ["cli", "main", "runs_table", "wait_for_run"]
 

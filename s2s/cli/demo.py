@@ -6,10 +6,6 @@ import sys
 
 import click
 
-# The module, not its run_demo: s2s.demo reads the run table from this
-# package, so whichever of the two is imported first, the other finds what
-# it needs by the time a command runs.
-from s2s import demo as demo_run
 from s2s.cli.common import console, friendly
 
 
@@ -21,4 +17,9 @@ from s2s.cli.common import console, friendly
 @friendly
 def demo(products: int, keep_worker: bool) -> None:
     """Run the whole hub locally against an emulated ERP, with no set-up."""
+    # Imported here, the one import inside a function in the CLI: the demo's
+    # acts print with this package's run tables, so importing the demo while
+    # this package loads would be circular.
+    from s2s import demo as demo_run
+
     sys.exit(demo_run.run_demo(console, products=products, keep_worker=keep_worker))

@@ -19,6 +19,14 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import create_engine, select, text
+
+from hub.db import session_scope
+from hub.models import DeadLetter, Order, Product
+from s2s.cli.runs import wait_for_run
+from workers.orders import submit
+from workers.sources import get_client, upsert_source
+from workers.tasks import start_sync
 
 DEMO_CLIENT = "demo"
 
@@ -53,8 +61,6 @@ class Act:
 
 def sync(console: Console, source_id: int, stream: str) -> Any:
     """Start a sync of ``stream`` on the worker and wait for its run, with a bar."""
-    from s2s.cli import wait_for_run
-    from workers.tasks import start_sync
 
     result = start_sync(source_id, stream, requested_by="demo")
     console.print(f"  {stream}: run {result.run.id}")
@@ -93,8 +99,6 @@ def order(code: str, skus: list[str], customer_code: str | None = None) -> dict[
 def wait_orders(ids: list[int], done: Callable[[Any], bool], timeout: float = 120) -> list[Any]:
     """The orders once ``done`` holds for each (or the timeout passed): the
     worker raises them in its own processes."""
-    from hub.db import session_scope
-    from hub.models import Order
 
     deadline = time.monotonic() + timeout
     while True:
@@ -107,10 +111,6 @@ def wait_orders(ids: list[int], done: Callable[[Any], bool], timeout: float = 12
 
 def orders_table(console: Console, rows: list[Any], title: str) -> dict[int, Any]:
     """Print the orders with their outcome; returns their dead letters by order id."""
-    from sqlalchemy import select
-
-    from hub.db import session_scope
-    from hub.models import DeadLetter
 
     ids = [o.id for o in rows]
     with session_scope() as s:
@@ -136,10 +136,6 @@ def orders_table(console: Console, rows: list[Any], title: str) -> dict[int, Any
 
 def source_skus(source_id: int, limit: int) -> list[str]:
     """The first SKUs the hub holds for a source: what the demo's orders buy."""
-    from sqlalchemy import select
-
-    from hub.db import session_scope
-    from hub.models import Product
 
     with session_scope() as s:
         return [
@@ -156,7 +152,6 @@ def source_skus(source_id: int, limit: int) -> list[str]:
 def withdraw(url: str, table: str, column: str, code: str) -> None:
     """Delete a stock row from an emulated ERP's database: an item withdrawn
     in the ERP since the last sync, which the ERP then refuses on an order."""
-    from sqlalchemy import create_engine, text
 
     engine = create_engine(url)
     with engine.begin() as conn:
@@ -166,8 +161,6 @@ def withdraw(url: str, table: str, column: str, code: str) -> None:
 
 def register(code: str, kind: str, settings: dict[str, Any], name: str) -> int:
     """Add (or update) a source of the demo client; returns its id."""
-    from hub.db import session_scope
-    from workers.sources import get_client, upsert_source
 
     with session_scope() as s:
         return upsert_source(s, get_client(s, DEMO_CLIENT), code, kind, settings, name=name).id
@@ -177,7 +170,6 @@ def raise_batch(
     stage: Stage, good: list[list[str]], refused: list[str], prefix: str, title: str
 ) -> tuple[list[Any], dict[int, Any]]:
     """Submit good orders and one the ERP will refuse; wait and print them."""
-    from workers.orders import submit
 
     batch = [order(f"{prefix}-{n}", skus) for n, skus in enumerate(good)]
     batch.append(order(f"{prefix}-R", refused))

@@ -3,6 +3,8 @@ its API, sales orders raised, and one refused with IQ's own words."""
 
 from __future__ import annotations
 
+from emulators import iq_retail
+from s2s.cli.runs import runs_table
 from s2s.demo_acts import Act, Stage, raise_batch, register, source_skus, sync, withdraw
 
 # A demo-only credential of the emulated ERP; it exists to show that a
@@ -11,8 +13,6 @@ PASSWORD = "demo-iq-Secret-5150"
 
 
 def play(stage: Stage) -> bool:
-    from emulators import iq_retail
-    from s2s.cli import runs_table
 
     console = stage.console
     console.rule("[bold]IQ Retail")

@@ -4,6 +4,8 @@ with shipping as a service line, and one refused with iSync's ResponseText."""
 
 from __future__ import annotations
 
+from emulators import isync
+from s2s.cli.runs import runs_table
 from s2s.demo_acts import Act, Stage, raise_batch, register, source_skus, sync
 
 # A demo-only credential of the emulated ERP; it exists to show that a
@@ -12,8 +14,6 @@ PASSWORD = "demo-isync-Secret-2718"
 
 
 def play(stage: Stage) -> bool:
-    from emulators import isync
-    from s2s.cli import runs_table
 
     console = stage.console
     products = max(stage.products // 8, 20)

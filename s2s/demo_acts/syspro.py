@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from emulators import syspro
+from s2s.cli.runs import runs_table
 from s2s.demo_acts import Act, Stage, raise_batch, register, source_skus, sync, withdraw
 
 # A demo-only credential of the emulated ERP; it exists to show that a
@@ -14,8 +16,6 @@ PASSWORD = "demo-syspro-Secret-1618"
 
 
 def play(stage: Stage) -> bool:
-    from emulators import syspro
-    from s2s.cli import runs_table
 
     console = stage.console
     console.rule("[bold]SYSPRO")
