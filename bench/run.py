@@ -207,7 +207,8 @@ class Env:
         """Create both databases, empty Redis db 12, point this process at them.
 
         The environment is set before any hub module reads its settings
-        (``get_settings`` is cached; ``workers.app`` reads it at import).
+        (``get_settings`` is cached; ``workers.app`` reads it when Celery first
+        needs its configuration).
         """
         import redis
 
