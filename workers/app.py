@@ -125,8 +125,10 @@ def reconfigure() -> None:
     # place would hand a closed pool to the next user of the same URL:
     # reset the registry instead; Celery builds new pools on the next publish.
     pools.reset()
-    app._pool = None
-    app.amqp._producer_pool = None
+    # Celery's private pool attributes, not in its type stubs: setting them to
+    # None is how its own fork handler makes it build fresh pools.
+    app._pool = None  # type: ignore[attr-defined]
+    app.amqp._producer_pool = None  # type: ignore[attr-defined]
 
 
 @after_setup_logger.connect

@@ -32,8 +32,10 @@ def _pragmas(dbapi_conn: Any, _record: Any) -> None:
 class Channel(_Channel):
     def _engine_from_config(self) -> Any:
         conninfo = self.connection.client
-        options = {k: v for k, v in conninfo.transport_options.items() if k in _ENGINE_OPTIONS}
-        url = conninfo.hostname
+        assert conninfo is not None, "a channel is opened on a connection"
+        transport_options = conninfo.transport_options or {}
+        options = {k: v for k, v in transport_options.items() if k in _ENGINE_OPTIONS}
+        url = str(conninfo.hostname or "")
         if url.startswith("sqlite"):
             path = url.split(":///", 1)[-1]
             if path and path != ":memory:":

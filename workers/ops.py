@@ -32,8 +32,8 @@ def queue_depths(queues: tuple[str, ...] = QUEUES, timeout: float = 3.0) -> dict
     out: dict[str, int | None] = {q: None for q in queues}
     try:
         with app.connection_for_read() as conn:
-            conn.ensure_connection(max_retries=1, timeout=timeout)
-            channel = conn.default_channel
+            conn.ensure_connection(max_retries=1, timeout=int(max(1.0, timeout)))
+            channel: Any = conn.default_channel  # queue_declare is not in kombu's stubs
             for q in queues:
                 try:
                     out[q] = channel.queue_declare(queue=q, passive=True).message_count

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import MetaData, Table, column, false, literal_column, select, table
-from sqlalchemy.engine import URL, Connection, Dialect, make_url
+from sqlalchemy.engine import URL, Connection, CursorResult, Dialect, make_url
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.sql.selectable import Select
 
@@ -47,6 +47,14 @@ __all__ = ["SqlConnector", "_json_safe", "_split_with", "order_tables"]
 
 # Dialects that refuse a WITH inside a derived table.
 _CTE_OUTSIDE = frozenset({"mssql"})
+
+
+def _inserted_key(result: CursorResult[Any]) -> Any:
+    """The key the database gave a header row just inserted (one row, one key)."""
+    key = result.inserted_primary_key
+    if key is None:
+        raise RuntimeError("the staging header insert returned no key")
+    return key[0]
 
 
 class SqlConnector(DatabaseConnector):
@@ -353,7 +361,7 @@ class SqlConnector(DatabaseConnector):
             try:
                 with conn.begin():
                     result = conn.execute(self._header.insert(), head)
-                    document = result.inserted_primary_key[0]
+                    document = _inserted_key(result)
                     conn.execute(self._lines.insert(), rows)
             except IntegrityError as exc:
                 existing = self._lookup(conn, code)
@@ -442,7 +450,7 @@ class SqlConnector(DatabaseConnector):
                     try:
                         with scope:
                             result = conn.execute(self._header.insert(), head)
-                            document = result.inserted_primary_key[0]
+                            document = _inserted_key(result)
                             conn.execute(self._lines.insert(), rows)
                     except (IntegrityError, DataError) as exc:
                         existing = self._lookup(conn, code)

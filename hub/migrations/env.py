@@ -18,6 +18,8 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
+    if url is None:
+        raise RuntimeError("the migrations were run without sqlalchemy.url")
     engine = make_engine(url)
     with engine.connect() as connection:
         context.configure(

@@ -62,7 +62,7 @@ def friendly(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-class KindType(click.ParamType):
+class KindType(click.ParamType):  # type: ignore[type-arg]
     """An ERP kind, one of the registry's (``workers.kinds``).
 
     The names are read when the option is parsed, not when the CLI is

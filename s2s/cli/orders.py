@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ def _order_label(payload: Any, index: int) -> str:
 def _read_orders(file: Path) -> list[Any]:
     """The file's orders: one JSON object or a list of them; bad JSON is one clear line."""
     try:
-        text = click.get_text_stream("stdin").read() if str(file) == "-" else file.read_text()
+        text = sys.stdin.read() if str(file) == "-" else file.read_text()
     except UnicodeDecodeError:
         raise CliError(f"{file}: not UTF-8 text") from None
     try:
