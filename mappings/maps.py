@@ -1,0 +1,235 @@
+"""`Map`: one ERP's seed table for one stream, made executable.
+
+The same rows transform raw records (`apply`, `key_of`) and print the
+documentation (`render`). `apply` is the sync's hot path (it runs once per
+raw row, ~100,000 per full products sync), which is why it walks a plan
+unpacked at construction instead of the rows themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from mappings.paths import INBOUND, KEY_PATHS, STREAMS, Parser, hub_paths, parser_for
+from mappings.rows import _MISSING, UNSET, Compute, Flat, RawRecord, Row, Transform
+from mappings.scalars import AMOUNT_LIMIT, MappingError, text
+
+_EMPTY: Final[Mapping[str, Any]] = {}
+
+
+@dataclass(frozen=True)
+class Map:
+    """One ERP's map of one stream: the rows of its seed table.
+
+    `passthrough` names hub paths a raw record may carry directly as keys
+    (a custom SQL query aliasing a column `AS "variants.qty"`); such a key
+    wins over the row that reads the template's column. Entries ending in
+    "*" are prefixes ("meta.*").
+
+    Outbound maps (orders) go from the hub to the ERP: their rows document
+    the ERP columns, and `build(order, settings)` makes the ERP payload.
+    """
+
+    erp: str
+    erp_title: str
+    stream: str
+    rows: tuple[Row, ...]
+    passthrough: frozenset[str] = frozenset()
+    build: Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, Any]] | None = None
+    _plan: tuple[tuple[Row, Parser, int], ...] = field(init=False, repr=False, compare=False)
+    _key_plan: tuple[tuple[Row, Parser, int], ...] = field(init=False, repr=False, compare=False)
+    # `_plan` unpacked for `apply`'s loop: (hub, erp, parse, kind, transform, constant, compute).
+    _steps: tuple[tuple[str, str, Parser, int, Transform | None, Any, Compute | None], ...] = field(
+        init=False, repr=False, compare=False
+    )
+    _exact: frozenset[str] = field(init=False, repr=False, compare=False)
+    _prefixes: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.stream not in STREAMS:
+            raise ValueError(f"stream {self.stream!r} is not one of {', '.join(STREAMS)}")
+        if not self.rows:
+            raise ValueError(f"the {self.erp} {self.stream} map has no rows")
+        plan: list[tuple[Row, Parser, int]] = []
+        if self.stream in INBOUND:
+            if self.build is not None:
+                raise ValueError("only outbound (orders) maps take a build function")
+            for row in self.rows:
+                parse = parser_for(self.stream, row.hub)
+                if parse is None:
+                    raise ValueError(f"{row.hub!r} is not a hub path of {self.stream}")
+                kind = 2 if row.compute is not None else 1 if row.constant is not UNSET else 0
+                plan.append((row, parse, kind))
+            known = hub_paths(self.stream)
+            for path in self.passthrough:
+                if path not in known:
+                    raise ValueError(f"passthrough {path!r} is not a hub path of {self.stream}")
+        elif self.build is None:
+            raise ValueError(f"the {self.erp} orders map needs a build function")
+        object.__setattr__(self, "_plan", tuple(plan))
+        object.__setattr__(
+            self,
+            "_steps",
+            tuple(
+                (row.hub, row.erp, parse, kind, row.transform, row.constant, row.compute)
+                for row, parse, kind in plan
+            ),
+        )
+        key_path = KEY_PATHS.get(self.stream)
+        object.__setattr__(self, "_key_plan", tuple(p for p in plan if p[0].hub == key_path))
+        object.__setattr__(
+            self, "_exact", frozenset(p for p in self.passthrough if not p.endswith("*"))
+        )
+        object.__setattr__(
+            self, "_prefixes", tuple(p[:-1] for p in self.passthrough if p.endswith("*"))
+        )
+
+    def _aliases(self, record: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
+        found: dict[str, tuple[str, Any]] = {}
+        exact, prefixes = self._exact, self._prefixes
+        for key, value in record.items():
+            if not isinstance(key, str):
+                continue
+            low = key.lower()
+            if low in exact:
+                found[low] = (key, value)
+            elif prefixes and "." in low and low.startswith(prefixes):
+                # Keep the meta key's own spelling: "Meta.Brand" -> meta key "Brand".
+                cut = max(len(p) for p in prefixes if low.startswith(p))
+                found[low[:cut] + key[cut:]] = (key, value)
+        return found
+
+    def apply(
+        self, record: Mapping[str, Any], settings: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Map one record; never raises for bad data.
+
+        Inbound: returns a `Flat` (hub path -> value); fields that failed are
+        left out and listed in its `.errors`, for `build_products` to
+        quarantine. A field the record does not carry at all is left out
+        without error: the hub's schema decides whether it was required.
+        Outbound: returns the ERP payload from `build` (which may raise
+        ValueError for a missing setting: that is the source's fault, not
+        the order's, and the raise task turns it into a permanent error).
+        """
+        settings = settings if settings is not None else _EMPTY
+        if self.build is not None:
+            try:
+                return self.build(record, settings)
+            except ArithmeticError:
+                # Decimal arithmetic past its 28 digits (an amount of 1e30 or
+                # a total that large): the order's fault, said as such.
+                raise MappingError(_too_large(record, self.erp_title)) from None
+        out = Flat(record)
+        errors = out.errors
+        aliases = self._aliases(record) if self._exact or self._prefixes else _EMPTY
+        view = RawRecord(record)
+        # A plain dict is read directly (what `view.get` tries first); the
+        # view's case-insensitive lookup only runs when that misses.
+        exact_get = record.get if record.__class__ is dict else view.get
+        view_get = view.get
+        for hub, erp, parse, kind, transform, constant, compute in self._steps:
+            if hub in aliases:
+                continue
+            try:
+                if kind == 0:
+                    value = exact_get(erp, _MISSING)
+                    if value is _MISSING:
+                        value = view_get(erp, _MISSING)
+                        if value is _MISSING:
+                            continue
+                elif kind == 1:
+                    value = constant
+                else:
+                    value = compute(view, settings)  # type: ignore[misc]  # kind 2 has one
+                if transform is not None:
+                    value = transform(value)
+                out[hub] = parse(value, erp)
+            except MappingError as exc:
+                errors.append((hub, str(exc)))
+            except Exception as exc:  # a map's own function failed on this record
+                errors.append((hub, f"{erp} could not be mapped: {exc}"))
+        for hub, (key, value) in aliases.items():
+            parse = parser_for(self.stream, hub) or text
+            try:
+                out[hub] = parse(value, key)
+            except MappingError as exc:
+                out.errors.append((hub, str(exc)))
+        return out
+
+    def key_of(self, record: Mapping[str, Any], settings: Mapping[str, Any] | None = None) -> Any:
+        """The record's key (its `KEY_PATHS` value) exactly as `apply` maps it,
+        or None when that would not come out as a clean, non-blank value.
+
+        The sync groups a page's raw rows by record with this before mapping
+        anything, to skip records whose rows have not changed; so it reads
+        only the key's rows (or a passthrough alias, which wins, as in
+        `apply`), and anything doubtful is None: such rows are simply mapped.
+        """
+        path = KEY_PATHS.get(self.stream)
+        if path is None or self.build is not None:
+            return None
+        settings = settings if settings is not None else _EMPTY
+        if path in self._exact:
+            alias: tuple[str, Any] | None = None
+            for key, value in record.items():
+                if isinstance(key, str) and key.lower() == path:
+                    alias = (key, value)
+            if alias is not None:
+                parse = parser_for(self.stream, path) or text
+                try:
+                    return parse(alias[1], alias[0]) or None
+                except Exception:
+                    return None
+        view = RawRecord(record)
+        out: Any = None
+        for row, parse, kind in self._key_plan:
+            try:
+                if kind == 0:
+                    value = view.get(row.erp, _MISSING)
+                    if value is _MISSING:
+                        continue
+                elif kind == 1:
+                    value = row.constant
+                else:
+                    value = row.compute(view, settings)  # type: ignore[misc]
+                if row.transform is not None:
+                    value = row.transform(value)
+                out = parse(value, row.erp)
+            except Exception:
+                return None
+        return out or None
+
+    def render(self) -> str:
+        """The seed's markdown table for these rows."""
+        header = (self.erp_title, "Stock2Shop", "Description")
+        body = [(r.erp, r.hub, r.description) for r in self.rows]
+        widths = [max(len(line[i]) for line in [header, *body]) for i in range(3)]
+        widths = [max(w, 3) for w in widths]
+
+        def line(cells: tuple[str, str, str]) -> str:
+            return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+        sep = "| " + " | ".join("-" * w for w in widths) + " |"
+        return "\n".join([line(header), sep, *(line(b) for b in body)]) + "\n"
+
+
+def _too_large(order: Mapping[str, Any], erp_title: str) -> str:
+    """Which amount of an order is too large to compute with, for the dead letter."""
+    label = f"order {order.get('channel_order_code')}"
+    erp_title = "the ERP" if "{" in erp_title else erp_title
+    places: list[tuple[str, Any]] = []
+    for name in ("line_items", "shipping_lines"):
+        for index, line in enumerate(order.get(name) or ()):
+            if isinstance(line, Mapping):
+                for part in ("qty", "price", "total_discount"):
+                    places.append((f"{name}[{index}].{part}", line.get(part)))
+    for path, value in places:
+        if isinstance(value, int | float) and not abs(value) < AMOUNT_LIMIT:
+            return (
+                f"{label}: {path} {value!r} is too large to raise into {erp_title} "
+                "(at most 15 digits before the point)"
+            )
+    return f"{label}: its amounts add up to more than {erp_title} can be sent"
