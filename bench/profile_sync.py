@@ -6,7 +6,7 @@ Why in one process: a prefork worker hides its time in child processes and
 the broker's waiting; calling the real task functions (``fetch_page``,
 ``map_page``, ``upsert_page``, ``route_order``, ``raise_order``) directly,
 in order, on real PostgreSQL, shows the cost of the code itself, stage by
-stage. Messages the tasks publish go to Redis db 12 and are discarded: no
+stage. Messages the tasks publish go to Redis db 15 and are discarded: no
 worker runs. The databases are fresh and dropped afterwards, as in
 ``bench.run``.
 """

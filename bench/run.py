@@ -25,7 +25,7 @@ Measured, in order:
 6. the sync worker's pool children's peak RSS (``VmHWM``) after K1 and K2
    products: bounded memory means the two figures stay close.
 
-Everything created (two databases, Redis db 12, worker processes, a temp
+Everything created (two databases, Redis db 15, worker processes, a temp
 directory) is removed on exit, also on Ctrl-C, SIGTERM or failure.
 """
 
@@ -55,7 +55,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PG_HOST = os.environ.get("BENCH_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("BENCH_PG_PORT", "5432"))
 PG_USER = os.environ.get("BENCH_PG_USER", "postgres")
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 SEED = 7
 
 # Targets the project set itself (see the issue that asked for this bench).
@@ -204,7 +204,7 @@ class Env:
         return f"bench_erp_{self.tag}"
 
     def open(self) -> None:
-        """Create both databases, empty Redis db 12, point this process at them.
+        """Create both databases, empty Redis db 15, point this process at them.
 
         The environment is set before any hub module reads its settings
         (``get_settings`` is cached; ``workers.app`` reads it when Celery first
@@ -311,7 +311,7 @@ class Env:
                 sampler.wait(10)
 
     def close(self) -> None:
-        """Stop every worker, drop both databases, empty Redis db 12, remove files."""
+        """Stop every worker, drop both databases, empty Redis db 15, remove files."""
         for proc in list(self.workers):
             with contextlib.suppress(Exception):
                 self.stop_worker(proc)

@@ -18,7 +18,7 @@ Issue #14 asks for figures on exactly that, so the benchmark builds it:
   one connector and engine per tenant, as on a real deployment where every
   client's ERP is a different server; ``pg_stat_activity`` then also says
   which tenant a connection is held for;
-- a fresh hub database, Redis db 12 (``BENCH_REDIS_URL``), one
+- a fresh hub database, Redis db 15 (``BENCH_REDIS_URL``), one
   ``s2s worker --profile sync -c 2`` and one ``s2s api`` subprocess; the
   clients and sources are registered with the hub's own functions;
 - every phase is started through the door a user uses: ``POST
