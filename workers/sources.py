@@ -40,18 +40,6 @@ def connector_class(kind: str) -> type[Connector]:
         raise SetupError(str(exc)) from None
 
 
-def __getattr__(name: str) -> Any:
-    """``CONNECTORS`` (kind → connector class), computed when asked for.
-
-    Kept for callers written before the registry of kinds
-    (``workers.kinds``); asking for it imports every connector, which
-    nothing in the hub needs to do any more.
-    """
-    if name == "CONNECTORS":
-        return {kind: kinds.connector_class(kind) for kind in kinds.names()}
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
