@@ -47,3 +47,36 @@ def _readme_erps() -> str:
 @pytest.mark.parametrize("kind", REGISTERED)
 def test_the_readme_names_every_registered_kind(kind: str) -> None:
     assert f"kind: {kind}" in _readme_erps(), f"the README's ERPs section does not name {kind}"
+
+
+def _shipped_connectors() -> dict[str, type]:
+    """Every concrete connector class the connectors package holds, by kind."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import connectors
+    from connectors.base import Connector
+
+    found: dict[str, type] = {}
+    for info in pkgutil.walk_packages(connectors.__path__, "connectors."):
+        module = importlib.import_module(info.name)
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if (
+                issubclass(cls, Connector)
+                and not inspect.isabstract(cls)
+                and "kind" in vars(cls)
+                and cls.__module__.startswith("connectors.")
+            ):
+                found[cls.kind] = cls
+    return found
+
+
+def test_every_connector_shipped_is_registered() -> None:
+    # An ERP connector written but left out of the registry would never get a
+    # queue, a map or a CLI choice, and no other test would notice.
+    shipped = _shipped_connectors()
+    assert shipped, "no connector found under connectors/"
+    for kind, cls in shipped.items():
+        assert kind in REGISTERED, f"{cls.__module__}.{cls.__name__} ({kind}) is not registered"
+        assert kinds.connector_class(kind) is cls
