@@ -24,6 +24,7 @@ from hub.db import session_scope
 from hub.models import Client, Order, Source, SyncRun
 from s2s import channels
 from s2s.metrics import CONTENT_TYPE, collect
+from s2s.openapi import openapi_json
 from workers.ops import queue_depths, workers_online
 from workers.orders import submit
 from workers.sources import (
@@ -401,6 +402,7 @@ def create_app() -> Starlette:
         routes=[
             Route("/health", health),
             Route("/metrics", metrics),
+            Route("/openapi.json", openapi_json),
             Route("/api/v1/clients/{client}/status", client_status),
             Route("/api/v1/clients/{client}/sources/{source}/resync", resync, methods=["POST"]),
             Route("/api/v1/clients/{client}/sources/{source}/runs", runs),
