@@ -227,6 +227,7 @@ class Product(Base):
     __table_args__ = (
         UniqueConstraint("source_id", "source_product_code", name="uq_products_source_code"),
         Index("ix_products_client", "client_id"),
+        Index("ix_products_change", "client_id", "change_seq"),
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
@@ -245,6 +246,9 @@ class Product(Base):
     updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(TZDateTime())
     last_run_id: Mapped[int | None] = mapped_column(IdType)
+    # The client's change number of the row's last write, in commit order
+    # (``hub.catalogue``): what the change feed pages by.
+    change_seq: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Variant(Base):
@@ -271,6 +275,7 @@ class Customer(Base):
     __table_args__ = (
         UniqueConstraint("source_id", "source_customer_code", name="uq_customers_source_code"),
         Index("ix_customers_client", "client_id"),
+        Index("ix_customers_change", "client_id", "change_seq"),
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
@@ -288,6 +293,25 @@ class Customer(Base):
     updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(TZDateTime())
     last_run_id: Mapped[int | None] = mapped_column(IdType)
+    # The client's change number of the row's last write, in commit order
+    # (``hub.catalogue``): what the change feed pages by.
+    change_seq: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ChangeCounter(Base):
+    """The last change number given to a client's stream (``hub.catalogue``).
+
+    Its row lock, taken by the write that draws numbers and held to commit,
+    is what makes the numbers of one client follow commit order.
+    """
+
+    __tablename__ = "change_counters"
+
+    client_id: Mapped[int] = mapped_column(
+        ForeignKey("clients.id", ondelete="CASCADE"), primary_key=True
+    )
+    stream: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Quarantined(Base):

@@ -4,7 +4,8 @@ A page of canonical records arrives with each record's stable hash. One
 SELECT fetches the stored hashes of the page's keys; records whose hash is
 unchanged are not written at all, so an unchanged catalogue costs one read
 per page. New records are inserted and changed ones updated in bulk, with
-their variants replaced, inside the caller's transaction.
+their variants replaced, inside the caller's transaction. Each row written
+carries a change number for the change feed (``hub.catalogue.take_numbers``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
@@ -20,6 +21,7 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from hub.catalogue import take_numbers
 from hub.models import Customer, Product, Variant, utcnow
 
 Action = Literal["active", "delete", "ignore"]
@@ -83,6 +85,17 @@ class Plan:
     # Records unchanged but mapped from rows with another raw hash (or none
     # was known): only their raw hash is written, so the next fetch skips them.
     raw_only: list[tuple[int, str]]
+    # The change numbers of the inserts, updates and deletes (``_numbered``).
+    seqs: tuple[range, range, range] = (range(0), range(0), range(0))
+
+    def deleted(self) -> list[tuple[int, str | None, int]]:
+        return [(rid, rh, n) for (rid, rh), n in zip(self.deletes, self.seqs[2], strict=True)]
+
+
+def _numbered(session: Session, client_id: int, stream: str, plan: Plan) -> Plan:
+    """The plan with change numbers drawn for its writes (one statement)."""
+    sizes = (len(plan.inserts), len(plan.updates), len(plan.deletes))
+    return replace(plan, seqs=take_numbers(session, client_id, stream, sizes))
 
 
 def _chunks(seq: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
@@ -280,13 +293,13 @@ def upsert_products(
         items = _merge_variants(session, source_id, items)
     keys = [i.key for i in items if i.action != "ignore"]
     existing = _existing(session, Product, Product.source_product_code, source_id, keys)
-    plan = _plan(items, existing, counts)
+    plan = _numbered(session, client_id, "products", _plan(items, existing, counts))
     pg = _pg(session)
     writer = _PgWriter(pg, "products") if pg is not None else _PortableWriter(session, Product)
     now = utcnow()
     written = _write_products(writer, plan, client_id, source_id, run_id, now)
     if plan.deletes:
-        writer.soft_delete(plan.deletes, now, run_id)
+        writer.soft_delete(plan.deleted(), now, run_id)
     if plan.raw_only:
         writer.set_raw_hashes(plan.raw_only)
     variant_rows = _variant_rows(written, client_id, source_id)
@@ -325,8 +338,9 @@ def _write_products(
                     "created_at": now,
                     "updated_at": now,
                     "last_run_id": run_id,
+                    "change_seq": seq,
                 }
-                for it in plan.inserts
+                for it, seq in zip(plan.inserts, plan.seqs[0], strict=True)
             ]
         )
         written.extend(zip(ids, plan.inserts, strict=True))
@@ -339,8 +353,9 @@ def _write_products(
                     "hash": it.hash,
                     "raw_hash": it.raw_hash,
                     "data": it.data,
+                    "change_seq": seq,
                 }
-                for pid, it in plan.updates
+                for (pid, it), seq in zip(plan.updates, plan.seqs[1], strict=True)
             ],
             now,
             run_id,
@@ -375,7 +390,7 @@ def upsert_customers(
     counts = Counts()
     keys = [i.key for i in items if i.action != "ignore"]
     existing = _existing(session, Customer, Customer.source_customer_code, source_id, keys)
-    plan = _plan(items, existing, counts)
+    plan = _numbered(session, client_id, "customers", _plan(items, existing, counts))
     pg = _pg(session)
     writer = _PgWriter(pg, "customers") if pg is not None else _PortableWriter(session, Customer)
     now = utcnow()
@@ -393,21 +408,28 @@ def upsert_customers(
                     "created_at": now,
                     "updated_at": now,
                     "last_run_id": run_id,
+                    "change_seq": seq,
                 }
-                for it in plan.inserts
+                for it, seq in zip(plan.inserts, plan.seqs[0], strict=True)
             ]
         )
     if plan.updates:
         writer.update(
             [
-                {"id": cid, "hash": it.hash, "raw_hash": it.raw_hash, "data": it.data}
-                for cid, it in plan.updates
+                {
+                    "id": cid,
+                    "hash": it.hash,
+                    "raw_hash": it.raw_hash,
+                    "data": it.data,
+                    "change_seq": seq,
+                }
+                for (cid, it), seq in zip(plan.updates, plan.seqs[1], strict=True)
             ],
             now,
             run_id,
         )
     if plan.deletes:
-        writer.soft_delete(plan.deletes, now, run_id)
+        writer.soft_delete(plan.deleted(), now, run_id)
     if plan.raw_only:
         writer.set_raw_hashes(plan.raw_only)
     counts.written_keys = [it.key for it in plan.inserts] + [it.key for _, it in plan.updates]
@@ -446,6 +468,7 @@ class _PortableWriter:
             "updated_at": now,
             "deleted_at": None,
             "last_run_id": run_id,
+            "change_seq": bindparam("b_change_seq"),
         }
         if "title" in self.table.c:
             values["title"] = bindparam("b_title")
@@ -458,7 +481,9 @@ class _PortableWriter:
         for chunk in _chunks(product_ids):
             self.session.execute(delete(Variant).where(Variant.product_id.in_(chunk)))
 
-    def soft_delete(self, rows: list[tuple[int, str | None]], now: datetime, run_id: int) -> None:
+    def soft_delete(
+        self, rows: list[tuple[int, str | None, int]], now: datetime, run_id: int
+    ) -> None:
         self.session.execute(
             update(self.table)
             .where(self.table.c.id == bindparam("b_id"))
@@ -468,8 +493,9 @@ class _PortableWriter:
                 updated_at=now,
                 last_run_id=run_id,
                 raw_hash=bindparam("b_raw_hash"),
+                change_seq=bindparam("b_change_seq"),
             ),
-            [{"b_id": rid, "b_raw_hash": rh} for rid, rh in rows],
+            [{"b_id": rid, "b_raw_hash": rh, "b_change_seq": seq} for rid, rh, seq in rows],
         )
 
     def set_raw_hashes(self, rows: list[tuple[int, str]]) -> None:
@@ -531,8 +557,8 @@ class _PgWriter:
         title = "title = %s, " if "title" in rows[0] else ""
         sql = (
             f"UPDATE {self.table} SET {title}active = true, hash = %s, raw_hash = %s, "
-            "data = %s::jsonb, updated_at = %s, deleted_at = NULL, last_run_id = %s "
-            "WHERE id = %s"
+            "data = %s::jsonb, updated_at = %s, deleted_at = NULL, last_run_id = %s, "
+            "change_seq = %s WHERE id = %s"
         )
         self._many(
             sql,
@@ -544,6 +570,7 @@ class _PgWriter:
                     json.dumps(row["data"]),
                     now,
                     run_id,
+                    row["change_seq"],
                     row["id"],
                 )
                 for row in rows
@@ -553,11 +580,13 @@ class _PgWriter:
     def delete_variants(self, product_ids: list[int]) -> None:
         self._many("DELETE FROM variants WHERE product_id = %s", [(i,) for i in product_ids])
 
-    def soft_delete(self, rows: list[tuple[int, str | None]], now: datetime, run_id: int) -> None:
+    def soft_delete(
+        self, rows: list[tuple[int, str | None, int]], now: datetime, run_id: int
+    ) -> None:
         self._many(
             f"UPDATE {self.table} SET active = false, deleted_at = %s, updated_at = %s, "
-            "last_run_id = %s, raw_hash = %s WHERE id = %s",
-            [(now, now, run_id, rh, rid) for rid, rh in rows],
+            "last_run_id = %s, raw_hash = %s, change_seq = %s WHERE id = %s",
+            [(now, now, run_id, rh, seq, rid) for rid, rh, seq in rows],
         )
 
     def set_raw_hashes(self, rows: list[tuple[int, str]]) -> None:
