@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from hub import queries, schedule
+from hub import catalogue, queries, schedule
 from hub.db import session_scope
 from hub.models import Client, Order, Source, SyncRun
 from s2s import channels
@@ -397,6 +397,71 @@ async def webhook(request: Request) -> JSONResponse:
     return _stored(result)
 
 
+def _feed_limit(request: Request) -> int | JSONResponse:
+    raw = request.query_params.get("limit", "100")
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 1000:
+        return _error(400, f"limit must be a whole number from 1 to 1000, not {raw!r}")
+    return limit
+
+
+async def _feed(request: Request, stream: str) -> JSONResponse:
+    """The change feed of the client's ``stream`` (``hub.catalogue.feed``):
+    each change once, in commit order, deletions as tombstones."""
+    client = await run_in_threadpool(_authorised_client, request)
+    if isinstance(client, JSONResponse):
+        return client
+    limit = _feed_limit(request)
+    if isinstance(limit, JSONResponse):
+        return limit
+    after = request.query_params.get("after") or None
+
+    def load() -> JSONResponse:
+        try:
+            with session_scope() as s:
+                return JSONResponse(catalogue.feed(s, client.id, stream, after, limit))
+        except catalogue.CursorError as exc:
+            return _error(400, str(exc))
+
+    return await run_in_threadpool(load)
+
+
+async def _record(request: Request, stream: str, key: str) -> JSONResponse:
+    client = await run_in_threadpool(_authorised_client, request)
+    if isinstance(client, JSONResponse):
+        return client
+    code = request.path_params[key]
+
+    def load() -> dict[str, Any] | None:
+        with session_scope() as s:
+            return catalogue.one(s, client.id, stream, code)
+
+    found = await run_in_threadpool(load)
+    if found is None:
+        return _error(404, f"client {client.code!r} has no {stream[:-1]} {code!r}")
+    return JSONResponse(found)
+
+
+async def products(request: Request) -> JSONResponse:
+    return await _feed(request, "products")
+
+
+async def product(request: Request) -> JSONResponse:
+    """A product by its code or the SKU of any of its variants."""
+    return await _record(request, "products", "sku")
+
+
+async def customers(request: Request) -> JSONResponse:
+    return await _feed(request, "customers")
+
+
+async def customer(request: Request) -> JSONResponse:
+    return await _record(request, "customers", "code")
+
+
 def create_app() -> Starlette:
     return Starlette(
         routes=[
@@ -408,6 +473,10 @@ def create_app() -> Starlette:
             Route("/api/v1/clients/{client}/sources/{source}/runs", runs),
             Route("/api/v1/clients/{client}/orders", submit_order, methods=["POST"]),
             Route("/api/v1/clients/{client}/orders/{order_id:int}", order_status),
+            Route("/api/v1/clients/{client}/products", products),
+            Route("/api/v1/clients/{client}/products/{sku}", product),
+            Route("/api/v1/clients/{client}/customers", customers),
+            Route("/api/v1/clients/{client}/customers/{code}", customer),
             Route("/webhooks/{channel}/{client}", webhook, methods=["POST"]),
         ]
     )
