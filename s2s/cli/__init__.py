@@ -12,6 +12,7 @@ import click
 from hub.logs import configure
 from hub.settings import get_settings
 from s2s.cli.apply import apply_file
+from s2s.cli.catalogue import customers, products
 from s2s.cli.clients import client, source
 from s2s.cli.common import CliError
 from s2s.cli.db import db, keys
@@ -60,6 +61,8 @@ for command in (
     flower,
     mappings,
     demo,
+    products,
+    customers,
 ):
     cli.add_command(command)
 
