@@ -463,11 +463,12 @@ def _feed_path(stream: str, feed: str) -> Json:
     }
 
 
-def _record_path(stream: str, key: str, entry: str) -> Json:
+def _record_path(stream: str, key: str, entry: str, found_by: str) -> Json:
     return {
         "get": {
             "summary": f"One of the client's {stream}, as the feed shows it.",
-            "parameters": [_CLIENT_PARAM, _path_param(key, f"The {stream[:-1]}'s code.")],
+            "description": "A code found in several sources gives the first source's record.",
+            "parameters": [_CLIENT_PARAM, _path_param(key, found_by)],
             "responses": {"200": _json("The record.", _ref(entry)), **_AUTH_ERRORS},
         }
     }
@@ -476,9 +477,16 @@ def _record_path(stream: str, key: str, entry: str) -> Json:
 def _catalogue_paths() -> Json:
     return {
         f"{_CLIENT}/products": _feed_path("products", "ProductFeed"),
-        f"{_CLIENT}/products/{{sku}}": _record_path("products", "sku", "ProductEntry"),
+        f"{_CLIENT}/products/{{sku}}": _record_path(
+            "products",
+            "sku",
+            "ProductEntry",
+            "The product's code, or the SKU of any of its variants.",
+        ),
         f"{_CLIENT}/customers": _feed_path("customers", "CustomerFeed"),
-        f"{_CLIENT}/customers/{{code}}": _record_path("customers", "code", "CustomerEntry"),
+        f"{_CLIENT}/customers/{{code}}": _record_path(
+            "customers", "code", "CustomerEntry", "The customer's code."
+        ),
     }
 
 
@@ -545,7 +553,7 @@ def document() -> Json:
             **_open_paths(),
             **_source_paths(),
             **_order_paths(),
-            # **_catalogue_paths(),  (the catalogue routes are not in the app yet)
+            **_catalogue_paths(),
             **_webhook_paths(),
         },
         "components": {

@@ -20,7 +20,7 @@ from hub.db import session_scope
 from s2s.api import create_app
 from s2s.channels import sign_shopify
 from s2s.openapi import document
-from tests.conftest import Hub
+from tests.conftest import Hub, wait_for
 from tests.integration.test_api_orders import shopify_payload
 from tests.integration.test_orders_e2e import canonical
 from workers.sources import set_channels, upsert_client, upsert_source
@@ -184,3 +184,42 @@ def test_a_wrong_body_is_caught(api: tuple[TestClient, dict[str, str]]) -> None:
 
     with pytest.raises(Exception, match="unexpected"):
         _conforms(Tampered(), f"{C}/status")
+
+
+def _synced(client: TestClient, auth: dict[str, str], hub: Hub) -> None:
+    for stream in ("products", "customers"):
+        url = "/api/v1/clients/acme/sources/erp/resync"
+        assert client.post(url, headers=auth, json={"stream": stream}).status_code == 202
+    hub.start_worker()
+
+    def done() -> bool:
+        runs = client.get("/api/v1/clients/acme/sources/erp/runs", headers=auth).json()["runs"]
+        return len(runs) == 2 and all(r["status"] == "succeeded" for r in runs)
+
+    wait_for(done, timeout=120, what="the products and customers runs")
+
+
+def test_catalogue_feed_and_records_conform(
+    api: tuple[TestClient, dict[str, str]], embedded_hub: Hub
+) -> None:
+    client, auth = api
+    _synced(client, auth, embedded_hub)
+    for stream, one, key in (("products", "product", "sku"), ("customers", "customer", "code")):
+        path = f"{C}/{stream}"
+        url = f"/api/v1/clients/acme/{stream}"
+        first = _conforms(client.get(f"{url}?limit=2", headers=auth), path)
+        assert len(first["items"]) == 2 and first["more"] is True
+        rest = _conforms(client.get(f"{url}?after={first['next']}", headers=auth), path)
+        assert rest["items"] and rest["items"][0][one] is not None
+        for bad in ("limit=0", "limit=x", "after=not-a-cursor"):
+            answer = client.get(f"{url}?{bad}", headers=auth)
+            assert answer.status_code == 400, bad
+            _conforms(answer, path)
+        _conforms(client.get(url), path)  # 401
+        code = first["items"][0]["code"]
+        record = client.get(f"{url}/{code}", headers=auth)
+        assert record.status_code == 200
+        assert _conforms(record, f"{path}/{{{key}}}")["code"] == code
+        missing = client.get(f"{url}/no-such-code", headers=auth)
+        assert missing.status_code == 404
+        _conforms(missing, f"{path}/{{{key}}}")
