@@ -1,0 +1,235 @@
+"""The Shopify emulator driven over HTTP with plain httpx, as a connector would."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from emulators.shopify import RunningServer, serve
+
+SET = """
+mutation set($input: ProductSetInput!, $identifier: ProductSetIdentifiers) {
+  productSet(input: $input, identifier: $identifier, synchronous: true) {
+    product {
+      id handle title status
+      variants(first: 10) { nodes { id sku price compareAtPrice inventoryItem { id } } }
+    }
+    userErrors { field message code }
+  }
+}
+"""
+
+FIND = """
+query find($identifier: ProductIdentifierInput!) {
+  productByIdentifier(identifier: $identifier) {
+    id handle title variants(first: 5) { nodes { sku } }
+  }
+}
+"""
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def shop(clock: Clock) -> Iterator[RunningServer]:
+    with serve(access_token="shpat_test", clock=clock) as running:
+        yield running
+
+
+def call(shop: RunningServer, query: str, variables: dict[str, Any] | None = None) -> Any:
+    response = httpx.post(
+        shop.graphql_url(),
+        json={"query": query, "variables": variables or {}},
+        headers={"X-Shopify-Access-Token": shop.access_token},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def shirt(**changes: Any) -> dict[str, Any]:
+    product: dict[str, Any] = {
+        "title": "Linen shirt",
+        "handle": "linen-shirt",
+        "status": "ACTIVE",
+        "productOptions": [{"name": "Size", "values": [{"name": "S"}, {"name": "M"}]}],
+        "variants": [
+            {
+                "optionValues": [{"optionName": "Size", "name": "S"}],
+                "sku": "LS-S",
+                "price": "10.00",
+            },
+            {
+                "optionValues": [{"optionName": "Size", "name": "M"}],
+                "sku": "LS-M",
+                "price": "12.50",
+                "compareAtPrice": "15.00",
+            },
+        ],
+        "metafields": [{"namespace": "hub", "key": "code", "value": "LS", "type": "id"}],
+    }
+    product.update(changes)
+    return product
+
+
+def test_product_set_creates_a_product_with_variants(shop: RunningServer) -> None:
+    body = call(shop, SET, {"input": shirt()})
+    payload = body["data"]["productSet"]
+    assert payload["userErrors"] == []
+    product = payload["product"]
+    assert product["id"].startswith("gid://shopify/Product/")
+    assert product["handle"] == "linen-shirt"
+    variants = product["variants"]["nodes"]
+    assert [(v["sku"], v["price"], v["compareAtPrice"]) for v in variants] == [
+        ("LS-S", "10.00", None),
+        ("LS-M", "12.50", "15.00"),
+    ]
+    assert all(
+        v["inventoryItem"]["id"].startswith("gid://shopify/InventoryItem/") for v in variants
+    )
+    (stored,) = shop.products()
+    assert stored["variants"][1]["price"] == Decimal("12.50")
+    assert stored["metafields"] == {"hub.code": "LS"}
+    assert shop.mutations("productSet") == 1
+
+
+@pytest.mark.parametrize(
+    "identifier",
+    [
+        {"handle": "linen-shirt"},
+        {"customId": {"namespace": "hub", "key": "code", "value": "LS"}},
+    ],
+)
+def test_setting_again_by_identifier_updates_instead_of_creating(
+    shop: RunningServer, identifier: dict[str, Any]
+) -> None:
+    first = call(shop, SET, {"input": shirt(), "identifier": identifier})["data"]["productSet"]
+    changed = shirt(title="Linen shirt (new)")
+    changed["variants"][0]["price"] = "11.00"
+    second = call(shop, SET, {"input": changed, "identifier": identifier})["data"]["productSet"]
+    assert second["userErrors"] == []
+    assert second["product"]["id"] == first["product"]["id"]
+    old_ids = [v["id"] for v in first["product"]["variants"]["nodes"]]
+    assert [v["id"] for v in second["product"]["variants"]["nodes"]] == old_ids
+    (stored,) = shop.products()
+    assert stored["title"] == "Linen shirt (new)"
+    assert stored["variants"][0]["price"] == Decimal("11.00")
+
+
+def test_set_by_id_of_a_missing_product_is_refused(shop: RunningServer) -> None:
+    ident = {"id": "gid://shopify/Product/999999"}
+    payload = call(shop, SET, {"input": shirt(), "identifier": ident})["data"]["productSet"]
+    assert payload["product"] is None
+    assert payload["userErrors"][0]["code"] == "PRODUCT_DOES_NOT_EXIST"
+    assert shop.products() == []
+
+
+def test_variants_left_out_are_removed(shop: RunningServer) -> None:
+    call(shop, SET, {"input": shirt(), "identifier": {"handle": "linen-shirt"}})
+    one = shirt()
+    one["variants"] = one["variants"][:1]
+    call(shop, SET, {"input": one, "identifier": {"handle": "linen-shirt"}})
+    (stored,) = shop.products()
+    assert [v["sku"] for v in stored["variants"]] == ["LS-S"]
+
+
+def test_a_product_is_found_again_by_identifier_and_by_search(shop: RunningServer) -> None:
+    call(shop, SET, {"input": shirt()})
+    found = call(shop, FIND, {"identifier": {"handle": "linen-shirt"}})["data"][
+        "productByIdentifier"
+    ]
+    assert found["title"] == "Linen shirt"
+    custom = {"customId": {"namespace": "hub", "key": "code", "value": "LS"}}
+    assert (
+        call(shop, FIND, {"identifier": custom})["data"]["productByIdentifier"]["id"] == found["id"]
+    )
+    missing = {"handle": "nothing-here"}
+    assert call(shop, FIND, {"identifier": missing})["data"]["productByIdentifier"] is None
+    listed = call(shop, '{ products(first: 5, query: "sku:LS-M") { nodes { id } } }')
+    assert listed["data"]["products"]["nodes"] == [{"id": found["id"]}]
+
+
+def test_products_page_with_cursors(shop: RunningServer) -> None:
+    for n in range(3):
+        call(shop, SET, {"input": shirt(title=f"Shirt {n}", handle=f"shirt-{n}", metafields=[])})
+    query = """query page($after: String) { products(first: 2, after: $after) {
+      nodes { title } pageInfo { hasNextPage endCursor } } }"""
+    page = call(shop, query)["data"]["products"]
+    assert [n["title"] for n in page["nodes"]] == ["Shirt 0", "Shirt 1"]
+    assert page["pageInfo"]["hasNextPage"] is True
+    rest = call(shop, query, {"after": page["pageInfo"]["endCursor"]})["data"]["products"]
+    assert [n["title"] for n in rest["nodes"]] == ["Shirt 2"]
+    assert rest["pageInfo"]["hasNextPage"] is False
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "code", "message"),
+    [
+        ({"title": ""}, ["input", "title"], "BLANK", "Title can't be blank"),
+        (
+            {"price": "-1.00"},
+            ["input", "variants", "0", "price"],
+            "GREATER_THAN_OR_EQUAL_TO",
+            "Variant price must be greater than or equal to zero.",
+        ),
+        (
+            {"price": "ten"},
+            ["input", "variants", "0", "price"],
+            "INVALID",
+            "Price must be a number",
+        ),
+        ({"sku": "LS-M"}, ["input", "variants", "1", "sku"], "DUPLICATED_INPUT", None),
+    ],
+)
+def test_invalid_products_get_user_errors_and_change_nothing(
+    shop: RunningServer, change: dict[str, Any], field: list[str], code: str, message: str | None
+) -> None:
+    product = shirt()
+    if "title" in change:
+        product.update(change)
+    else:
+        product["variants"][0].update(change)
+    payload = call(shop, SET, {"input": product})["data"]["productSet"]
+    assert payload["product"] is None
+    (error,) = payload["userErrors"]
+    assert error["field"] == field
+    assert error["code"] == code
+    if message:
+        assert error["message"] == message
+    assert shop.products() == []
+    assert shop.mutations() == 0
+
+
+def test_a_wrong_or_missing_token_gets_shopifys_401(shop: RunningServer) -> None:
+    for headers in ({"X-Shopify-Access-Token": "shpat_wrong"}, {}):
+        response = httpx.post(
+            shop.graphql_url(),
+            json={"query": "{ locations(first: 1) { nodes { id } } }"},
+            headers=headers,
+        )
+        assert response.status_code == 401
+        assert response.json() == {
+            "errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"
+        }
+
+
+def test_graphql_errors_for_an_invalid_document(shop: RunningServer) -> None:
+    assert "errors" in call(shop, "{ products(first: 1) { nodes { nope } } }")
+    assert "errors" in call(shop, "{ products(first: ")
