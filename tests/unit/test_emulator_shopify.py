@@ -233,3 +233,85 @@ def test_a_wrong_or_missing_token_gets_shopifys_401(shop: RunningServer) -> None
 def test_graphql_errors_for_an_invalid_document(shop: RunningServer) -> None:
     assert "errors" in call(shop, "{ products(first: 1) { nodes { nope } } }")
     assert "errors" in call(shop, "{ products(first: ")
+
+
+INVENTORY = """
+mutation stock($input: InventorySetQuantitiesInput!) {
+  inventorySetQuantities(input: $input) {
+    inventoryAdjustmentGroup { reason changes { name delta } }
+    userErrors { field message code }
+  }
+}
+"""
+
+LEVEL = """
+query level($id: ID!, $location: ID!) {
+  inventoryItem(id: $id) { inventoryLevel(locationId: $location) {
+    quantities(names: ["available", "on_hand"]) { name quantity } } }
+}
+"""
+
+
+def _item_of(shop: RunningServer, sku: str) -> str:
+    product = shop.product_by_sku(sku)
+    assert product is not None
+    return next(v["inventory_item_id"] for v in product["variants"] if v["sku"] == sku)
+
+
+def test_inventory_is_set_at_a_location(shop: RunningServer) -> None:
+    call(shop, SET, {"input": shirt()})
+    locations = call(shop, "{ locations(first: 5) { nodes { id name } } }")["data"]["locations"]
+    location = locations["nodes"][0]["id"]
+    assert location == shop.location_id
+    item = _item_of(shop, "LS-S")
+    quantities = [{"inventoryItemId": item, "locationId": location, "quantity": 7}]
+    stock = {"name": "available", "reason": "correction", "ignoreCompareQuantity": True}
+    payload = call(shop, INVENTORY, {"input": {**stock, "quantities": quantities}})
+    payload = payload["data"]["inventorySetQuantities"]
+    assert payload["userErrors"] == []
+    assert payload["inventoryAdjustmentGroup"]["changes"] == [{"name": "available", "delta": 7}]
+    assert shop.available("LS-S") == 7
+    level = call(shop, LEVEL, {"id": item, "location": location})["data"]["inventoryItem"]
+    assert level["inventoryLevel"]["quantities"] == [
+        {"name": "available", "quantity": 7},
+        {"name": "on_hand", "quantity": 7},
+    ]
+    quantities[0].update(quantity=3, compareQuantity=7)
+    again = {"name": "available", "reason": "correction", "quantities": quantities}
+    assert (
+        call(shop, INVENTORY, {"input": again})["data"]["inventorySetQuantities"]["userErrors"]
+        == []
+    )
+    assert shop.available("LS-S") == 3
+    assert shop.mutations("inventorySetQuantities") == 2
+
+
+def test_inventory_user_errors(shop: RunningServer) -> None:
+    call(shop, SET, {"input": shirt()})
+    item = _item_of(shop, "LS-S")
+    cases = [
+        ({"reason": "because"}, "INVALID_REASON"),
+        ({"name": "incoming"}, "INVALID_NAME"),
+        ({"item": "gid://shopify/InventoryItem/1"}, "INVALID_INVENTORY_ITEM"),
+        ({"location": "gid://shopify/Location/1"}, "INVALID_LOCATION"),
+        ({"ignore": False}, "COMPARE_QUANTITY_REQUIRED"),
+        ({"ignore": False, "compare": 5}, "COMPARE_QUANTITY_STALE"),
+    ]
+    for change, code in cases:
+        quantity: dict[str, Any] = {
+            "inventoryItemId": change.get("item", item),
+            "locationId": change.get("location", shop.location_id),
+            "quantity": 4,
+        }
+        if "compare" in change:
+            quantity["compareQuantity"] = change["compare"]
+        stock = {
+            "name": change.get("name", "available"),
+            "reason": change.get("reason", "correction"),
+            "ignoreCompareQuantity": change.get("ignore", True),
+            "quantities": [quantity],
+        }
+        payload = call(shop, INVENTORY, {"input": stock})["data"]["inventorySetQuantities"]
+        assert [e["code"] for e in payload["userErrors"]] == [code], change
+        assert payload["inventoryAdjustmentGroup"] is None
+    assert shop.available("LS-S") is None
