@@ -315,3 +315,79 @@ def test_inventory_user_errors(shop: RunningServer) -> None:
         assert [e["code"] for e in payload["userErrors"]] == [code], change
         assert payload["inventoryAdjustmentGroup"] is None
     assert shop.available("LS-S") is None
+
+
+LIST = "{ products(first: 10) { nodes { id title } } }"
+
+
+def _status(body: dict[str, Any]) -> dict[str, Any]:
+    cost: dict[str, Any] = body["extensions"]["cost"]
+    return cost
+
+
+def test_every_answer_carries_the_cost_and_the_bucket(shop: RunningServer, clock: Clock) -> None:
+    cost = _status(call(shop, SET, {"input": shirt()}))
+    assert cost == {
+        "requestedQueryCost": 10,
+        "actualQueryCost": 10,
+        "throttleStatus": {
+            "maximumAvailable": 2000.0,
+            "currentlyAvailable": 1990.0,
+            "restoreRate": 100.0,
+        },
+    }
+    # A connection is asked for at 2 + first x node cost, and paid for by the
+    # nodes returned: 12 requested, 3 actual, the 9 refunded.
+    cost = _status(call(shop, LIST))
+    assert (cost["requestedQueryCost"], cost["actualQueryCost"]) == (12, 3)
+    assert cost["throttleStatus"]["currentlyAvailable"] == 1987.0
+    clock.now += 0.5
+    assert _status(call(shop, LIST))["throttleStatus"]["currentlyAvailable"] == 2000.0 - 3
+
+
+def test_a_query_over_the_single_query_limit_is_refused_unpaid(shop: RunningServer) -> None:
+    query = "{ products(first: 250) { nodes { variants(first: 100) { nodes { id } } } } }"
+    body = call(shop, query)
+    (error,) = body["errors"]
+    assert error["extensions"]["code"] == "MAX_COST_EXCEEDED"
+    assert _status(body)["requestedQueryCost"] == 2 + 250 * (1 + 2 + 100)
+    assert _status(body)["throttleStatus"]["currentlyAvailable"] == 2000.0
+
+
+def test_an_empty_bucket_throttles_without_effect_until_restored(
+    shop: RunningServer, clock: Clock
+) -> None:
+    shop.bucket.drain()
+    body = call(shop, SET, {"input": shirt()})
+    assert body["errors"] == [
+        {
+            "message": "Throttled",
+            "extensions": {
+                "code": "THROTTLED",
+                "documentation": "https://shopify.dev/api/usage/rate-limits",
+            },
+        }
+    ]
+    assert "data" not in body
+    assert _status(body)["actualQueryCost"] is None
+    assert _status(body)["throttleStatus"]["currentlyAvailable"] == 0.0
+    clock.now += 0.0625  # 6.25 points back: a mutation (10) still does not fit
+    assert call(shop, SET, {"input": shirt()})["errors"][0]["extensions"]["code"] == "THROTTLED"
+    assert shop.products() == []
+    assert (shop.faults.throttled, shop.faults.throttle_episodes) == (2, 1)
+    clock.now += 0.0625  # 12.5 points: the mutation is paid, 2.5 remain
+    body = call(shop, SET, {"input": shirt()})
+    assert body["data"]["productSet"]["userErrors"] == []
+    assert _status(body)["throttleStatus"]["currentlyAvailable"] == 2.0
+    assert len(shop.products()) == 1
+    call(shop, LIST)  # throttled again: a second episode
+    assert (shop.faults.throttled, shop.faults.throttle_episodes) == (3, 2)
+    clock.now += 1000
+    assert shop.bucket.available == 2000.0
+
+
+def test_forced_throttling(shop: RunningServer) -> None:
+    shop.faults.throttle_next = 1
+    assert call(shop, SET, {"input": shirt()})["errors"][0]["message"] == "Throttled"
+    assert call(shop, SET, {"input": shirt()})["data"]["productSet"]["userErrors"] == []
+    assert len(shop.products()) == 1
