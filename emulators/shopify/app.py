@@ -16,6 +16,8 @@ import threading
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from email import policy as email_policy
+from email.parser import BytesParser
 from typing import Any
 
 from graphql import (
@@ -377,17 +379,33 @@ def _shop(request: Request) -> Shop:
     return shop
 
 
+def _form_parts(content_type: str, body: bytes) -> dict[str, bytes]:
+    """The fields of a multipart/form-data body, by name (stdlib parser, no extra package)."""
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
+    message = BytesParser(policy=email_policy.HTTP).parsebytes(head + body)
+    parts: dict[str, bytes] = {}
+    if not message.is_multipart():
+        return parts
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if isinstance(name, str) and isinstance(payload, bytes):
+            parts[name] = payload
+    return parts
+
+
 async def _upload_view(request: Request) -> Response:
-    form = await request.form()
-    key = form.get("key")
-    upload = form.get("file")
-    if not isinstance(key, str) or upload is None or isinstance(upload, str):
+    """A staged upload: the target's parameters as form fields, then ``file``."""
+    content_type = request.headers.get("content-type", "")
+    form = _form_parts(content_type, await request.body()) if "multipart/" in content_type else {}
+    if "key" not in form or "file" not in form:
         return PlainTextResponse(
             "<Error><Code>InvalidArgument</Code></Error>",
             status_code=400,
             media_type="application/xml",
         )
-    _shop(request).uploads[key] = await upload.read()
+    key = form["key"].decode()
+    _shop(request).uploads[key] = form["file"]
     xml = f"<PostResponse><Key>{key}</Key></PostResponse>"
     return PlainTextResponse(xml, status_code=201, media_type="application/xml")
 

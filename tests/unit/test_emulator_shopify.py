@@ -391,3 +391,129 @@ def test_forced_throttling(shop: RunningServer) -> None:
     assert call(shop, SET, {"input": shirt()})["errors"][0]["message"] == "Throttled"
     assert call(shop, SET, {"input": shirt()})["data"]["productSet"]["userErrors"] == []
     assert len(shop.products()) == 1
+
+
+STAGE = """
+mutation stage($input: [StagedUploadInput!]!) {
+  stagedUploadsCreate(input: $input) {
+    stagedTargets { url resourceUrl parameters { name value } }
+    userErrors { field message }
+  }
+}
+"""
+
+RUN = """
+mutation run($mutation: String!, $path: String!) {
+  bulkOperationRunMutation(mutation: $mutation, stagedUploadPath: $path) {
+    bulkOperation { id status }
+    userErrors { field message code }
+  }
+}
+"""
+
+POLL = """
+{ currentBulkOperation(type: MUTATION) { id status objectCount url errorCode } }
+"""
+
+LINE_MUTATION = """
+mutation call($input: ProductSetInput!, $identifier: ProductSetIdentifiers) {
+  productSet(input: $input, identifier: $identifier) {
+    product { id handle } userErrors { field message code }
+  }
+}
+"""
+
+
+def _upload(shop: RunningServer, lines: list[dict[str, Any]]) -> str:
+    """Stage a JSONL file the way Shopify's staged upload takes it; its path."""
+    import json
+
+    stage_input = {
+        "resource": "BULK_MUTATION_VARIABLES",
+        "filename": "products.jsonl",
+        "mimeType": "text/jsonl",
+        "httpMethod": "POST",
+    }
+    staged = call(shop, STAGE, {"input": [stage_input]})["data"]["stagedUploadsCreate"]
+    (target,) = staged["stagedTargets"]
+    assert target["url"].startswith(shop.base_url)
+    params = {p["name"]: p["value"] for p in target["parameters"]}
+    jsonl = "".join(json.dumps(line) + "\n" for line in lines)
+    files = {"file": ("products.jsonl", jsonl.encode(), "text/jsonl")}
+    response = httpx.post(target["url"], data=params, files=files)
+    assert response.status_code == 201
+    assert params["key"] in response.text
+    return params["key"]
+
+
+def test_a_bulk_operation_end_to_end(shop: RunningServer) -> None:
+    import json
+
+    lines = [
+        {
+            "input": shirt(
+                title=f"Shirt {n}",
+                handle=f"shirt-{n}",
+                metafields=[],
+                variants=[
+                    {
+                        "optionValues": [{"optionName": "Size", "name": "S"}],
+                        "sku": f"B-{n}",
+                        "price": "9.00",
+                    }
+                ],
+            ),
+            "identifier": {"handle": f"shirt-{n}"},
+        }
+        for n in range(3)
+    ]
+    lines[2]["input"]["variants"][0]["price"] = "-1"
+    path = _upload(shop, lines)
+    started = call(shop, RUN, {"mutation": LINE_MUTATION, "path": path})
+    run = started["data"]["bulkOperationRunMutation"]
+    assert run["userErrors"] == []
+    assert run["bulkOperation"]["status"] == "CREATED"
+    assert run["bulkOperation"]["id"].startswith("gid://shopify/BulkOperation/")
+    statuses = []
+    for _ in range(5):
+        current = call(shop, POLL)["data"]["currentBulkOperation"]
+        statuses.append(current["status"])
+        if current["status"] == "COMPLETED":
+            break
+    assert statuses == ["RUNNING", "COMPLETED"]
+    assert current["id"] == run["bulkOperation"]["id"]
+    assert current["objectCount"] == "3"
+    by_node = call(
+        shop,
+        "query n($id: ID!) { node(id: $id) { ... on BulkOperation { status url } } }",
+        {"id": current["id"]},
+    )["data"]["node"]
+    assert by_node == {"status": "COMPLETED", "url": current["url"]}
+    results = [json.loads(line) for line in httpx.get(current["url"]).text.splitlines()]
+    assert [r["__lineNumber"] for r in results] == [0, 1, 2]
+    assert results[0]["data"]["productSet"]["product"]["handle"] == "shirt-0"
+    assert results[2]["data"]["productSet"]["userErrors"][0]["code"] == "GREATER_THAN_OR_EQUAL_TO"
+    assert sorted(p["handle"] for p in shop.products()) == ["shirt-0", "shirt-1"]
+    assert shop.mutations("productSet") == 2
+    # Run again by the same identifiers: updated, not duplicated.
+    again = call(shop, RUN, {"mutation": LINE_MUTATION, "path": _upload(shop, lines[:2])})
+    assert again["data"]["bulkOperationRunMutation"]["userErrors"] == []
+    assert len(shop.products()) == 2
+
+
+def test_bulk_operation_refusals(shop: RunningServer) -> None:
+    missing = call(shop, RUN, {"mutation": LINE_MUTATION, "path": "tmp/none/products.jsonl"})
+    assert missing["data"]["bulkOperationRunMutation"]["userErrors"][0]["code"] == "NO_SUCH_FILE"
+    path = _upload(shop, [{"input": shirt()}])
+    bad = call(shop, RUN, {"mutation": "{ products(first: 1) { nodes { id } } }", "path": path})
+    assert bad["data"]["bulkOperationRunMutation"]["userErrors"][0]["code"] == "INVALID_MUTATION"
+    assert (
+        call(shop, RUN, {"mutation": LINE_MUTATION, "path": path})["data"][
+            "bulkOperationRunMutation"
+        ]["userErrors"]
+        == []
+    )
+    busy = call(shop, RUN, {"mutation": LINE_MUTATION, "path": path})
+    assert (
+        busy["data"]["bulkOperationRunMutation"]["userErrors"][0]["code"] == "OPERATION_IN_PROGRESS"
+    )
