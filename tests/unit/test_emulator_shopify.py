@@ -517,3 +517,56 @@ def test_bulk_operation_refusals(shop: RunningServer) -> None:
     assert (
         busy["data"]["bulkOperationRunMutation"]["userErrors"][0]["code"] == "OPERATION_IN_PROGRESS"
     )
+
+
+def test_server_errors_on_the_next_requests(shop: RunningServer) -> None:
+    shop.faults.fail_next = 2
+    headers = {"X-Shopify-Access-Token": shop.access_token}
+    for _ in range(2):
+        response = httpx.post(shop.graphql_url(), json={"query": LIST}, headers=headers)
+        assert response.status_code == 503
+    assert "data" in call(shop, LIST)
+    assert shop.faults.requests == 3
+
+
+def test_a_user_error_on_a_given_sku(shop: RunningServer) -> None:
+    shop.faults.refuse_sku("LS-M", "Variant LS-M could not be saved")
+    payload = call(shop, SET, {"input": shirt()})["data"]["productSet"]
+    assert payload["product"] is None
+    assert payload["userErrors"] == [
+        {
+            "field": ["input", "variants", "1", "sku"],
+            "message": "Variant LS-M could not be saved",
+            "code": "INVALID_VARIANT",
+        }
+    ]
+    assert shop.products() == []
+    other = shirt(handle="other", metafields=[])
+    other["variants"] = other["variants"][:1]
+    assert call(shop, SET, {"input": other})["data"]["productSet"]["userErrors"] == []
+
+
+def test_a_connection_dropped_after_the_mutation_was_applied(shop: RunningServer) -> None:
+    shop.faults.drop_after_commit = 1
+    headers = {"X-Shopify-Access-Token": shop.access_token}
+    body = {"query": SET, "variables": {"input": shirt(), "identifier": {"handle": "linen-shirt"}}}
+    with pytest.raises(httpx.TransportError):
+        httpx.post(shop.graphql_url(), json=body, headers=headers, timeout=5)
+    assert len(shop.products()) == 1
+    assert shop.faults.dropped == 1
+    # The client finds the product by its identifier, and a retry updates it.
+    found = call(shop, FIND, {"identifier": {"handle": "linen-shirt"}})["data"]
+    assert found["productByIdentifier"]["id"] == shop.products()[0]["id"]
+    call(shop, SET, body["variables"])
+    assert len(shop.products()) == 1
+    assert shop.mutations("productSet") == 2
+
+
+def test_faults_by_hand(shop: RunningServer) -> None:
+    spec = {"fail_next": 1, "fail_status": 502, "refuse_skus": {"X-1": "No"}}
+    snapshot = httpx.post(f"{shop.base_url}/_faults", json=spec).json()
+    assert (snapshot["fail_next"], snapshot["fail_status"]) == (1, 502)
+    assert snapshot["refuse_skus"] == {"X-1": "No"}
+    headers = {"X-Shopify-Access-Token": shop.access_token}
+    assert httpx.post(shop.graphql_url(), json={"query": LIST}, headers=headers).status_code == 502
+    assert httpx.get(f"{shop.base_url}/_faults").json()["fail_next"] == 0
