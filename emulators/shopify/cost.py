@@ -122,31 +122,46 @@ class CostCalculator:
 
     def _cost(self, data: dict[str, Any] | None) -> int:
         if self.operation.operation == OperationType.MUTATION:
-            return MUTATION_COST * len(self._fields(self.operation.selection_set))
-        root = self.schema.query_type
-        assert root is not None
-        return self._selection(self.operation.selection_set, root, data)
+            root = self.schema.mutation_type
+            return MUTATION_COST * len(self._fields(self.operation.selection_set, root))
+        return self._selection(self.operation.selection_set, self.schema.query_type, data)
 
-    def _fields(self, selection_set: SelectionSetNode) -> list[FieldNode]:
-        out: list[FieldNode] = []
+    def _fields(
+        self, selection_set: SelectionSetNode, parent: Any, condition: str | None = None
+    ) -> list[tuple[FieldNode, GraphQLField, str | None]]:
+        """The fields selected, each with its definition and the fragment type it sits under."""
+        out: list[tuple[FieldNode, GraphQLField, str | None]] = []
         for sel in selection_set.selections:
             if isinstance(sel, FieldNode) and not sel.name.value.startswith("__"):
-                out.append(sel)
-            elif isinstance(sel, InlineFragmentNode):
-                out.extend(self._fields(sel.selection_set))
+                field = _field_of(self.schema, parent, sel.name.value)
+                if field is not None:
+                    out.append((sel, field, condition))
+                continue
+            if isinstance(sel, InlineFragmentNode):
+                inner, on = sel.selection_set, sel.type_condition
             elif isinstance(sel, FragmentSpreadNode) and sel.name.value in self.fragments:
-                out.extend(self._fields(self.fragments[sel.name.value].selection_set))
+                fragment = self.fragments[sel.name.value]
+                inner, on = fragment.selection_set, fragment.type_condition
+            else:
+                continue
+            name = on.name.value if on is not None else None
+            target = self.schema.get_type(name) if name else parent
+            out.extend(self._fields(inner, target, name if target is not parent else condition))
         return out
 
     def _selection(
         self, selection_set: SelectionSetNode, parent: Any, data: dict[str, Any] | None
     ) -> int:
-        total = 0
-        for node in self._fields(selection_set):
-            field = _field_of(self.schema, parent, node.name.value)
-            if field is not None:
-                total += self._field(node, field, data)
-        return total
+        """Fields on the type itself, plus the dearest of the per-type fragments."""
+        common = 0
+        per_type: dict[str, int] = {}
+        for node, field, condition in self._fields(selection_set, parent):
+            cost = self._field(node, field, data)
+            if condition is None:
+                common += cost
+            else:
+                per_type[condition] = per_type.get(condition, 0) + cost
+        return common + max(per_type.values(), default=0)
 
     def _field(self, node: FieldNode, field: GraphQLField, data: dict[str, Any] | None) -> int:
         named = get_named_type(field.type)
@@ -173,20 +188,17 @@ class CostCalculator:
     def _per_node(self, selection_set: SelectionSetNode, connection: Any) -> int:
         """One node's cost, whether asked for through ``nodes`` or ``edges { node }``."""
         best = 0
-        for node in self._fields(selection_set):
+        for node, field, _ in self._fields(selection_set, connection):
             name = node.name.value
-            field = _field_of(self.schema, connection, name)
-            if field is None or node.selection_set is None:
+            if node.selection_set is None:
                 continue
             if name == "nodes":
-                best = max(
-                    best, 1 + self._selection(node.selection_set, get_named_type(field.type), None)
-                )
+                node_type = get_named_type(field.type)
+                best = max(best, 1 + self._selection(node.selection_set, node_type, None))
             elif name == "edges":
                 edge = get_named_type(field.type)
-                for inner in self._fields(node.selection_set):
-                    inner_field = _field_of(self.schema, edge, inner.name.value)
-                    if inner.name.value == "node" and inner.selection_set and inner_field:
+                for inner, inner_field, _ in self._fields(node.selection_set, edge):
+                    if inner.name.value == "node" and inner.selection_set is not None:
                         node_type = get_named_type(inner_field.type)
                         best = max(best, 1 + self._selection(inner.selection_set, node_type, None))
         return best

@@ -570,3 +570,16 @@ def test_faults_by_hand(shop: RunningServer) -> None:
     headers = {"X-Shopify-Access-Token": shop.access_token}
     assert httpx.post(shop.graphql_url(), json={"query": LIST}, headers=headers).status_code == 502
     assert httpx.get(f"{shop.base_url}/_faults").json()["fail_next"] == 0
+
+
+def test_cost_through_edges_and_type_conditions(shop: RunningServer) -> None:
+    product = call(shop, SET, {"input": shirt()})["data"]["productSet"]["product"]
+    edges = _status(call(shop, "{ products(first: 10) { edges { node { id title } } } }"))
+    assert edges["requestedQueryCost"] == 2 + 10 * 1
+    query = """query n($id: ID!) { node(id: $id) {
+      ... on Product { id variants(first: 5) { nodes { id } } }
+      ... on Location { id name } } }"""
+    cost = _status(call(shop, query, {"id": product["id"]}))
+    # The dearer fragment counts: 1 for the node, 2 + 5 x 1 for the variants
+    # asked for, 2 + 2 x 1 for the two returned.
+    assert (cost["requestedQueryCost"], cost["actualQueryCost"]) == (1 + 7, 1 + 4)
