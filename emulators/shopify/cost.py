@@ -36,8 +36,9 @@ from graphql.execution.values import get_argument_values
 
 MUTATION_COST = 10
 SINGLE_QUERY_MAX_COST = 1000
-# The standard plan: 100 points restored per second (the reference's table),
-# in a bucket of 2000 points (what the API reports as maximumAvailable).
+# The standard plan: 100 points restored per second (the reference's table of
+# rate limits by plan); the bucket holds 20 seconds of that, 2000 points, the
+# maximumAvailable the API reports on that plan (older pages said 1000 and 50/s).
 DEFAULT_MAXIMUM = 2000.0
 DEFAULT_RESTORE_RATE = 100.0
 
