@@ -96,6 +96,28 @@ class Source(Base):
     updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow, onupdate=utcnow)
 
 
+class Channel(Base):
+    """A client's sales channel (a Shopify or WooCommerce store).
+
+    ``code`` names it in the webhook path ``/webhooks/{code}/{client}`` and
+    defaults to the kind. ``settings`` is plain and printable; ``secrets`` is
+    one Fernet token (``hub.crypto``) of the channel's secret settings, as a
+    source's secrets are.
+    """
+
+    __tablename__ = "channels"
+    __table_args__ = (UniqueConstraint("client_id", "code", name="uq_channels_client_code"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    settings: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    secrets: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow, onupdate=utcnow)
+
+
 class SourceStream(Base):
     """A stream of one source with its schedule and incremental watermark.
 

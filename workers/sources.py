@@ -16,12 +16,14 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from connectors.base import Connector
 from hub import crypto, queries
-from hub.models import Client, Source, SourceStream, utcnow
+from hub.db import session_scope
+from hub.models import Channel, Client, Source, SourceStream, utcnow
 from hub.settings import get_settings
+from workers import channels as channel_records
 from workers import kinds
 
 log = logging.getLogger("s2s.sources")
@@ -228,78 +230,89 @@ def release_connectors() -> int:
 
 
 # ------------------------------------------------------------------ channels
-# Channels whose webhooks the hub verifies. A channel's signing secret lives
-# in ``Client.channel_secrets`` (one Fernet token for all of a client's
-# channels), never in the plain ``channel_settings`` JSON, which is shown
-# freely and may be copied into logs or backups.
-KNOWN_CHANNELS: tuple[str, ...] = ("shopify", "woocommerce")
-_CHANNEL_KEYS = frozenset({"secret", "add_order_status"})
+# Channels whose webhooks the hub verifies are records (``hub.models.Channel``,
+# ``workers.channels``): plain settings apart from the encrypted secrets. These
+# functions keep the client-level interface the webhook handler and the CLI
+# use. The client's own ``channel_settings`` / ``channel_secrets`` columns are
+# still written alongside (the intake part only) until every reader has moved
+# to the records (``s2s client list``, ``s2s keys rotate``); nothing reads them
+# back here.
+KNOWN_CHANNELS: tuple[str, ...] = channel_records.KINDS
 
 
 def set_channels(session: Session, client: Client, channels: dict[str, Any]) -> list[str]:
     """Declare some of a client's channels; returns the names set, in the order given.
 
-    ``channels`` maps a channel name to ``{"secret": ..., "add_order_status": ...}``.
-    Each named channel's plain settings are replaced by what is declared (as a
-    source's settings are), so a file says exactly what holds. The secret may
-    be left out when one is already stored, so that an operator can change the
-    add-order status without handling the secret again; a secret given but
-    empty is an error, because an unset ``${ENV}`` reference or a blank field
-    must not silently leave the old key (or none) in force. Everything is
-    checked before anything changes, so a bad entry leaves the client as it was.
-    Error messages name the client, channel and setting, never a secret's value.
+    ``channels`` maps a channel code (by default its kind) to its settings:
+    ``{"secret": ..., "add_order_status": ...}`` and the push settings of
+    ``workers.channels``; ``kind`` names the kind when the code is another
+    name. Each named channel's plain settings are replaced by what is declared
+    (see ``workers.channels.check``). Everything is checked before anything
+    changes, so a bad entry leaves the client as it was. Error messages name
+    the client, channel and setting, never a secret's value.
     """
     if not isinstance(channels, dict):
         raise SetupError(
             f"client {client.code!r}: channels must map a channel name to its settings"
         )
-    stored = crypto.decrypt(client.channel_secrets)
-    secrets_out = dict(stored)
-    settings_out = {k: dict(v or {}) for k, v in (client.channel_settings or {}).items()}
+    checked: list[channel_records.Declared] = []
     for name, spec in channels.items():
-        where = f"client {client.code!r} channel {name!r}"
-        if name not in KNOWN_CHANNELS:
-            raise SetupError(f"{where}: unknown channel (known: {', '.join(KNOWN_CHANNELS)})")
-        spec = {} if spec is None else spec
-        if not isinstance(spec, dict):
-            raise SetupError(f"{where}: expected 'secret' and optionally 'add_order_status'")
-        unknown = sorted(str(k) for k in set(spec) - _CHANNEL_KEYS)
-        if unknown:
-            raise SetupError(
-                f"{where}: unknown setting {', '.join(unknown)} "
-                f"(known: {', '.join(sorted(_CHANNEL_KEYS))})"
-            )
-        if "secret" in spec:
-            secret = spec["secret"]
-            if secret is not None and not isinstance(secret, str):
-                raise SetupError(f"{where}: secret must be text (quote it in YAML)")
-            if secret is None or not secret.strip():
-                raise SetupError(f"{where}: secret is empty")
-            secrets_out[name] = secret.strip()
-        elif not stored.get(name):
-            raise SetupError(f"{where}: needs 'secret', the channel's webhook signing secret")
-        status = spec.get("add_order_status")
-        if status is not None and (not isinstance(status, str) or not status.strip()):
-            raise SetupError(f"{where}: add_order_status must be a non-empty status name")
-        if status is not None and len(status.strip()) > 64:
-            raise SetupError(f"{where}: add_order_status is longer than 64 characters")
-        settings_out[name] = {"add_order_status": status.strip()} if status else {}
-    client.channel_secrets = crypto.encrypt(secrets_out)
-    # A new dict object: the JSON column only notices assignment, not mutation.
-    client.channel_settings = settings_out
+        kind = str(name)
+        if isinstance(spec, dict) and "kind" in spec:
+            spec = dict(spec)
+            kind = str(spec.pop("kind"))
+        try:
+            checked.append(channel_records.check(session, client, str(name), kind, spec))
+        except channel_records.ChannelError as exc:
+            raise SetupError(str(exc)) from None
+    for declared in checked:
+        channel_records.store(session, client, declared)
+    _mirror_on_client(client, checked)
     session.flush()
     return list(channels)
 
 
+def _mirror_on_client(client: Client, checked: list[channel_records.Declared]) -> None:
+    """The intake part on the client's legacy columns (see the note above)."""
+    secrets_out = crypto.decrypt(client.channel_secrets)
+    settings_out = {k: dict(v or {}) for k, v in (client.channel_settings or {}).items()}
+    for declared in checked:
+        secrets_out[declared.code] = declared.secrets["secret"]
+        status = declared.settings.get("add_order_status")
+        settings_out[declared.code] = {"add_order_status": status} if status else {}
+    client.channel_secrets = crypto.encrypt(secrets_out)
+    # A new dict object: the JSON column only notices assignment, not mutation.
+    client.channel_settings = settings_out
+
+
+def _channel_row(client: Client, channel: str) -> Channel | None:
+    """The client's channel row, read in the client's own session when it has one.
+
+    A client detached from its session (the webhook handler looks the client
+    up and closes the session) is read in a short session of its own; the row
+    comes back detached with its columns loaded.
+    """
+    session = object_session(client)
+    if session is not None:
+        return channel_records.get_channel(session, client, channel)
+    with session_scope() as own:
+        row = channel_records.get_channel(own, client, channel)
+        if row is not None:
+            own.expunge(row)
+        return row
+
+
 def channel_secret(client: Client, channel: str) -> str | None:
     """The channel's webhook signing secret: only ever handed to signature checks."""
-    value = crypto.decrypt(client.channel_secrets).get(channel)
+    row = _channel_row(client, channel)
+    value = channel_records.secrets_of(row).get("secret") if row is not None else None
     return str(value) if value else None
 
 
 def channel_settings(client: Client, channel: str) -> dict[str, Any]:
-    """The channel's plain settings (e.g. ``add_order_status``); a copy, safe to print."""
-    return dict((client.channel_settings or {}).get(channel) or {})
+    """The channel's plain settings as declared (e.g. ``add_order_status``); safe to print."""
+    row = _channel_row(client, channel)
+    return dict(row.settings or {}) if row is not None else {}
 
 
 def unsupported_stream(cls: type[Connector], stream: str) -> str:

@@ -13,6 +13,7 @@ from hub.logs import configure
 from hub.settings import get_settings
 from s2s.cli.apply import apply_file
 from s2s.cli.catalogue import customers, products
+from s2s.cli.channel import channel
 from s2s.cli.clients import client, source
 from s2s.cli.common import CliError
 from s2s.cli.db import db, keys
@@ -43,6 +44,7 @@ for command in (
     db,
     client,
     source,
+    channel,
     apply_file,
     check,
     preview,
