@@ -200,3 +200,30 @@ def test_hub_yaml_accepts_the_new_keys(embedded_hub: Hub, tmp_path: Path) -> Non
     assert shown["settings"]["compare_at_tier"] == "rrp"
     assert shown["settings"]["carries"] == {"web": True}
     assert shown["settings"]["access_token"] == "***"
+
+
+def test_key_rotation_re_encrypts_channel_records(embedded_hub: Hub) -> None:
+    """A channel's secrets follow a key rotation: after it, the new key alone
+    opens them and the old key alone opens nothing."""
+    hub = embedded_hub
+    secret, token = "rot-chan-Secret-7731", "shpat-rot-Token-4410"
+    hub.env["S2S_SECRET_KEY"], hub.env["S2S_OLD_SECRET_KEYS"] = "old-key-chan", ""
+    _ok(hub.run_cli("client", "add", "acme"))
+    hub.env["ROT_SECRET"], hub.env["ROT_TOKEN"] = secret, token
+    _ok(
+        hub.run_cli(
+            "channel", "add", "acme", "shopify",
+            "--secret-from-env", "secret=ROT_SECRET",
+            "--secret-from-env", "access_token=ROT_TOKEN",
+        )
+    )  # fmt: skip
+    hub.env["S2S_SECRET_KEY"], hub.env["S2S_OLD_SECRET_KEYS"] = "new-key-chan", "old-key-chan"
+    rotated = _ok(hub.run_cli("keys", "rotate"))
+    assert "re-encrypted 1 stored secret sets (0 sources, 1 channels)" in rotated, rotated
+    hub.env["S2S_OLD_SECRET_KEYS"] = ""
+    shown = json.loads(_ok(hub.run_cli("channel", "show", "acme", "shopify")))
+    assert shown["settings"]["secret"] == "***" and shown["settings"]["access_token"] == "***"
+    hub.env["S2S_SECRET_KEY"] = "old-key-chan"
+    refused = hub.run_cli("channel", "show", "acme", "shopify")
+    assert_one_line_error(refused, r"cannot be decrypted")
+    assert secret not in refused.stdout + refused.stderr and token not in refused.stderr
