@@ -355,19 +355,24 @@ async def webhook(request: Request) -> JSONResponse:
         return _error(404, f"no webhook for channel {channel!r}")
     code = request.path_params["client"]
 
-    def find() -> Client | None:
+    def find() -> tuple[Client, str | None, dict[str, Any]] | None:
+        # The client and its channel's secret and settings in one session, in
+        # the threadpool: a database read never blocks the event loop.
         with session_scope() as s:
-            return queries.client_by_code(s, code)
+            found = queries.client_by_code(s, code)
+            if found is None:
+                return None
+            return found, channel_secret(found, channel), channel_settings(found, channel)
 
-    client = await run_in_threadpool(find)
-    if client is None:
+    known = await run_in_threadpool(find)
+    if known is None:
         return _error(404, f"no client {code!r}")
+    client, secret, settings = known
     raw = await request.body()
     if channel == "woocommerce" and raw.startswith(b"webhook_id="):
         # WooCommerce's ping when a webhook is created: unsigned, holds no
         # order, stores nothing.
         return JSONResponse({"ping": "ok"})
-    secret = channel_secret(client, channel)
     if not secret:
         return _error(401, f"client {code!r} has no {channel} webhook secret set")
     verify = channels.verify_shopify if channel == "shopify" else channels.verify_woocommerce
@@ -376,7 +381,7 @@ async def webhook(request: Request) -> JSONResponse:
     payload = _json_body(raw)
     if isinstance(payload, JSONResponse):
         return payload
-    status = channel_settings(client, channel).get("add_order_status")
+    status = settings.get("add_order_status")
     try:
         if channel == "shopify":
             order = channels.shopify_order(
