@@ -11,6 +11,8 @@ process; see ``s2s.demo_acts``), and stops the worker.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 import signal
 import sqlite3
@@ -28,6 +30,7 @@ from hub.db import session_scope
 from hub.migrate import upgrade
 from hub.models import Product
 from hub.settings import get_settings
+from s2s import demo_acts
 from s2s.cli.runs import runs_table
 from s2s.demo_acts import DEMO_CLIENT, Act, Stage, order, orders_table, sync, wait_orders
 from workers import kinds
@@ -38,8 +41,15 @@ DEMO_SOURCE = "erp"
 
 
 def _acts() -> list[Act]:
-    """The registered kinds' acts, in the registry's order."""
-    return [act for name in kinds.names() if (act := kinds.demo_act(name)) is not None]
+    """The registered kinds' acts (``s2s.demo_acts.<kind>``'s ``ACT``, for
+    the kinds that have one), in the registry's order. The SQL ERP has none:
+    its walk-through is the frame every act runs inside."""
+    acts: list[Act] = []
+    for name in kinds.names():
+        module = f"{demo_acts.__name__}.{name}"
+        if importlib.util.find_spec(module) is not None:
+            acts.append(importlib.import_module(module).ACT)
+    return acts
 
 
 # The demo-only credentials of the emulated ERPs; they exist to show that a

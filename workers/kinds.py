@@ -31,16 +31,14 @@ class Kind:
     """Where one ERP kind's parts live.
 
     ``connector``: ``"module:Class"`` of its ``Connector``. ``maps``: the
-    module whose import registers its maps. ``demo``: ``"module:name"`` of
-    its act in ``s2s demo`` (an ``s2s.demo_acts.Act``, called with the
-    demo's ``Stage``), when it has one; the SQL ERP has none because its
-    walk-through is the demo's frame, which every act runs inside.
+    module whose import registers its maps. The demo finds a kind's act on
+    its own (``s2s.demo_acts.<name>``), so that this table, in ``workers/``,
+    names nothing of the edges above it.
     """
 
     name: str
     connector: str
     maps: str
-    demo: str | None = None
 
 
 KINDS: dict[str, Kind] = {}
@@ -92,34 +90,7 @@ def load_maps(name: str) -> None:
     _load(get(name).maps)
 
 
-def demo_act(name: str) -> Any | None:
-    """The demo's act for ``name``, or None when it has none."""
-    target = get(name).demo
-    return _load(target) if target else None
-
-
 register(Kind("sql", "connectors.sql:SqlConnector", "mappings.sql"))
-register(
-    Kind(
-        "iq_retail",
-        "connectors.iq_retail:IqRetailConnector",
-        "mappings.iq_retail",
-        demo="s2s.demo_acts.iq_retail:ACT",
-    )
-)
-register(
-    Kind(
-        "isync",
-        "connectors.isync:IsyncConnector",
-        "mappings.isync",
-        demo="s2s.demo_acts.isync:ACT",
-    )
-)
-register(
-    Kind(
-        "syspro",
-        "connectors.syspro:SysproConnector",
-        "mappings.syspro",
-        demo="s2s.demo_acts.syspro:ACT",
-    )
-)
+register(Kind("iq_retail", "connectors.iq_retail:IqRetailConnector", "mappings.iq_retail"))
+register(Kind("isync", "connectors.isync:IsyncConnector", "mappings.isync"))
+register(Kind("syspro", "connectors.syspro:SysproConnector", "mappings.syspro"))

@@ -1,12 +1,12 @@
-"""The acts of ``s2s demo``: one per ERP kind, named by the registry of kinds.
+"""The acts of ``s2s demo``: one module per ERP kind that has one, named as the kind.
 
 ``s2s demo`` first walks through the SQL ERP (it registers the demo client,
 starts the worker and syncs), then calls each registered kind's act in the
 registry's order. An act is an ``Act``: it gets the demo's ``Stage`` and
 says whether everything it showed went as it should. What acts share
 (registering a source, syncing, raising a batch of orders and printing
-them) lives here, so that a new kind's act is one new module plus its
-``demo=`` in ``workers.kinds``.
+them) lives here, so that a new kind's act is one new module,
+``s2s/demo_acts/<kind>.py`` with its ``ACT``.
 """
 
 from __future__ import annotations
