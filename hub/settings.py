@@ -31,8 +31,9 @@ def _positive_int(name: str, default: int) -> int:
     return value
 
 
-def _positive_days(name: str, default: float) -> float:
-    """A number of days above zero (fractions allowed, for short retention in tests)."""
+def _positive(name: str, default: float, unit: str) -> float:
+    """A number above zero (fractions allowed: tests use short retention and
+    fast retries); ``unit`` names what it counts in the error."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
@@ -41,21 +42,7 @@ def _positive_days(name: str, default: float) -> float:
     except ValueError:
         value = float("nan")
     if not value > 0 or value == float("inf"):
-        raise ValueError(f"{name} must be a positive number of days, not {raw!r}")
-    return value
-
-
-def _positive_seconds(name: str, default: float) -> float:
-    """A number of seconds above zero (fractions allowed: tests retry fast)."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise ValueError(f"{name} must be a positive number of seconds, not {raw!r}")
+        raise ValueError(f"{name} must be a positive number of {unit}, not {raw!r}")
     return value
 
 
@@ -64,8 +51,8 @@ def _retry_curve(visibility: int) -> tuple[float, float]:
     the visibility timeout: a retry sent with a countdown is held unacknowledged
     by a worker until it is due, so a delay near the visibility timeout would
     have the broker deliver the retry twice."""
-    base = _positive_seconds("S2S_RETRY_BASE", 2.0)
-    cap = _positive_seconds("S2S_RETRY_CAP", 300.0)
+    base = _positive("S2S_RETRY_BASE", 2.0, "seconds")
+    cap = _positive("S2S_RETRY_CAP", 300.0, "seconds")
     if base > cap:
         raise ValueError(f"S2S_RETRY_BASE must be at most S2S_RETRY_CAP ({base:g} > {cap:g})")
     if cap * 2 > visibility:
@@ -160,7 +147,7 @@ def load_settings() -> Settings:
         retry_cap=retry_cap,
         connector_cache=_positive_int("S2S_CONNECTOR_CACHE", 32),
         run_pages_in_flight=_positive_int("S2S_RUN_PAGES_IN_FLIGHT", 4),
-        retention_days=_positive_days("S2S_RETENTION_DAYS", 30.0),
+        retention_days=_positive("S2S_RETENTION_DAYS", 30.0, "days"),
         retention_keep_runs=_positive_int("S2S_RETENTION_KEEP_RUNS", 20),
         prune_every=_positive_int("S2S_PRUNE_EVERY", 3600),
     )

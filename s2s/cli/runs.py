@@ -13,6 +13,7 @@ from rich.table import Table
 from hub import queries
 from hub.db import session_scope
 from hub.models import SyncRun
+from hub.runs import RECORD_OUTCOMES
 from s2s.cli.common import CliError, cell, console, friendly, pages, say
 from workers.sources import connector_class, get_source, unsupported_stream
 from workers.tasks import start_sync
@@ -49,21 +50,7 @@ def wait_for_run(run_id: int, *, timeout: float = 3600, show: bool = True) -> An
             time.sleep(0.25)
 
 
-_RUN_COLUMNS = (
-    "run",
-    "stream",
-    "status",
-    "fetched",
-    "created",
-    "updated",
-    "unchanged",
-    "deleted",
-    "ignored",
-    "quarantined",
-    "pages",
-    "seconds",
-    "error",
-)
+_RUN_COLUMNS = ("run", "stream", "status", *RECORD_OUTCOMES, "pages", "seconds", "error")
 
 
 def runs_table(rows: list[Any], title: str | None = None) -> Table:
