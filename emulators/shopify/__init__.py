@@ -2,15 +2,18 @@
 
 Written from Shopify's public Admin GraphQL reference, not from a client:
 ``productSet`` (upsert by id, handle or custom id), ``productByIdentifier``
-and ``products`` for finding a product again, ``inventorySetQuantities``,
+and ``products`` for finding a product again, ``inventorySetQuantities``
+(with the compare-and-swap and ``@idempotent`` rules of the URL's API
+version), ``metafieldDefinitionCreate``, ``shop``, ``location`` and
 ``locations``, staged uploads and bulk mutation operations, access-token
 auth, and the calculated-cost leaky bucket (standard plan: 2000 points,
 100 restored per second; a mutation costs 10; a single query at most 1000).
 
 A test holds :class:`RunningServer` from :func:`serve`: ``faults`` switches
 failures on (5xx, forced THROTTLED, a userError for a SKU, a connection
-dropped after the mutation took effect) and counts what arrived; ``store``
-and the helpers here show what the shop holds.
+dropped after the mutation took effect, a bulk operation that fails
+half-way) and counts what arrived; ``store`` and the helpers here show what
+the shop holds.
 """
 
 from __future__ import annotations
@@ -90,6 +93,20 @@ class RunningServer:
                         return self.store.quantity(variant.inventory_item_id, location)
         return None
 
+    def definitions(self) -> list[dict[str, str]]:
+        """The metafield definitions made, as plain data."""
+        with self.store.lock:
+            return [
+                {
+                    "owner_type": d.owner_type,
+                    "namespace": d.namespace,
+                    "key": d.key,
+                    "type": d.type,
+                    "name": d.name,
+                }
+                for d in self.store.definitions.values()
+            ]
+
     def mutations(self, name: str | None = None) -> int:
         """Mutations that took effect (all, or of one root field such as ``productSet``)."""
         counts = self.faults.mutations
@@ -106,12 +123,19 @@ class RunningServer:
             "handle": product.handle,
             "title": product.title,
             "status": product.status,
+            "vendor": product.vendor,
+            "product_type": product.product_type,
+            "description_html": product.description_html,
+            "tags": list(product.tags),
             "options": [(n, list(v)) for n, v in product.options],
             "metafields": {f"{ns}.{k}": v[0] for (ns, k), v in product.metafields.items()},
             "variants": [
                 {
                     "id": gid("ProductVariant", v.id),
                     "sku": v.sku,
+                    "barcode": v.barcode,
+                    "tracked": v.tracked,
+                    "weight": v.weight,
                     "price": v.price,
                     "compare_at_price": v.compare_at_price,
                     "options": list(v.options),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import threading
 import uuid
 from collections import Counter
@@ -37,6 +38,7 @@ from starlette.types import Receive, Scope, Send
 
 from . import resolvers
 from .cost import SINGLE_QUERY_MAX_COST, CostBucket, CostCalculator
+from .schema import ERA_2025_10, ERA_2026_01, ERA_2026_04, era
 from .store import Store, user_error
 
 INVALID_TOKEN = "[API] Invalid API key or access token (unrecognized login or wrong password)"
@@ -55,6 +57,9 @@ class Faults:
         self.fail_status = 503
         self.throttle_next = 0
         self.drop_after_commit = 0
+        # The next bulk mutation operations FAIL (INTERNAL_SERVER_ERROR) half-way,
+        # their partial results at partialDataUrl.
+        self.fail_bulk = 0
         self.refuse_skus: dict[str, str] = {}
         self.requests = 0
         self.mutations: Counter[str] = Counter()
@@ -93,6 +98,7 @@ class Faults:
                 "fail_status": self.fail_status,
                 "throttle_next": self.throttle_next,
                 "drop_after_commit": self.drop_after_commit,
+                "fail_bulk": self.fail_bulk,
                 "refuse_skus": dict(self.refuse_skus),
                 "requests": self.requests,
                 "mutations": dict(self.mutations),
@@ -104,7 +110,13 @@ class Faults:
     def configure(self, spec: dict[str, Any]) -> None:
         """Apply a ``POST /_faults`` body (keys as in :meth:`snapshot`)."""
         with self._lock:
-            for key in ("fail_next", "fail_status", "throttle_next", "drop_after_commit"):
+            for key in (
+                "fail_next",
+                "fail_status",
+                "throttle_next",
+                "drop_after_commit",
+                "fail_bulk",
+            ):
                 if key in spec:
                     setattr(self, key, int(spec[key]))
             self.refuse_skus.update(spec.get("refuse_skus") or {})
@@ -117,6 +129,7 @@ class BulkOperation:
     status: str = "CREATED"
     lines: list[str] = field(default_factory=list)
     polls_left: int = 1
+    failing: bool = False
 
 
 class Shop:
@@ -126,10 +139,14 @@ class Shop:
         self.store = store
         self.faults = faults
         self.bucket = bucket
-        self.schema = resolvers.build()
+        self.schemas = {e: resolvers.build(e) for e in (ERA_2025_10, ERA_2026_01, ERA_2026_04)}
+        self.schema = self.schemas[ERA_2025_10]
         self.uploads: dict[str, bytes] = {}
         self.bulk: dict[int, BulkOperation] = {}
         self.bulk_running_polls = 1
+        # Shopify processes a bulk file's lines in no set order; False here
+        # writes the results shuffled, as a client must expect (True: in order).
+        self.bulk_in_order = True
 
     def refused_sku(self, data: dict[str, Any]) -> dict[str, Any] | None:
         for i, variant in enumerate(data.get("variants") or []):
@@ -163,6 +180,7 @@ class Shop:
                 "The JSONL file could not be found. Try uploading the file again, and check that"
                 " you've entered the URL correctly for the stagedUploadPath mutation argument.",
             )
+        schema = self.schemas[ctx.schema_era]
         if any(op.status in ("CREATED", "RUNNING") for op in self.bulk.values()):
             return _bulk_refused(
                 None,
@@ -179,7 +197,7 @@ class Shop:
         if (
             operation is None
             or operation.operation != OperationType.MUTATION
-            or validate(self.schema, document)
+            or validate(schema, document)
         ):
             return _bulk_refused(
                 "mutation",
@@ -187,14 +205,20 @@ class Shop:
                 "Invalid mutation - only one mutation is allowed per bulk operation.",
             )
         op = BulkOperation(self.store.new_id(), mutation, polls_left=self.bulk_running_polls)
-        for number, raw in enumerate(self.uploads[path].decode().splitlines()):
-            if not raw.strip():
-                continue
+        op.failing = self.faults._take("fail_bulk")
+        numbered = [
+            (n, raw)
+            for n, raw in enumerate(self.uploads[path].decode().splitlines())
+            if raw.strip()
+        ]
+        if op.failing:
+            numbered = numbered[: len(numbered) // 2]
+        if not self.bulk_in_order:
+            random.Random(op.id).shuffle(numbered)
+        for number, raw in numbered:
             variables = json.loads(raw)
-            inner = resolvers.Context(self.store, ctx.base_url, self)
-            result = execute_sync(
-                self.schema, document, variable_values=variables, context_value=inner
-            )
+            inner = resolvers.Context(self.store, ctx.base_url, self, schema_era=ctx.schema_era)
+            result = execute_sync(schema, document, variable_values=variables, context_value=inner)
             self.faults.mutations.update(inner.mutated)
             line: dict[str, Any] = {"data": result.data}
             if result.errors:
@@ -205,30 +229,32 @@ class Shop:
         return {"bulkOperation": self._view(op, ctx.base_url), "userErrors": []}
 
     def _view(self, op: BulkOperation, base_url: str) -> dict[str, Any]:
-        done = op.status == "COMPLETED"
+        done = op.status in ("COMPLETED", "FAILED")
+        failed = op.status == "FAILED"
+        results = f"{base_url}/_bulk/{op.id}.jsonl"
         return {
             "__typename": "BulkOperation",
             "id": f"gid://shopify/BulkOperation/{op.id}",
             "status": op.status,
             "type": "MUTATION",
-            "errorCode": None,
+            "errorCode": "INTERNAL_SERVER_ERROR" if failed else None,
             "createdAt": "2026-01-01T00:00:00Z",
             "completedAt": "2026-01-01T00:00:01Z" if done else None,
             "objectCount": str(len(op.lines) if done else 0),
             "rootObjectCount": str(len(op.lines) if done else 0),
             "fileSize": str(len(self.results(op.id) or b"")) if done else None,
-            "url": f"{base_url}/_bulk/{op.id}.jsonl" if done else None,
-            "partialDataUrl": None,
+            "url": results if done and not failed else None,
+            "partialDataUrl": results if failed and op.lines else None,
             "query": op.mutation,
         }
 
     def _poll(self, op: BulkOperation) -> None:
-        """Each look at an operation moves it on: CREATED, RUNNING, then COMPLETED."""
+        """Each look at an operation moves it on: CREATED, RUNNING, then COMPLETED (or FAILED)."""
         if op.status == "CREATED":
             op.status = "RUNNING"
         if op.status == "RUNNING":
             if op.polls_left <= 0:
-                op.status = "COMPLETED"
+                op.status = "FAILED" if op.failing else "COMPLETED"
             op.polls_left -= 1
 
     def bulk_view(self, number: int, base_url: str = "") -> dict[str, Any] | None:
@@ -245,7 +271,7 @@ class Shop:
 
     def results(self, number: int) -> bytes | None:
         op = self.bulk.get(number)
-        if op is None or op.status != "COMPLETED":
+        if op is None or op.status not in ("COMPLETED", "FAILED"):
             return None
         return ("\n".join(op.lines) + "\n").encode() if op.lines else b""
 
@@ -305,30 +331,35 @@ def _refused(shop: Shop, requested: int) -> dict[str, Any] | None:
     return None
 
 
-def _graphql(shop: Shop, body: Any, base_url: str) -> tuple[dict[str, Any], list[str]]:
-    """Run one request body; the answer and the mutations that took effect."""
+def _graphql(
+    shop: Shop, body: Any, base_url: str, version: str = ""
+) -> tuple[dict[str, Any], list[str]]:
+    """Run one request body against the schema of the URL's API ``version``;
+    the answer and the mutations that took effect."""
+    schema_era = era(version)
+    schema = shop.schemas[schema_era]
     if not isinstance(body, dict) or not isinstance(body.get("query"), str):
         return {"errors": [{"message": "Parameter Missing or Invalid"}]}, []
     try:
         document = parse(body["query"])
     except GraphQLError as exc:
         return {"errors": [exc.formatted]}, []
-    errors = validate(shop.schema, document)
+    errors = validate(schema, document)
     if errors:
         return {"errors": [e.formatted for e in errors]}, []
     operation = get_operation_ast(document, body.get("operationName"))
     if not isinstance(operation, OperationDefinitionNode):
         return {"errors": [{"message": "An operation name is required"}]}, []
     variables = body.get("variables") or {}
-    calculator = CostCalculator(shop.schema, document, operation, variables)
+    calculator = CostCalculator(schema, document, operation, variables)
     requested = calculator.requested()
     refusal = _refused(shop, requested)
     if refusal is not None:
         return refusal, []
     shop.faults._served()
-    ctx = resolvers.Context(shop.store, base_url, shop)
+    ctx = resolvers.Context(shop.store, base_url, shop, schema_era=schema_era)
     result = execute_sync(
-        shop.schema,
+        schema,
         document,
         variable_values=variables,
         operation_name=body.get("operationName"),
@@ -434,7 +465,7 @@ def create_app(shop: Shop, *, access_token: str) -> ShopifyApp:
         base_url = str(request.base_url).rstrip("/")
         shop.base_url = base_url
         with shop.store.lock:
-            answer, mutated = _graphql(shop, body, base_url)
+            answer, mutated = _graphql(shop, body, base_url, request.path_params["version"])
         shop.faults.mutations.update(mutated)
         if mutated and shop.faults._take("drop_after_commit"):
             shop.faults.dropped += 1

@@ -8,13 +8,21 @@ need code. The execution context (``info.context``) is a :class:`Context`.
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from graphql import GraphQLObjectType, GraphQLResolveInfo, GraphQLSchema, build_schema
+from graphql import (
+    GraphQLError,
+    GraphQLObjectType,
+    GraphQLResolveInfo,
+    GraphQLSchema,
+    build_schema,
+)
+from graphql.execution.values import get_directive_values
 
-from .schema import SDL
+from .schema import ERA_2025_10, ERA_2026_04, sdl
 from .store import Product, Store, UserErrors, Variant, gid, parse_gid
 
 
@@ -26,6 +34,7 @@ class Context:
     base_url: str
     hooks: Any  # the server's state (faults, bulk operations, uploads)
     mutated: list[str] = field(default_factory=list)
+    schema_era: int = ERA_2025_10
 
 
 def _cursor(number: int) -> str:
@@ -71,6 +80,10 @@ def product_view(product: Product) -> dict[str, Any]:
         "handle": product.handle,
         "title": product.title,
         "status": product.status,
+        "vendor": product.vendor,
+        "productType": product.product_type,
+        "descriptionHtml": product.description_html,
+        "tags": list(product.tags),
         "updatedAt": f"2026-01-01T00:00:{product.updated % 60:02d}Z",
         "_product": product,
     }
@@ -82,6 +95,7 @@ def variant_view(product: Product, variant: Variant) -> dict[str, Any]:
         "__typename": "ProductVariant",
         "id": gid("ProductVariant", variant.id),
         "sku": variant.sku,
+        "barcode": variant.barcode,
         "title": title,
         "price": str(variant.price),
         "compareAtPrice": None
@@ -97,7 +111,13 @@ def item_view(variant: Variant) -> dict[str, Any]:
         "__typename": "InventoryItem",
         "id": gid("InventoryItem", variant.inventory_item_id),
         "sku": variant.sku,
-        "tracked": True,
+        "tracked": variant.tracked,
+        "measurement": {
+            "id": gid("InventoryItemMeasurement", variant.inventory_item_id),
+            "weight": None
+            if variant.weight is None
+            else {"value": variant.weight[0], "unit": variant.weight[1]},
+        },
         "_item": variant.inventory_item_id,
     }
 
@@ -219,6 +239,27 @@ def _locations(
     )
 
 
+def _location(_: Any, info: GraphQLResolveInfo, id: str | None = None) -> dict[str, Any] | None:
+    """A location by id; with no id, the shop's primary location (here: its first)."""
+    store: Store = info.context.store
+    with store.lock:
+        if id is None:
+            return location_view(store.locations[min(store.locations)]) if store.locations else None
+        number = parse_gid(id, "Location")
+        found = store.locations.get(number) if number is not None else None
+        return location_view(found) if found else None
+
+
+def _shop(_: Any, info: GraphQLResolveInfo) -> dict[str, Any]:
+    store: Store = info.context.store
+    return {
+        "id": gid("Shop", 1),
+        "name": store.name,
+        "myshopifyDomain": store.domain,
+        "currencyCode": "USD",
+    }
+
+
 def _node(_: Any, info: GraphQLResolveInfo, id: str) -> dict[str, Any] | None:
     store: Store = info.context.store
     kind = id.split("/")[3] if id.startswith("gid://shopify/") and id.count("/") >= 4 else ""
@@ -266,10 +307,53 @@ def _product_set(
     return {"product": product_view(product), "productSetOperation": None, "userErrors": []}
 
 
+def _idempotency_key(info: GraphQLResolveInfo) -> str | None:
+    """The ``@idempotent(key:)`` on the field, where this version's schema has the directive."""
+    directive = info.schema.get_directive("idempotent")
+    if directive is None:
+        return None
+    values = get_directive_values(directive, info.field_nodes[0], info.variable_values)
+    return None if values is None else str(values["key"])
+
+
 def _inventory_set(_: Any, info: GraphQLResolveInfo, input: dict[str, Any]) -> dict[str, Any]:
+    """Set quantities; a key seen before answers what it answered then, changing nothing.
+
+    From 2026-04 the directive is required; the changelog says only that
+    leaving it out fails at runtime, so that is a plain GraphQL error here.
+    """
     ctx: Context = info.context
+    key = _idempotency_key(info)
+    if key is None and ctx.schema_era >= ERA_2026_04:
+        raise GraphQLError(
+            "An idempotency key is required for inventorySetQuantities:"
+            " add the @idempotent(key:) directive."
+        )
+    if key is None:
+        return _inventory_set_once(ctx, info, input)
+    fingerprint = json.dumps(input, sort_keys=True, default=str)
+    with ctx.store.lock:
+        seen = ctx.store.idempotency.get(key)
+        if seen is not None and seen[0] != fingerprint:
+            message = "The same idempotency key cannot be used with different operation parameters."
+            error = {
+                "field": None,
+                "message": message,
+                "code": "IDEMPOTENCY_KEY_PARAMETER_MISMATCH",
+            }
+            return {"inventoryAdjustmentGroup": None, "userErrors": [error]}
+        if seen is not None:
+            return seen[1]
+        payload = _inventory_set_once(ctx, info, input)
+        ctx.store.idempotency[key] = (fingerprint, payload)
+        return payload
+
+
+def _inventory_set_once(
+    ctx: Context, info: GraphQLResolveInfo, input: dict[str, Any]
+) -> dict[str, Any]:
     try:
-        changes = ctx.store.set_quantities(input)
+        changes = ctx.store.set_quantities(input, ctx.schema_era)
     except UserErrors as exc:
         return {"inventoryAdjustmentGroup": None, "userErrors": exc.errors}
     ctx.mutated.append("inventorySetQuantities")
@@ -291,6 +375,28 @@ def _inventory_set(_: Any, info: GraphQLResolveInfo, input: dict[str, Any]) -> d
         "changes": views,
     }
     return {"inventoryAdjustmentGroup": group, "userErrors": []}
+
+
+def _metafield_definition_create(
+    _: Any, info: GraphQLResolveInfo, definition: dict[str, Any]
+) -> dict[str, Any]:
+    ctx: Context = info.context
+    try:
+        created = ctx.store.define_metafield(definition)
+    except UserErrors as exc:
+        errors = [{**e, "elementIndex": None} for e in exc.errors]
+        return {"createdDefinition": None, "userErrors": errors}
+    ctx.mutated.append("metafieldDefinitionCreate")
+    view = {
+        "__typename": "MetafieldDefinition",
+        "id": gid("MetafieldDefinition", created.id),
+        "name": created.name,
+        "namespace": created.namespace,
+        "key": created.key,
+        "type": {"name": created.type},
+        "ownerType": created.owner_type,
+    }
+    return {"createdDefinition": view, "userErrors": []}
 
 
 def _changes(parent: dict[str, Any], info: GraphQLResolveInfo, **_: Any) -> list[dict[str, Any]]:
@@ -317,6 +423,8 @@ _RESOLVERS: dict[str, dict[str, Callable[..., Any]]] = {
         "product": _product,
         "productByIdentifier": _product_by_identifier,
         "locations": _locations,
+        "location": _location,
+        "shop": _shop,
         "node": _node,
         "inventoryItem": _inventory_item,
         "currentBulkOperation": _current_bulk,
@@ -324,6 +432,7 @@ _RESOLVERS: dict[str, dict[str, Callable[..., Any]]] = {
     "Mutation": {
         "productSet": _product_set,
         "inventorySetQuantities": _inventory_set,
+        "metafieldDefinitionCreate": _metafield_definition_create,
         "stagedUploadsCreate": _staged,
         "bulkOperationRunMutation": _bulk_run,
     },
@@ -334,9 +443,9 @@ _RESOLVERS: dict[str, dict[str, Callable[..., Any]]] = {
 }
 
 
-def build() -> GraphQLSchema:
-    """The schema from the SDL, with the resolvers above attached."""
-    schema = build_schema(SDL)
+def build(schema_era: int = ERA_2025_10) -> GraphQLSchema:
+    """The schema of one API era (see :mod:`.schema`), with the resolvers above attached."""
+    schema = build_schema(sdl(schema_era))
     for type_name, fields in _RESOLVERS.items():
         gtype = schema.get_type(type_name)
         assert isinstance(gtype, GraphQLObjectType)

@@ -2,15 +2,104 @@
 
 Names, argument lists and payload shapes follow Shopify's public Admin
 GraphQL reference (productSet, productByIdentifier, products,
-inventorySetQuantities, locations, stagedUploadsCreate,
-bulkOperationRunMutation, currentBulkOperation, node), so a client written
-against the reference runs here unchanged; fields the hub has no use for are
-left out rather than faked.
+inventorySetQuantities, locations, location, shop, metafieldDefinitionCreate,
+stagedUploadsCreate, bulkOperationRunMutation, currentBulkOperation, node),
+so a client written against the reference runs here unchanged; fields the hub
+has no use for are left out rather than faked.
+
+The schema differs by API version where Shopify's did (the reference's
+inventory changelogs): up to 2025-10 ``inventorySetQuantities`` checks
+``compareQuantity`` unless ``ignoreCompareQuantity``; 2026-01 adds
+``changeFromQuantity`` (overriding both) and the ``@idempotent(key:)``
+directive; from 2026-04 the old fields are gone, ``changeFromQuantity`` must
+be given on every quantity (``null`` skips the check) and the directive is
+required. :func:`era` reads a URL's version as one of these three.
 """
 
 from __future__ import annotations
 
-SDL = """
+import re
+
+# The eras of the schema, by the first version of each (see the module's text).
+ERA_2025_10, ERA_2026_01, ERA_2026_04 = 0, 1, 2
+_VERSION = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+def era(version: str) -> int:
+    """The schema era of an API version in a URL ("unstable" is the newest)."""
+    if version == "unstable":
+        return ERA_2026_04
+    found = _VERSION.match(version)
+    if found is None:
+        return ERA_2025_10
+    stamp = (int(found.group(1)), int(found.group(2)))
+    if stamp >= (2026, 4):
+        return ERA_2026_04
+    return ERA_2026_01 if stamp >= (2026, 1) else ERA_2025_10
+
+
+_INVENTORY_INPUTS = {
+    ERA_2025_10: """
+input InventoryQuantityInput {
+  inventoryItemId: ID!
+  locationId: ID!
+  quantity: Int!
+  compareQuantity: Int
+}
+
+input InventorySetQuantitiesInput {
+  name: String!
+  reason: String!
+  referenceDocumentUri: String
+  ignoreCompareQuantity: Boolean
+  quantities: [InventoryQuantityInput!]!
+}
+""",
+    ERA_2026_01: """
+directive @idempotent(key: String!) on FIELD
+
+input InventoryQuantityInput {
+  inventoryItemId: ID!
+  locationId: ID!
+  quantity: Int!
+  compareQuantity: Int
+  changeFromQuantity: Int
+}
+
+input InventorySetQuantitiesInput {
+  name: String!
+  reason: String!
+  referenceDocumentUri: String
+  ignoreCompareQuantity: Boolean
+  quantities: [InventoryQuantityInput!]!
+}
+""",
+    ERA_2026_04: """
+directive @idempotent(key: String!) on FIELD
+
+input InventoryQuantityInput {
+  inventoryItemId: ID!
+  locationId: ID!
+  quantity: Int!
+  changeFromQuantity: Int
+}
+
+input InventorySetQuantitiesInput {
+  name: String!
+  reason: String!
+  referenceDocumentUri: String
+  quantities: [InventoryQuantityInput!]!
+}
+""",
+}
+
+
+def sdl(schema_era: int = ERA_2025_10) -> str:
+    """The SDL of one era."""
+    return _SDL + _INVENTORY_INPUTS[schema_era]
+
+
+_SDL = """
 scalar Money
 scalar URL
 scalar DateTime
@@ -33,6 +122,10 @@ enum ProductSetUserErrorCode {
 }
 
 enum InventorySetQuantitiesUserErrorCode {
+  CHANGE_FROM_QUANTITY_STALE
+  IDEMPOTENCY_CONCURRENT_REQUEST
+  IDEMPOTENCY_KEY_PARAMETER_MISMATCH
+  IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED
   INVALID_INVENTORY_ITEM
   INVALID_LOCATION
   INVALID_NAME
@@ -42,6 +135,22 @@ enum InventorySetQuantitiesUserErrorCode {
   INVALID_QUANTITY_TOO_HIGH
   INVALID_QUANTITY_TOO_LOW
 }
+
+enum MetafieldOwnerType { PRODUCT PRODUCTVARIANT COLLECTION CUSTOMER ORDER LOCATION }
+
+enum MetafieldDefinitionCreateUserErrorCode {
+  BLANK
+  INCLUSION
+  INVALID
+  LIMIT_EXCEEDED
+  RESERVED_NAMESPACE_KEY
+  TAKEN
+  TOO_LONG
+  TOO_SHORT
+  UNSTRUCTURED_ALREADY_EXISTS
+}
+
+enum WeightUnit { GRAMS KILOGRAMS OUNCES POUNDS }
 
 enum StagedUploadTargetGenerateUploadResource {
   BULK_MUTATION_VARIABLES
@@ -99,16 +208,21 @@ type InventoryLevel {
   quantities(names: [String!]!): [InventoryQuantity!]!
 }
 
+type Weight { unit: WeightUnit! value: Float! }
+type InventoryItemMeasurement { id: ID! weight: Weight }
+
 type InventoryItem implements Node {
   id: ID!
   sku: String
   tracked: Boolean!
+  measurement: InventoryItemMeasurement!
   inventoryLevel(locationId: ID!): InventoryLevel
 }
 
 type ProductVariant implements Node {
   id: ID!
   sku: String
+  barcode: String
   title: String!
   price: Money!
   compareAtPrice: Money
@@ -129,6 +243,10 @@ type Product implements Node {
   handle: String!
   title: String!
   status: ProductStatus!
+  vendor: String!
+  productType: String!
+  descriptionHtml: String!
+  tags: [String!]!
   options(first: Int): [ProductOption!]!
   variants(first: Int, after: String): ProductVariantConnection!
   metafield(namespace: String, key: String!): Metafield
@@ -184,6 +302,30 @@ type InventorySetQuantitiesPayload {
 
 type UserError { field: [String!] message: String! }
 
+type Shop { id: ID! name: String! myshopifyDomain: String! currencyCode: String! }
+
+type MetafieldDefinitionType { name: String! }
+type MetafieldDefinition implements Node {
+  id: ID!
+  name: String!
+  namespace: String!
+  key: String!
+  type: MetafieldDefinitionType!
+  ownerType: MetafieldOwnerType!
+}
+
+type MetafieldDefinitionCreateUserError {
+  field: [String!]
+  message: String!
+  code: MetafieldDefinitionCreateUserErrorCode
+  elementIndex: Int
+}
+
+type MetafieldDefinitionCreatePayload {
+  createdDefinition: MetafieldDefinition
+  userErrors: [MetafieldDefinitionCreateUserError!]!
+}
+
 type StagedUploadParameter { name: String! value: String! }
 type StagedMediaUploadTarget {
   url: URL
@@ -230,7 +372,9 @@ input OptionValueSetInput { id: ID name: String }
 input OptionSetInput { id: ID name: String position: Int values: [OptionValueSetInput!] }
 input VariantOptionValueInput { id: ID name: String optionId: ID optionName: String }
 
-input InventoryItemInput { sku: String tracked: Boolean }
+input WeightInput { value: Float! unit: WeightUnit! }
+input InventoryItemMeasurementInput { weight: WeightInput shippingPackageId: ID }
+input InventoryItemInput { sku: String tracked: Boolean measurement: InventoryItemMeasurementInput }
 
 input ProductSetInventoryInput { locationId: ID! name: String! quantity: Int! }
 
@@ -238,6 +382,7 @@ input ProductVariantSetInput {
   id: ID
   optionValues: [VariantOptionValueInput!]!
   sku: String
+  barcode: String
   price: Money
   compareAtPrice: Money
   inventoryItem: InventoryItemInput
@@ -255,25 +400,20 @@ input ProductSetInput {
   vendor: String
   productType: String
   descriptionHtml: String
+  tags: [String!]
   productOptions: [OptionSetInput!]
   variants: [ProductVariantSetInput!]
   metafields: [MetafieldInput!]
 }
 
-input InventoryQuantityInput {
-  inventoryItemId: ID!
-  locationId: ID!
-  quantity: Int!
-  compareQuantity: Int
-  changeFromQuantity: Int
-}
-
-input InventorySetQuantitiesInput {
+input MetafieldDefinitionInput {
   name: String!
-  reason: String!
-  referenceDocumentUri: String
-  ignoreCompareQuantity: Boolean
-  quantities: [InventoryQuantityInput!]!
+  namespace: String
+  key: String!
+  description: String
+  type: String!
+  ownerType: MetafieldOwnerType!
+  pin: Boolean
 }
 
 input StagedUploadInput {
@@ -290,6 +430,7 @@ type QueryRoot {
   productByIdentifier(identifier: ProductIdentifierInput!): Product
   locations(first: Int, after: String): LocationConnection!
   location(id: ID): Location
+  shop: Shop!
   inventoryItem(id: ID!): InventoryItem
   node(id: ID!): Node
   currentBulkOperation(type: BulkOperationType = QUERY): BulkOperation
@@ -302,6 +443,7 @@ type Mutation {
     synchronous: Boolean = true
   ): ProductSetPayload
   inventorySetQuantities(input: InventorySetQuantitiesInput!): InventorySetQuantitiesPayload
+  metafieldDefinitionCreate(definition: MetafieldDefinitionInput!): MetafieldDefinitionCreatePayload
   stagedUploadsCreate(input: [StagedUploadInput!]!): StagedUploadsCreatePayload
   bulkOperationRunMutation(
     mutation: String!
@@ -313,3 +455,6 @@ type Mutation {
 
 schema { query: QueryRoot mutation: Mutation }
 """
+
+# The oldest era's SDL, as the module exported before versions mattered.
+SDL = sdl(ERA_2025_10)

@@ -5,6 +5,10 @@
 or a custom id held in a unique metafield) finds the product to update and
 otherwise one is created, so a retried set never makes a second product.
 Invalid input is answered with ``userErrors`` and changes nothing.
+
+``inventorySetQuantities`` checks quantities as the API version in the URL
+says (see :mod:`.schema`); ``metafieldDefinitionCreate`` keeps definitions
+per owner type, namespace and key, refusing a second one as ``TAKEN``.
 """
 
 from __future__ import annotations
@@ -16,6 +20,22 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 GID = "gid://shopify/"
+# ERA_2026_01 and ERA_2026_04 of .schema, repeated so the store needs no schema.
+CHANGE_FROM_ERA, CHANGE_FROM_REQUIRED_ERA = 1, 2
+# Metafield types a definition may have (a part of the reference's list).
+METAFIELD_TYPES = frozenset(
+    {
+        "boolean",
+        "date",
+        "id",
+        "json",
+        "multi_line_text_field",
+        "number_decimal",
+        "number_integer",
+        "single_line_text_field",
+        "url",
+    }
+)
 QUANTITY_NAMES = ("available", "on_hand")
 # The reasons inventorySetQuantities accepts, from the reference's list.
 REASONS = frozenset(
@@ -74,6 +94,9 @@ class Variant:
     price: Decimal
     compare_at_price: Decimal | None
     options: list[tuple[str, str]]
+    barcode: str | None = None
+    tracked: bool = False
+    weight: tuple[float, str] | None = None
 
 
 @dataclass
@@ -86,6 +109,10 @@ class Product:
     variants: list[Variant]
     metafields: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     updated: int = 0
+    vendor: str = ""
+    product_type: str = ""
+    description_html: str = ""
+    tags: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -94,11 +121,32 @@ class Location:
     name: str
 
 
+@dataclass
+class MetafieldDefinition:
+    id: int
+    name: str
+    namespace: str
+    key: str
+    type: str
+    owner_type: str
+
+
 class Store:
     """Products, locations and stock levels; every change under one lock."""
 
-    def __init__(self, locations: tuple[str, ...] = ("Shop location",)) -> None:
+    def __init__(
+        self,
+        locations: tuple[str, ...] = ("Shop location",),
+        *,
+        name: str = "Emulated Shop",
+        domain: str = "emulated-shop.myshopify.com",
+    ) -> None:
         self.lock = threading.RLock()
+        self.name = name
+        self.domain = domain
+        self.definitions: dict[tuple[str, str, str], MetafieldDefinition] = {}
+        # @idempotent keys seen: the input's fingerprint and the payload answered.
+        self.idempotency: dict[str, tuple[str, dict[str, Any]]] = {}
         self._next = 1000
         self.products: dict[int, Product] = {}
         self.locations: dict[int, Location] = {}
@@ -176,6 +224,40 @@ class Store:
                 products = [p for p in products if value.lower() in p.title.lower()]
         return products
 
+    # ------------------------------------------------ metafield definitions
+
+    def define_metafield(self, data: dict[str, Any]) -> MetafieldDefinition:
+        """``metafieldDefinitionCreate``: one definition per owner, namespace and key."""
+        namespace = data.get("namespace") or "custom"
+        path = ["definition"]
+        errors = []
+        if not (data.get("name") or "").strip():
+            errors.append(user_error([*path, "name"], "Name can't be blank", "BLANK"))
+        if not (data.get("key") or "").strip():
+            errors.append(user_error([*path, "key"], "Key can't be blank", "BLANK"))
+        if data.get("type") not in METAFIELD_TYPES:
+            errors.append(
+                user_error([*path, "type"], "Type name is not included in the list", "INCLUSION")
+            )
+        wanted = (data["ownerType"], namespace, data.get("key") or "")
+        with self.lock:
+            if not errors and wanted in self.definitions:
+                owner = data["ownerType"].capitalize()
+                errors.append(
+                    user_error(
+                        [*path, "key"],
+                        f"Key is in use for {owner} metafields on the '{namespace}' namespace.",
+                        "TAKEN",
+                    )
+                )
+            if errors:
+                raise UserErrors(errors)
+            definition = MetafieldDefinition(
+                self.new_id(), data["name"], namespace, wanted[2], data["type"], wanted[0]
+            )
+            self.definitions[wanted] = definition
+            return definition
+
     # ---------------------------------------------------------- productSet
 
     def product_set(self, data: dict[str, Any], identifier: dict[str, Any] | None) -> Product:
@@ -219,9 +301,11 @@ class Store:
         return product
 
     def _apply(self, product: Product, data: dict[str, Any]) -> None:
-        for name in ("title", "handle", "status"):
+        for name, attribute in _PRODUCT_FIELDS:
             if data.get(name) is not None:
-                setattr(product, name, data[name])
+                setattr(product, attribute, data[name])
+        if data.get("tags") is not None:
+            product.tags = sorted({t.strip() for t in data["tags"] if t.strip()})
         for mf in data.get("metafields") or []:
             key = (mf.get("namespace") or "custom", mf.get("key") or "")
             product.metafields[key] = (
@@ -250,6 +334,13 @@ class Store:
             existing = Variant(self.new_id(), self.new_id(), None, Decimal("0.00"), None, options)
         item = data.get("inventoryItem") or {}
         existing.sku = data.get("sku") or item.get("sku") or existing.sku
+        if "barcode" in data:
+            existing.barcode = data["barcode"] or None
+        if item.get("tracked") is not None:
+            existing.tracked = bool(item["tracked"])
+        weight = (item.get("measurement") or {}).get("weight")
+        if weight:
+            existing.weight = (float(weight["value"]), weight["unit"])
         if data.get("price") is not None:
             existing.price = _money(data["price"])
         if "compareAtPrice" in data:
@@ -266,10 +357,13 @@ class Store:
 
     # ---------------------------------------------------------- inventory
 
-    def set_quantities(self, data: dict[str, Any]) -> list[dict[str, Any]]:
-        """``inventorySetQuantities``: all quantities or none; the changes made."""
+    def set_quantities(self, data: dict[str, Any], schema_era: int = 0) -> list[dict[str, Any]]:
+        """``inventorySetQuantities``: all quantities or none; the changes made.
+
+        ``schema_era`` (of :mod:`.schema`) says which compare-and-swap rules apply.
+        """
         with self.lock:
-            errors = self._inventory_errors(data)
+            errors = self._inventory_errors(data, schema_era)
             if errors:
                 raise UserErrors(errors)
             changes = []
@@ -295,7 +389,7 @@ class Store:
             self.changes += 1
             return changes
 
-    def _inventory_errors(self, data: dict[str, Any]) -> list[dict[str, Any]]:
+    def _inventory_errors(self, data: dict[str, Any], schema_era: int) -> list[dict[str, Any]]:
         errors = []
         if data["name"] not in QUANTITY_NAMES:
             errors.append(
@@ -331,7 +425,15 @@ class Store:
                         "INVALID_LOCATION",
                     )
                 )
-            if errors or data.get("ignoreCompareQuantity"):
+            if errors:
+                continue
+            persisted = self.quantity(item or 0, location or 0, data["name"]) or 0
+            if schema_era >= CHANGE_FROM_REQUIRED_ERA or (
+                schema_era >= CHANGE_FROM_ERA and "changeFromQuantity" in q
+            ):
+                errors.extend(_change_from_errors(q, path, persisted))
+                continue
+            if data.get("ignoreCompareQuantity"):
                 continue
             if q.get("compareQuantity") is None:
                 errors.append(
@@ -342,9 +444,7 @@ class Store:
                         "COMPARE_QUANTITY_REQUIRED",
                     )
                 )
-            elif q["compareQuantity"] != (
-                self.quantity(item or 0, location or 0, data["name"]) or 0
-            ):
+            elif q["compareQuantity"] != persisted:
                 errors.append(
                     user_error(
                         [*path, "compareQuantity"],
@@ -353,6 +453,40 @@ class Store:
                     )
                 )
         return errors
+
+
+def _change_from_errors(q: dict[str, Any], path: list[str], persisted: int) -> list[dict[str, Any]]:
+    """The 2026-01 check: ``changeFromQuantity`` (null skips it); from 2026-04 it must be there.
+
+    The reference says only that leaving it out "returns an error"; no code
+    is documented for that, so the error here has none.
+    """
+    if "changeFromQuantity" not in q:
+        message = (
+            "The changeFromQuantity argument must be given to each quantity;"
+            " pass null to skip the check."
+        )
+        return [user_error([*path, "changeFromQuantity"], message, None)]
+    expected = q["changeFromQuantity"]
+    if expected is None or expected == persisted:
+        return []
+    return [
+        user_error(
+            [*path, "changeFromQuantity"],
+            "The changeFromQuantity value does not match persisted value.",
+            "CHANGE_FROM_QUANTITY_STALE",
+        )
+    ]
+
+
+_PRODUCT_FIELDS = (
+    ("title", "title"),
+    ("handle", "handle"),
+    ("status", "status"),
+    ("vendor", "vendor"),
+    ("productType", "product_type"),
+    ("descriptionHtml", "description_html"),
+)
 
 
 def _match_variant(

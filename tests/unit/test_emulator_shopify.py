@@ -583,3 +583,231 @@ def test_cost_through_edges_and_type_conditions(shop: RunningServer) -> None:
     # The dearer fragment counts: 1 for the node, 2 + 5 x 1 for the variants
     # asked for, 2 + 2 x 1 for the two returned.
     assert (cost["requestedQueryCost"], cost["actualQueryCost"]) == (1 + 7, 1 + 4)
+
+
+# ---------------------------------------------------------------- additions
+
+
+def call_at(shop: RunningServer, version: str, query: str, variables: dict[str, Any]) -> Any:
+    response = httpx.post(
+        shop.graphql_url(version),
+        json={"query": query, "variables": variables},
+        headers={"X-Shopify-Access-Token": shop.access_token},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_product_details_are_kept_and_read_back(shop: RunningServer) -> None:
+    product = shirt(
+        vendor="Linen & Co",
+        productType="Shirts",
+        descriptionHtml="<p>Cool</p>",
+        tags=["summer", "linen", "summer"],
+    )
+    product["variants"][0].update(
+        barcode="6001234567890",
+        inventoryItem={
+            "sku": "LS-S",
+            "tracked": True,
+            "measurement": {"weight": {"value": 250, "unit": "GRAMS"}},
+        },
+    )
+    del product["variants"][0]["sku"]
+    call(shop, SET, {"input": product})
+    query = """{ products(first: 1) { nodes { vendor productType descriptionHtml tags
+      variants(first: 2) { nodes { sku barcode inventoryItem { tracked
+        measurement { weight { value unit } } } } } } } }"""
+    (node,) = call(shop, query)["data"]["products"]["nodes"]
+    assert (node["vendor"], node["productType"], node["descriptionHtml"]) == (
+        "Linen & Co",
+        "Shirts",
+        "<p>Cool</p>",
+    )
+    assert node["tags"] == ["linen", "summer"]
+    first = node["variants"]["nodes"][0]
+    assert (first["sku"], first["barcode"]) == ("LS-S", "6001234567890")
+    assert first["inventoryItem"] == {
+        "tracked": True,
+        "measurement": {"weight": {"value": 250.0, "unit": "GRAMS"}},
+    }
+    (stored,) = shop.products()
+    assert stored["tags"] == ["linen", "summer"]
+    assert stored["variants"][0]["weight"] == (250.0, "GRAMS")
+
+
+DEFINE = """
+mutation define($definition: MetafieldDefinitionInput!) {
+  metafieldDefinitionCreate(definition: $definition) {
+    createdDefinition { id namespace key type { name } ownerType }
+    userErrors { field message code }
+  }
+}
+"""
+
+
+def test_metafield_definitions_are_made_once(shop: RunningServer) -> None:
+    definition = {
+        "name": "Product key",
+        "namespace": "hub",
+        "key": "code",
+        "type": "id",
+        "ownerType": "PRODUCT",
+    }
+    made = call(shop, DEFINE, {"definition": definition})["data"]["metafieldDefinitionCreate"]
+    assert made["userErrors"] == []
+    assert made["createdDefinition"]["type"] == {"name": "id"}
+    again = call(shop, DEFINE, {"definition": definition})["data"]["metafieldDefinitionCreate"]
+    assert again["createdDefinition"] is None
+    assert again["userErrors"] == [
+        {
+            "field": ["definition", "key"],
+            "message": "Key is in use for Product metafields on the 'hub' namespace.",
+            "code": "TAKEN",
+        }
+    ]
+    wrong = call(shop, DEFINE, {"definition": {**definition, "key": "x", "type": "colour_wheel"}})
+    assert wrong["data"]["metafieldDefinitionCreate"]["userErrors"][0]["code"] == "INCLUSION"
+    assert shop.definitions() == [
+        {
+            "owner_type": "PRODUCT",
+            "namespace": "hub",
+            "key": "code",
+            "type": "id",
+            "name": "Product key",
+        }
+    ]
+
+
+def test_the_shop_and_its_primary_location(shop: RunningServer) -> None:
+    shop.store.add_location("Warehouse")
+    body = call(shop, "{ shop { name myshopifyDomain } location { id name } }")["data"]
+    assert body["shop"] == {
+        "name": "Emulated Shop",
+        "myshopifyDomain": "emulated-shop.myshopify.com",
+    }
+    assert body["location"] == {"id": shop.location_id, "name": "Shop location"}
+
+
+IDEMPOTENT_SET = """
+mutation stock($input: InventorySetQuantitiesInput!, $key: String!) {
+  inventorySetQuantities(input: $input) @idempotent(key: $key) {
+    inventoryAdjustmentGroup { changes { name delta } }
+    userErrors { field message code }
+  }
+}
+"""
+
+
+def _quantities(shop: RunningServer, quantity: int, **extra: Any) -> dict[str, Any]:
+    item = _item_of(shop, "LS-S")
+    entry = {"inventoryItemId": item, "locationId": shop.location_id, "quantity": quantity}
+    return {"name": "available", "reason": "correction", "quantities": [{**entry, **extra}]}
+
+
+def test_inventory_by_api_version(shop: RunningServer) -> None:
+    call(shop, SET, {"input": shirt()})
+    # Up to 2025-10 there is no changeFromQuantity and no directive.
+    old = call_at(shop, "2025-10", IDEMPOTENT_SET, {"input": _quantities(shop, 1), "key": "k0"})
+    assert "idempotent" in old["errors"][0]["message"]
+    # 2026-01: changeFromQuantity null skips the check; a stale one is refused.
+    body = {"input": _quantities(shop, 5, changeFromQuantity=None), "key": "k1"}
+    payload = call_at(shop, "2026-01", IDEMPOTENT_SET, body)["data"]["inventorySetQuantities"]
+    assert payload["userErrors"] == []
+    assert shop.available("LS-S") == 5
+    stale = {"input": _quantities(shop, 6, changeFromQuantity=4), "key": "k2"}
+    payload = call_at(shop, "2026-01", IDEMPOTENT_SET, stale)["data"]["inventorySetQuantities"]
+    assert [e["code"] for e in payload["userErrors"]] == ["CHANGE_FROM_QUANTITY_STALE"]
+    fresh = {"input": _quantities(shop, 6, changeFromQuantity=5), "key": "k3"}
+    payload = call_at(shop, "2026-01", IDEMPOTENT_SET, fresh)["data"]["inventorySetQuantities"]
+    assert payload["userErrors"] == []
+    # 2026-04: ignoreCompareQuantity is gone, changeFromQuantity must be given,
+    # and the directive is required.
+    gone = {"input": {**_quantities(shop, 7), "ignoreCompareQuantity": True}, "key": "k4"}
+    assert (
+        "ignoreCompareQuantity"
+        in call_at(shop, "2026-04", IDEMPOTENT_SET, gone)["errors"][0]["message"]
+    )
+    missing = {"input": _quantities(shop, 7), "key": "k5"}
+    payload = call_at(shop, "2026-04", IDEMPOTENT_SET, missing)["data"]["inventorySetQuantities"]
+    assert payload["userErrors"][0]["field"] == ["input", "quantities", "0", "changeFromQuantity"]
+    no_key = call_at(
+        shop, "2026-04", INVENTORY, {"input": _quantities(shop, 7, changeFromQuantity=None)}
+    )
+    assert "idempotency key is required" in no_key["errors"][0]["message"]
+    assert no_key["data"]["inventorySetQuantities"] is None
+    assert shop.available("LS-S") == 6
+    assert shop.mutations("inventorySetQuantities") == 2
+
+
+def test_an_idempotency_key_replays_its_first_answer(shop: RunningServer) -> None:
+    call(shop, SET, {"input": shirt()})
+    body = {"input": _quantities(shop, 9, changeFromQuantity=None), "key": "same"}
+    first = call_at(shop, "2026-04", IDEMPOTENT_SET, body)["data"]["inventorySetQuantities"]
+    assert first["inventoryAdjustmentGroup"]["changes"] == [{"name": "available", "delta": 9}]
+    shop.store.levels.clear()  # what a replay must not touch again
+    again = call_at(shop, "2026-04", IDEMPOTENT_SET, body)["data"]["inventorySetQuantities"]
+    assert again == first
+    assert shop.available("LS-S") is None
+    assert shop.mutations("inventorySetQuantities") == 1
+    other = {"input": _quantities(shop, 3, changeFromQuantity=None), "key": "same"}
+    payload = call_at(shop, "2026-04", IDEMPOTENT_SET, other)["data"]["inventorySetQuantities"]
+    assert [e["code"] for e in payload["userErrors"]] == ["IDEMPOTENCY_KEY_PARAMETER_MISMATCH"]
+
+
+def _bulk_lines(count: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "input": shirt(
+                title=f"Shirt {n}",
+                handle=f"shirt-{n}",
+                metafields=[],
+                variants=[
+                    {
+                        "optionValues": [{"optionName": "Size", "name": "S"}],
+                        "sku": f"B-{n}",
+                        "price": "9.00",
+                    }
+                ],
+            ),
+            "identifier": {"handle": f"shirt-{n}"},
+        }
+        for n in range(count)
+    ]
+
+
+def _finish(shop: RunningServer, path: str) -> dict[str, Any]:
+    run = call(shop, RUN, {"mutation": LINE_MUTATION, "path": path})
+    assert run["data"]["bulkOperationRunMutation"]["userErrors"] == []
+    query = "{ currentBulkOperation(type: MUTATION) { status errorCode url partialDataUrl } }"
+    for _ in range(5):
+        current: dict[str, Any] = call(shop, query)["data"]["currentBulkOperation"]
+        if current["status"] not in ("CREATED", "RUNNING"):
+            return current
+    raise AssertionError("the bulk operation did not finish")
+
+
+def test_a_bulk_operation_may_write_its_results_in_any_order(shop: RunningServer) -> None:
+    import json
+
+    shop.shop.bulk_in_order = False
+    current = _finish(shop, _upload(shop, _bulk_lines(12)))
+    numbers = [json.loads(x)["__lineNumber"] for x in httpx.get(current["url"]).text.splitlines()]
+    assert sorted(numbers) == list(range(12))
+    assert numbers != sorted(numbers)
+
+
+def test_a_failed_bulk_operation_has_partial_results(shop: RunningServer) -> None:
+    import json
+
+    shop.faults.fail_bulk = 1
+    current = _finish(shop, _upload(shop, _bulk_lines(6)))
+    assert (current["status"], current["errorCode"], current["url"]) == (
+        "FAILED",
+        "INTERNAL_SERVER_ERROR",
+        None,
+    )
+    lines = [json.loads(x) for x in httpx.get(current["partialDataUrl"]).text.splitlines()]
+    assert sorted(line["__lineNumber"] for line in lines) == [0, 1, 2]
+    assert len(shop.products()) == 3
