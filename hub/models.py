@@ -116,6 +116,85 @@ class Channel(Base):
     secrets: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow, onupdate=utcnow)
+    # The push (``hub.pushes``): how far along the client's change feed the
+    # store has been brought (every product at or below it is confirmed or
+    # refused for good); when beat next pushes on the schedule; since when a
+    # sync's changes wait for a push (a debounce, cleared when one starts).
+    push_cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    next_push_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    push_wanted_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_push_run_id: Mapped[int | None] = mapped_column(IdType)
+
+
+class PushRun(Base):
+    """One push of a client's catalogue to one channel (``hub.pushes``).
+
+    ``position`` is the change number the run has brought the store to;
+    ``target`` the feed's last number when the run started: a run ends
+    there, and later changes wait for the next run.
+    """
+
+    __tablename__ = "push_runs"
+    __table_args__ = (Index("ix_push_runs_channel", "channel_id", "id"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), default="running", index=True)
+    # Non-null only while the run is active; unique, so the database itself
+    # refuses a second active push of one channel.
+    lock_key: Mapped[str | None] = mapped_column(String(80), unique=True)
+    full: Mapped[bool] = mapped_column(Boolean, default=False)
+    retry_refused: Mapped[bool] = mapped_column(Boolean, default=False)
+    requested_by: Mapped[str] = mapped_column(String(32), default="schedule")
+    position: Mapped[int] = mapped_column(BigInteger, default=0)
+    target: Mapped[int] = mapped_column(BigInteger, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    considered: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    stock: Mapped[int] = mapped_column(Integer, default=0)
+    archived: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    refused: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    heartbeat_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+
+
+class ChannelProduct(Base):
+    """What a channel's store holds of one hub product (the binder).
+
+    ``ids`` are the store's ids of the product, its variants and their stock
+    records, and the quantities last set; ``product_hash`` / ``stock_hash``
+    hash the listing the store last confirmed (without and with stock), so
+    an unchanged product is not sent again. A refusal keeps the store's
+    words and the hash of what was refused: the same listing is not sent
+    again until it changes, or ``s2s push --retry-refused``.
+    """
+
+    __tablename__ = "channel_products"
+    __table_args__ = (
+        UniqueConstraint("channel_id", "product_id", name="uq_channel_products"),
+        Index("ix_channel_products_refused", "channel_id", "refused_at"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(400))
+    store_id: Mapped[str | None] = mapped_column(String(255))
+    ids: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    status: Mapped[str | None] = mapped_column(String(16))
+    product_hash: Mapped[str | None] = mapped_column(String(64))
+    stock_hash: Mapped[str | None] = mapped_column(String(64))
+    confirmed_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    error: Mapped[str | None] = mapped_column(Text)
+    refused_hash: Mapped[str | None] = mapped_column(String(64))
+    refused_at: Mapped[datetime | None] = mapped_column(TZDateTime())
 
 
 class SourceStream(Base):

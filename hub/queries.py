@@ -13,16 +13,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, aliased
 
 from hub.db import get_engine
 from hub.models import (
+    Channel,
+    ChannelProduct,
     Client,
     DeadLetter,
     Order,
     OrderEvent,
+    Product,
+    PushRun,
     Quarantined,
     Source,
     SourceStream,
@@ -230,3 +235,64 @@ def letters_by_status(session: Session) -> list[tuple[str, int]]:
             select(DeadLetter.status, func.count()).group_by(DeadLetter.status)
         ).all()
     ]
+
+
+def channels_with_clients(session: Session, client_id: int | None = None) -> list[Any]:
+    """(client code, channel) pairs by client then channel code."""
+    query = (
+        select(Client.code, Channel)
+        .join(Channel, Channel.client_id == Client.id)
+        .order_by(Client.code, Channel.code)
+    )
+    if client_id is not None:
+        query = query.where(Client.id == client_id)
+    return [tuple(row) for row in session.execute(query).all()]
+
+
+@dataclass(frozen=True)
+class PushStats:
+    """Aggregates of the push for ``/metrics``, by channel kind."""
+
+    runs: dict[tuple[str, str], int]
+    products: dict[tuple[str, str], int]
+    lag: dict[str, int]
+    refused: dict[str, int]
+
+
+_PUSH_OUTCOMES = ("created", "updated", "stock", "archived", "unchanged", "skipped", "refused")
+
+
+def push_stats(session: Session) -> PushStats:
+    """Runs by kind and status, products by kind and outcome, the feed lag and
+    the refusals waiting, summed over each kind's channels."""
+    runs: dict[tuple[str, str], int] = {}
+    products: dict[tuple[str, str], int] = {}
+    sums = [func.coalesce(func.sum(getattr(PushRun, o)), 0) for o in _PUSH_OUTCOMES]
+    for kind, status, count, *totals in session.execute(
+        select(Channel.kind, PushRun.status, func.count(), *sums)
+        .join(Channel, Channel.id == PushRun.channel_id)
+        .group_by(Channel.kind, PushRun.status)
+    ):
+        runs[(kind, status)] = int(count)
+        for outcome, n in zip(_PUSH_OUTCOMES, totals, strict=True):
+            products[(kind, outcome)] = products.get((kind, outcome), 0) + int(n)
+    lag: dict[str, int] = {}
+    for kind, n in session.execute(
+        select(Channel.kind, func.count(Product.id))
+        .join(Product, Product.client_id == Channel.client_id)
+        .where(
+            Product.change_seq > Channel.push_cursor,
+            Channel.settings["store_url"].as_string().is_not(None),
+        )
+        .group_by(Channel.kind)
+    ):
+        lag[kind] = int(n)
+    refused: dict[str, int] = {}
+    for kind, n in session.execute(
+        select(Channel.kind, func.count(ChannelProduct.id))
+        .join(ChannelProduct, ChannelProduct.channel_id == Channel.id)
+        .where(ChannelProduct.refused_at.is_not(None))
+        .group_by(Channel.kind)
+    ):
+        refused[kind] = int(n)
+    return PushStats(runs, products, lag, refused)

@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from hub import pushes
 from hub.models import Source, SourceStream, SyncPage, SyncRun, utcnow
 
 ACTIVE = "running"
@@ -325,13 +326,22 @@ def finish_if_done(session: Session, run_id: int) -> bool:
                 )
             )
             .values(status=SUCCEEDED, lock_key=None, finished_at=now, heartbeat_at=now)
-            .returning(table.c.source_id, table.c.stream, table.c.high_water)
+            .returning(
+                table.c.client_id,
+                table.c.source_id,
+                table.c.stream,
+                table.c.high_water,
+                table.c.created + table.c.updated + table.c.deleted,
+            )
         )
         .first()
     )
     if done is None:
         return False
     _note_last_run(session, run_id, done.source_id, done.stream, done.high_water, succeeded=True)
+    if done.stream == "products" and done[4]:
+        # The client's channels get a push once the debounce has passed.
+        pushes.want_push(session, done.client_id, now)
     return True
 
 

@@ -68,6 +68,7 @@ def collect(
     letters, queue depths, workers online, schedules paused or queued."""
     out = Exposition()
     _runs(out, session)
+    _pushes(out, session)
     _hub_state(out, session)
     _broker(out, depths, workers)
     return out.render()
@@ -103,6 +104,36 @@ def _runs(out: Exposition, session: Session) -> None:
             for stream, by_outcome in records.items()
             for outcome, n in by_outcome.items()
         ),
+    )
+
+
+def _pushes(out: Exposition, session: Session) -> None:
+    # Per channel kind, never per client: the lag and refusals summed over
+    # the stores of a kind, and what push runs did.
+    stats = queries.push_stats(session)
+    out.family(
+        "s2s_push_runs_total",
+        "counter",
+        "Push runs, by channel kind and outcome (running ones included as 'running').",
+        (({"kind": k, "status": st}, n) for (k, st), n in stats.runs.items()),
+    )
+    out.family(
+        "s2s_push_products_total",
+        "counter",
+        "Products handled by push runs, by channel kind and outcome.",
+        (({"kind": k, "outcome": o}, n) for (k, o), n in stats.products.items()),
+    )
+    out.family(
+        "s2s_push_lag_products",
+        "gauge",
+        "Products changed in the hub and not yet brought to the store, by channel kind.",
+        (({"kind": k}, n) for k, n in stats.lag.items()),
+    )
+    out.family(
+        "s2s_push_refused_products",
+        "gauge",
+        "Products the stores refused and that wait for a change or a retry, by channel kind.",
+        (({"kind": k}, n) for k, n in stats.refused.items()),
     )
 
 

@@ -30,13 +30,17 @@ from hub.logs import configure as configure_logging
 from hub.settings import Settings, get_settings
 from workers import kinds
 from workers.broker import register as register_embedded_broker
+from workers.channels import PUSH_CONNECTORS
 from workers.sources import release_connectors
 
 SYNC_QUEUES = ("fetch", "map", "upsert")
 # One raise queue per ERP type: a slow or failing ERP only backs up its own.
 RAISE_QUEUES = tuple(f"raise.{kind}" for kind in kinds.names())
 ORDER_QUEUES = ("orders", *RAISE_QUEUES)
-QUEUES = ("maintenance", *SYNC_QUEUES, *ORDER_QUEUES)
+# One push queue per channel kind the hub pushes to: a slow store backs up
+# only its own kind.
+PUSH_QUEUES = tuple(f"push.{kind}" for kind in PUSH_CONNECTORS)
+QUEUES = ("maintenance", *SYNC_QUEUES, *ORDER_QUEUES, *PUSH_QUEUES)
 
 # Named worker profiles (``s2s worker --profile``): the sync pipeline and the
 # order path can then be scaled, and fail, separately. Both serve
@@ -45,6 +49,7 @@ QUEUES = ("maintenance", *SYNC_QUEUES, *ORDER_QUEUES)
 PROFILES: dict[str, tuple[str, ...]] = {
     "sync": ("maintenance", *SYNC_QUEUES),
     "orders": ("maintenance", *ORDER_QUEUES),
+    "push": ("maintenance", *PUSH_QUEUES),
     "all": QUEUES,
 }
 
@@ -112,7 +117,9 @@ def _configuration() -> dict[str, object]:
     return config_for(get_settings())
 
 
-app = Celery("s2s", include=["workers.tasks", "workers.orders", "workers.retention"])
+app = Celery(
+    "s2s", include=["workers.tasks", "workers.orders", "workers.retention", "workers.pushing"]
+)
 app.add_defaults(_configuration)
 
 

@@ -24,13 +24,18 @@ from marshmallow import fields, validate
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub import crypto
-from hub.models import Channel, Client
+from hub import crypto, schedule
+from hub.models import Channel, Client, utcnow
 
 KINDS: tuple[str, ...] = ("shopify", "woocommerce")
 DEFAULT_API_VERSION = "2025-10"
 DEFAULT_PRICE_TIER = "retail"
 ALL_ACTIVE = "all_active"
+DEFAULT_PUSH_SCHEDULE = "15m"
+DEFAULT_BULK_THRESHOLD = 1000
+# The channel kinds the hub pushes products to, and their connectors
+# ("module:Class", imported only by the worker that pushes).
+PUSH_CONNECTORS: dict[str, str] = {"shopify": "connectors.shopify:ShopifyConnector"}
 MASK = "***"
 
 _SHOPIFY_URL = re.compile(r"^https://[a-z0-9][a-z0-9-]*\.myshopify\.com/?$")
@@ -69,6 +74,14 @@ class _ChannelSchema(marshmallow.Schema):
     compare_at_tier = fields.String(allow_none=True, validate=validate.Length(min=1, max=64))
     warehouses = fields.List(fields.String(validate=validate.Length(min=1, max=64)))
     carries = fields.Raw(validate=_carries)
+    # The push: how often beat pushes (an interval such as "15m" or a cron
+    # line), how many pushes of this store may run at once, from how many
+    # products a first push goes by the store's bulk import (0: never), and
+    # whether a plain-HTTP address is accepted (a local emulator only).
+    schedule = fields.String(validate=validate.Length(min=1, max=120))
+    concurrency = fields.Integer(validate=validate.Range(min=1, max=8))
+    bulk_threshold = fields.Integer(validate=validate.Range(min=0))
+    allow_http = fields.Boolean()
 
     @marshmallow.pre_load
     def _from_text(self, data: Any, **_: Any) -> Any:
@@ -84,10 +97,26 @@ class _ChannelSchema(marshmallow.Schema):
             out["carries"] = {field.strip(): wanted.strip()}
         return out
 
-    @marshmallow.validates("store_url")
-    def _store_url(self, value: str, **_: Any) -> None:
+    @marshmallow.validates_schema
+    def _store_url(self, data: dict[str, Any], **_: Any) -> None:
+        value = data.get("store_url")
+        if value is None:
+            return
+        if data.get("allow_http") and _SITE_URL.match(value.strip()):
+            return
         if not self.site_url.match(value.strip()):
-            raise marshmallow.ValidationError(f"must be {self.site_url_hint}")
+            raise marshmallow.ValidationError(
+                f"must be {self.site_url_hint} (allow_http: true accepts a local "
+                "http:// address, for testing against an emulator)",
+                "store_url",
+            )
+
+    @marshmallow.validates("schedule")
+    def _schedule(self, value: str, **_: Any) -> None:
+        try:
+            schedule.parse(value)
+        except ValueError as exc:
+            raise marshmallow.ValidationError(str(exc)) from None
 
 
 class ShopifySchema(_ChannelSchema):
@@ -96,6 +125,9 @@ class ShopifySchema(_ChannelSchema):
     site_url_hint = "https://<shop>.myshopify.com"
 
     access_token = fields.String()
+    # The location whose stock the store shows: its name or global id
+    # (default: the store's first location).
+    location = fields.String(validate=validate.Length(min=1, max=200))
     api_version = fields.String(
         validate=validate.Regexp(r"^(\d{4}-(01|04|07|10)|unstable)$", error="must be like 2025-10")
     )
@@ -214,6 +246,13 @@ def store(session: Session, client: Client, declared: Declared) -> Channel:
         session.add(row)
     row.settings = dict(declared.settings)
     row.secrets = crypto.encrypt(declared.secrets)
+    # A pushing channel's first scheduled push; a changed schedule counts
+    # from now. An intake-only channel has none.
+    if pushes(row):
+        every = schedule.parse(resolved_settings(row)["schedule"])
+        row.next_push_at = every.next_due(utcnow())
+    else:
+        row.next_push_at = None
     session.flush()
     return row
 
@@ -245,11 +284,21 @@ def resolved_settings(channel: Channel) -> dict[str, Any]:
         "compare_at_tier": None,
         "warehouses": [],
         "carries": ALL_ACTIVE,
+        "schedule": DEFAULT_PUSH_SCHEDULE,
+        "concurrency": 1,
+        "bulk_threshold": DEFAULT_BULK_THRESHOLD,
+        "allow_http": False,
     }
     if channel.kind == "shopify":
         out["api_version"] = DEFAULT_API_VERSION
     out.update(channel.settings or {})
     return out
+
+
+def pushes(channel: Channel) -> bool:
+    """Whether the hub pushes products to this channel: a kind it can push to,
+    with the store's address set (an intake-only channel has none)."""
+    return channel.kind in PUSH_CONNECTORS and bool((channel.settings or {}).get("store_url"))
 
 
 def public_view(channel: Channel) -> dict[str, Any]:

@@ -309,11 +309,15 @@ def dispatch_due() -> int:
     whose thousand tenants share a schedule dispatches them in well under a
     second.
     """
-    return dispatch(
-        utcnow(),
+    from workers.pushing import dispatch_pushes
+
+    now = utcnow()
+    started = dispatch(
+        now,
         start_fetches=lambda run_ids: enqueue_many(fetch_page, [(i, 0) for i in run_ids]),
         start_queued=start_sync,
     )
+    return started + dispatch_pushes(now)
 
 
 @app.task(name="s2s.maintenance.sweep")
@@ -342,5 +346,6 @@ def sweep() -> int:
         resumed += 1
         log.warning("resumed stalled run", extra={"run": run_id})
     from workers.orders import sweep_orders
+    from workers.pushing import sweep_pushes
 
-    return resumed + sweep_orders()
+    return resumed + sweep_orders() + sweep_pushes(timedelta(seconds=settings.stale_after))

@@ -22,6 +22,7 @@ from s2s.cli.dlq import dlq
 from s2s.cli.orders import orders
 from s2s.cli.preview import check, mappings, preview
 from s2s.cli.processes import api, beat, flower, worker
+from s2s.cli.push import push
 from s2s.cli.runs import resync, runs_cmd, runs_table, wait_for_run
 from s2s.cli.status import pause, resume, schedule_cmd, status
 
@@ -65,6 +66,7 @@ for command in (
     demo,
     products,
     customers,
+    push,
 ):
     cli.add_command(command)
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import click
 from rich.table import Table
+from sqlalchemy.orm import Session
 
 from hub import queries, schedule
 from hub.db import session_scope
 from s2s.cli.common import CliError, cell, console, friendly, pages, say, stamp
+from s2s.cli.push import channel_summary
+from workers import channels as channel_records
 from workers.ops import broadcasts, queue_depths, workers_online
 from workers.sources import get_client, get_source
 
@@ -22,8 +25,11 @@ def status(client_code: str | None) -> None:
     with session_scope() as s:
         client_id = get_client(s, client_code).id if client_code else None
         table = _streams_table(queries.stream_statuses(s, client_id))
+        channels = _channels_table(s, client_id)
         letters, oldest = queries.open_letters(s)
     console.print(table)
+    if channels is not None:
+        console.print(channels)
     if letters:
         say(f"dead letters: {letters} open, oldest {stamp(oldest)} UTC (s2s dlq list shows them)")
     else:
@@ -59,6 +65,45 @@ def _streams_table(rows: list[queries.StreamStatus]) -> Table:
             state,
             counts,
             pages(last) if last else "",
+        )
+    return table
+
+
+def _channels_table(s: Session, client_id: int | None) -> Table | None:
+    """Per pushing channel: products waiting (feed lag), the last push, refusals."""
+    rows = [
+        (code, ch)
+        for code, ch in queries.channels_with_clients(s, client_id)
+        if channel_records.pushes(ch)
+    ]
+    if not rows:
+        return None
+    table = Table(caption="last push: +created ~updated $stock-only ^archived !refused")
+    for col in ("client", "channel", "kind", "paused", "waiting", "refused", "next push (UTC)"):
+        table.add_column(col, no_wrap=True)
+    for col in ("last push", "status", "counts", "error"):
+        table.add_column(col)
+    for client_code, ch in rows:
+        v = channel_summary(ch, s)
+        last = v["last_push"]
+        counts = (
+            f"+{last['created']} ~{last['updated']} ${last['stock']} ^{last['archived']} "
+            f"!{last['refused']}"
+            if last
+            else ""
+        )
+        table.add_row(
+            cell(client_code),
+            cell(ch.code),
+            ch.kind,
+            "yes" if ch.paused else "no",
+            str(v["waiting"]),
+            str(v["refused"]),
+            stamp(ch.next_push_at) if ch.next_push_at else "-",
+            str(last["id"]) if last else "-",
+            last["status"] if last else "never pushed",
+            counts,
+            cell(last["error"] or "") if last else "",
         )
     return table
 
