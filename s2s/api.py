@@ -1,14 +1,13 @@
-"""The HTTP API: health, metrics, on-demand resyncs, status and run history, per client.
+"""The HTTP API: health, metrics, on-demand resyncs and pushes, status and history, per client.
 
 Each client authenticates with its own bearer token (issued by
 ``s2s client add``, stored only as a hash), and can see and act on its own
-sources only: a token for one client is refused on another's URLs.
+sources and channels only: a token for one client is refused on another's
+URLs. Every database read runs in the threadpool, never on the event loop.
 """
 
 from __future__ import annotations
 
-import hmac
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,46 +21,22 @@ from starlette.routing import Route
 from hub import catalogue, queries, schedule
 from hub.db import session_scope
 from hub.models import Client, Order, Source, SyncRun
-from s2s import channels
+from s2s import api_push, channels
+from s2s.api_parts import authorised_client, error, json_body, let_in, query_limit
 from s2s.metrics import CONTENT_TYPE, collect
 from s2s.openapi import openapi_json
+from workers import channels as channel_records
 from workers.ops import queue_depths, workers_online
 from workers.orders import submit
 from workers.sources import (
     channel_secret,
     channel_settings,
     connector_class,
-    hash_token,
     unsupported_stream,
 )
 from workers.tasks import SyncStart, start_sync
 
 STREAMS = ("products", "customers")
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-def _authorised_client(request: Request) -> Client | JSONResponse:
-    code = request.path_params["client"]
-    with session_scope() as s:
-        client = queries.client_by_code(s, code)
-    if client is None:
-        return _error(404, f"no client {code!r}")
-    if not _token_matches(request, client):
-        return _error(401, "missing or wrong bearer token for this client")
-    return client
-
-
-def _token_matches(request: Request, client: Client) -> bool:
-    header = request.headers.get("authorization", "")
-    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
-    return bool(
-        token
-        and client.api_token_hash
-        and hmac.compare_digest(hash_token(token), client.api_token_hash)
-    )
 
 
 async def health(_: Request) -> JSONResponse:
@@ -105,13 +80,12 @@ def _authorised_source(request: Request) -> tuple[Client, Source] | JSONResponse
     code, source_code = request.path_params["client"], request.path_params["source"]
     with session_scope() as s:
         found = queries.client_and_source(s, code, source_code)
-    if found is None:
-        return _error(404, f"no client {code!r}")
-    client, source = found
-    if not _token_matches(request, client):
-        return _error(401, "missing or wrong bearer token for this client")
+    client = let_in(request, found[0] if found else None)
+    if isinstance(client, JSONResponse):
+        return client
+    source = found[1] if found else None
     if source is None:
-        return _error(404, f"client {client.code!r} has no source {source_code!r}")
+        return error(404, f"client {client.code!r} has no source {source_code!r}")
     return client, source
 
 
@@ -130,25 +104,25 @@ async def _resync_request(request: Request, source: Source) -> _Resync | JSONRes
     body: dict[str, Any] = {}
     raw = await request.body()
     if raw:
-        parsed = _json_body(raw)
+        parsed = json_body(raw)
         if isinstance(parsed, JSONResponse):
             return parsed
         body = parsed
         if not isinstance(body, dict):
-            return _error(400, 'the body must be a JSON object such as {"stream": "products"}')
+            return error(400, 'the body must be a JSON object such as {"stream": "products"}')
     stream = body.get("stream", "products")
     cls = connector_class(source.kind)
     if stream not in cls.streams:
-        return _error(422, unsupported_stream(cls, stream))
+        return error(422, unsupported_stream(cls, stream))
     for flag in ("full", "queue"):
         if not isinstance(body.get(flag, False), bool):
-            return _error(400, f"{flag!r} must be true or false")
+            return error(400, f"{flag!r} must be true or false")
     since = body.get("since")
     if since is not None:
         try:
             since = datetime.fromisoformat(str(since).strip()).strftime("%Y-%m-%d %H:%M:%S")
         except ValueError:
-            return _error(
+            return error(
                 400, f"'since' takes a date and time such as 2026-11-01T08:00:00, not {since!r}"
             )
     return _Resync(stream, bool(body.get("full")), since, bool(body.get("queue", False)))
@@ -182,7 +156,7 @@ def _resync_answer(result: SyncStart) -> JSONResponse:
 
 
 async def resync(request: Request) -> JSONResponse:
-    found = _authorised_source(request)
+    found = await run_in_threadpool(_authorised_source, request)
     if isinstance(found, JSONResponse):
         return found
     _, source = found
@@ -204,8 +178,9 @@ async def resync(request: Request) -> JSONResponse:
 
 async def client_status(request: Request) -> JSONResponse:
     """The client's sources: per stream the schedule, pause, next due time,
-    a queued resync, and the last run with its counts and progress."""
-    client = await run_in_threadpool(_authorised_client, request)
+    a queued resync, and the last run with its counts and progress; and per
+    channel the push's state (``s2s.cli.push.channel_summary``)."""
+    client = await run_in_threadpool(authorised_client, request)
     if isinstance(client, JSONResponse):
         return client
 
@@ -227,7 +202,10 @@ async def client_status(request: Request) -> JSONResponse:
                 }
                 for row in queries.stream_statuses(s, client.id)
             ]
-        return JSONResponse({"client": client.code, "streams": out})
+            shown = [
+                api_push.channel_summary(row, s) for row in channel_records.list_channels(s, client)
+            ]
+        return JSONResponse({"client": client.code, "streams": out, "channels": shown})
 
     return await run_in_threadpool(load)
 
@@ -245,33 +223,21 @@ async def metrics(_: Request) -> Response:
 
 
 async def runs(request: Request) -> JSONResponse:
-    found = _authorised_source(request)
+    found = await run_in_threadpool(_authorised_source, request)
     if isinstance(found, JSONResponse):
         return found
     _, source = found
     try:
         limit = min(max(int(request.query_params.get("limit", "20")), 1), 200)
     except ValueError:
-        return _error(400, "limit must be a whole number")
-    with session_scope() as s:
-        rows = queries.recent_runs(s, source.id, limit)
-        return JSONResponse({"runs": [_run_json(r) for r in rows]})
+        return error(400, "limit must be a whole number")
 
+    def load() -> JSONResponse:
+        with session_scope() as s:
+            rows = queries.recent_runs(s, source.id, limit)
+            return JSONResponse({"runs": [_run_json(r) for r in rows]})
 
-def _json_body(raw: bytes) -> Any | JSONResponse:
-    """The parsed body, or a 400 saying why not: never a 500 for what a caller sent."""
-    try:
-        return json.loads(raw)
-    except RecursionError:
-        return _error(400, "the body is not valid JSON: it is nested too deeply")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        where = (
-            f" at line {exc.lineno} column {exc.colno}"
-            if isinstance(exc, json.JSONDecodeError)
-            else ""
-        )
-        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
-        return _error(400, f"the body is not valid JSON: {reason}{where}")
+    return await run_in_threadpool(load)
 
 
 def _stored(result: Any) -> JSONResponse:
@@ -298,10 +264,10 @@ def _invalid(errors: list[tuple[str, str]]) -> JSONResponse:
 
 async def submit_order(request: Request) -> JSONResponse:
     """Intake of a canonical order. The row is committed before the answer."""
-    client = await run_in_threadpool(_authorised_client, request)
+    client = await run_in_threadpool(authorised_client, request)
     if isinstance(client, JSONResponse):
         return client
-    payload = _json_body(await request.body())
+    payload = json_body(await request.body())
     if isinstance(payload, JSONResponse):
         return payload
     if isinstance(payload, dict):
@@ -314,7 +280,7 @@ async def submit_order(request: Request) -> JSONResponse:
 
 
 async def order_status(request: Request) -> JSONResponse:
-    client = await run_in_threadpool(_authorised_client, request)
+    client = await run_in_threadpool(authorised_client, request)
     if isinstance(client, JSONResponse):
         return client
 
@@ -322,7 +288,7 @@ async def order_status(request: Request) -> JSONResponse:
         with session_scope() as s:
             order = s.get(Order, int(request.path_params["order_id"]))
             if order is None or order.client_id != client.id:
-                return _error(404, "no such order for this client")
+                return error(404, "no such order for this client")
             history = queries.order_history(s, order.id)
             return JSONResponse(
                 {
@@ -352,7 +318,7 @@ async def webhook(request: Request) -> JSONResponse:
     """
     channel = request.path_params["channel"]
     if channel not in channels.SIGNATURE_HEADERS:
-        return _error(404, f"no webhook for channel {channel!r}")
+        return error(404, f"no webhook for channel {channel!r}")
     code = request.path_params["client"]
 
     def find() -> tuple[Client, str | None, dict[str, Any]] | None:
@@ -366,7 +332,7 @@ async def webhook(request: Request) -> JSONResponse:
 
     known = await run_in_threadpool(find)
     if known is None:
-        return _error(404, f"no client {code!r}")
+        return error(404, f"no client {code!r}")
     client, secret, settings = known
     raw = await request.body()
     if channel == "woocommerce" and raw.startswith(b"webhook_id="):
@@ -374,11 +340,11 @@ async def webhook(request: Request) -> JSONResponse:
         # order, stores nothing.
         return JSONResponse({"ping": "ok"})
     if not secret:
-        return _error(401, f"client {code!r} has no {channel} webhook secret set")
+        return error(401, f"client {code!r} has no {channel} webhook secret set")
     verify = channels.verify_shopify if channel == "shopify" else channels.verify_woocommerce
     if not verify(raw, request.headers.get(channels.SIGNATURE_HEADERS[channel]), secret):
-        return _error(401, "the webhook signature does not match")
-    payload = _json_body(raw)
+        return error(401, "the webhook signature does not match")
+    payload = json_body(raw)
     if isinstance(payload, JSONResponse):
         return payload
     status = settings.get("add_order_status")
@@ -392,7 +358,7 @@ async def webhook(request: Request) -> JSONResponse:
                 payload, **({"add_order_status": status} if status else {})
             )
     except channels.ChannelPayloadError as exc:
-        return _error(422, f"the {channel} order cannot be read: {exc}")
+        return error(422, f"the {channel} order cannot be read: {exc}")
     delivery = request.headers.get(channels.WEBHOOK_ID_HEADERS[channel])
     result, errors = await run_in_threadpool(
         lambda: submit(client.id, order, raw=payload, delivery_id=delivery)
@@ -402,24 +368,13 @@ async def webhook(request: Request) -> JSONResponse:
     return _stored(result)
 
 
-def _feed_limit(request: Request) -> int | JSONResponse:
-    raw = request.query_params.get("limit", "100")
-    try:
-        limit = int(raw)
-    except ValueError:
-        limit = 0
-    if not 1 <= limit <= 1000:
-        return _error(400, f"limit must be a whole number from 1 to 1000, not {raw!r}")
-    return limit
-
-
 async def _feed(request: Request, stream: str) -> JSONResponse:
     """The change feed of the client's ``stream`` (``hub.catalogue.feed``):
     each change once, in commit order, deletions as tombstones."""
-    client = await run_in_threadpool(_authorised_client, request)
+    client = await run_in_threadpool(authorised_client, request)
     if isinstance(client, JSONResponse):
         return client
-    limit = _feed_limit(request)
+    limit = query_limit(request)
     if isinstance(limit, JSONResponse):
         return limit
     after = request.query_params.get("after") or None
@@ -429,13 +384,13 @@ async def _feed(request: Request, stream: str) -> JSONResponse:
             with session_scope() as s:
                 return JSONResponse(catalogue.feed(s, client.id, stream, after, limit))
         except catalogue.CursorError as exc:
-            return _error(400, str(exc))
+            return error(400, str(exc))
 
     return await run_in_threadpool(load)
 
 
 async def _record(request: Request, stream: str, key: str) -> JSONResponse:
-    client = await run_in_threadpool(_authorised_client, request)
+    client = await run_in_threadpool(authorised_client, request)
     if isinstance(client, JSONResponse):
         return client
     code = request.path_params[key]
@@ -446,7 +401,7 @@ async def _record(request: Request, stream: str, key: str) -> JSONResponse:
 
     found = await run_in_threadpool(load)
     if found is None:
-        return _error(404, f"client {client.code!r} has no {stream[:-1]} {code!r}")
+        return error(404, f"client {client.code!r} has no {stream[:-1]} {code!r}")
     return JSONResponse(found)
 
 
@@ -482,6 +437,13 @@ def create_app() -> Starlette:
             Route("/api/v1/clients/{client}/products/{sku}", product),
             Route("/api/v1/clients/{client}/customers", customers),
             Route("/api/v1/clients/{client}/customers/{code}", customer),
+            Route("/api/v1/clients/{client}/channels/{channel}", api_push.channel),
+            Route(
+                "/api/v1/clients/{client}/channels/{channel}/push", api_push.push, methods=["POST"]
+            ),
+            Route(
+                "/api/v1/clients/{client}/channels/{channel}/problems", api_push.channel_problems
+            ),
             Route("/webhooks/{channel}/{client}", webhook, methods=["POST"]),
         ]
     )

@@ -4,75 +4,44 @@ Written by hand from the handlers in ``s2s.api`` rather than generated, so
 that it says what callers actually get (every status, every error body);
 ``tests/unit/test_openapi.py`` and ``tests/integration/test_openapi.py`` hold
 it to the app's routes and to real answers, so it cannot drift unnoticed.
+The vocabulary it is written in is ``s2s.openapi_parts``; the channels' paths
+and schemas (the push) are ``s2s.openapi_push``, assembled here.
 """
 
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from hub.schemas.customers import ADDRESS_FIELDS
 from hub.schemas.orders import OrderCustomerSchema
+from s2s import openapi_push
+from s2s.openapi_parts import (
+    AUTH_ERRORS,
+    BOOL,
+    CLIENT,
+    CLIENT_PARAM,
+    INT,
+    STRING,
+    STRING_OR_NULL,
+    WHEN,
+    WHEN_OR_NULL,
+    Json,
+    answer,
+    error,
+    nullable,
+    obj,
+    path_param,
+    ref,
+)
 
-Json = dict[str, Any]
-
-_CLIENT = "/api/v1/clients/{client}"
-_STRING: Json = {"type": "string"}
-_INT: Json = {"type": "integer"}
-_BOOL: Json = {"type": "boolean"}
-_WHEN: Json = {"type": "string", "format": "date-time"}
-_WHEN_OR_NULL: Json = {"type": ["string", "null"], "format": "date-time"}
-_STRING_OR_NULL: Json = {"type": ["string", "null"]}
 # Prices and quantities are read leniently ("12.50" or 12.5), as the order schema does.
 _NUMBER_LIKE: Json = {"type": ["number", "string"]}
 # Taken from the order schema itself, so that a field added there shows here.
 _CUSTOMER_FIELDS = tuple(OrderCustomerSchema().fields)
-
-
-def _ref(name: str) -> Json:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _nullable(name: str) -> Json:
-    return {"anyOf": [_ref(name), {"type": "null"}]}
-
-
-def _object(properties: Json, required: list[str] | None = None, closed: bool = True) -> Json:
-    """An object schema; ``closed`` when the handler builds exactly these keys."""
-    out: Json = {"type": "object", "properties": properties}
-    out["required"] = list(properties) if required is None else required
-    if closed:
-        out["additionalProperties"] = False
-    return out
-
-
-def _json(description: str, schema: Json) -> Json:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _error(description: str) -> Json:
-    return _json(description, _ref("Error"))
-
-
-def _path_param(name: str, description: str, schema: Json | None = None) -> Json:
-    return {
-        "name": name,
-        "in": "path",
-        "required": True,
-        "description": description,
-        "schema": schema or _STRING,
-    }
-
-
-_CLIENT_PARAM = _path_param("client", "The client's code, as given to `s2s client add`.")
-_SOURCE_PARAM = _path_param("source", "One of the client's sources (its ERP), by code.")
-_AUTH_ERRORS: Json = {
-    "401": _error("No bearer token, a wrong one, or another client's."),
-    "404": _error("No such client (or, below it, no such source, order or record)."),
-}
+_SOURCE_PARAM = path_param("source", "One of the client's sources (its ERP), by code.")
 
 
 # --- components -----------------------------------------------------------------------
@@ -81,43 +50,51 @@ _AUTH_ERRORS: Json = {
 def _run_schema() -> Json:
     counts: tuple[str, ...] = ("fetched", "created", "updated", "unchanged", "deleted", "ignored")
     counts += ("quarantined", "pages_done")
-    return _object(
+    return obj(
         {
-            "id": _INT,
-            "stream": _STRING,
+            "id": INT,
+            "stream": STRING,
             "status": {"type": "string", "examples": ["running", "succeeded", "failed"]},
             "requested_by": {"type": "string", "examples": ["schedule", "api", "cli"]},
-            **{name: _INT for name in counts},
+            **{name: INT for name in counts},
             "pages_total": {"type": ["integer", "null"]},
-            "error": _STRING_OR_NULL,
-            "created_at": _WHEN,
-            "finished_at": _WHEN_OR_NULL,
+            "error": STRING_OR_NULL,
+            "created_at": WHEN,
+            "finished_at": WHEN_OR_NULL,
         }
     )
 
 
 def _status_schemas() -> Json:
-    stream = _object(
+    stream = obj(
         {
-            "source": _STRING,
+            "source": STRING,
             "kind": {"type": "string", "description": "The connector kind, e.g. `sql`."},
             "stream": {"type": "string", "examples": ["products", "customers"]},
-            "enabled": _BOOL,
+            "enabled": BOOL,
             "schedule": {"type": "string", "examples": ["every 15m", "cron 0 * * * *"]},
-            "paused": _BOOL,
-            "next_due_at": _WHEN_OR_NULL,
-            "resync_queued": _BOOL,
-            "last_run": _nullable("Run"),
+            "paused": BOOL,
+            "next_due_at": WHEN_OR_NULL,
+            "resync_queued": BOOL,
+            "last_run": nullable("Run"),
         }
     )
     return {
         "Run": _run_schema(),
-        "RunList": _object({"runs": {"type": "array", "items": _ref("Run")}}),
+        "RunList": obj({"runs": {"type": "array", "items": ref("Run")}}),
         "StreamStatus": stream,
-        "ClientStatus": _object(
-            {"client": _STRING, "streams": {"type": "array", "items": _ref("StreamStatus")}}
+        "ClientStatus": obj(
+            {
+                "client": STRING,
+                "streams": {"type": "array", "items": ref("StreamStatus")},
+                "channels": {
+                    "type": "array",
+                    "items": ref("ChannelSummary"),
+                    "description": "Every channel of the client, intake-only ones too.",
+                },
+            }
         ),
-        "Health": _object(
+        "Health": obj(
             {
                 "status": {"enum": ["ok", "degraded"]},
                 "database": {
@@ -127,7 +104,7 @@ def _status_schemas() -> Json:
                 "broker": {"enum": ["ok", "unreachable"]},
             }
         ),
-        "ResyncRequest": _object(
+        "ResyncRequest": obj(
             {
                 "stream": {
                     "type": "string",
@@ -149,27 +126,25 @@ def _status_schemas() -> Json:
             required=[],
             closed=False,
         ),
-        "ResyncAnswer": _object(
-            {"run": _INT, "started": _BOOL, "queued": _BOOL, "message": _STRING}
-        ),
+        "ResyncAnswer": obj({"run": INT, "started": BOOL, "queued": BOOL, "message": STRING}),
     }
 
 
 def _order_input_schemas() -> Json:
-    tax = _object(
-        {"code": _STRING_OR_NULL, "title": _STRING_OR_NULL, "price": _NUMBER_LIKE},
+    tax = obj(
+        {"code": STRING_OR_NULL, "title": STRING_OR_NULL, "price": _NUMBER_LIKE},
         required=[],
     )
     tax["properties"]["rate"] = _NUMBER_LIKE
-    taxes = {"type": "array", "items": _ref("TaxLine")}
+    taxes = {"type": "array", "items": ref("TaxLine")}
     return {
         "TaxLine": tax,
-        "Address": _object({f: _STRING_OR_NULL for f in ADDRESS_FIELDS}, required=[]),
-        "OrderCustomer": _object({f: _STRING_OR_NULL for f in _CUSTOMER_FIELDS}, required=[]),
-        "LineItem": _object(
+        "Address": obj({f: STRING_OR_NULL for f in ADDRESS_FIELDS}, required=[]),
+        "OrderCustomer": obj({f: STRING_OR_NULL for f in _CUSTOMER_FIELDS}, required=[]),
+        "LineItem": obj(
             {
-                "sku": _STRING,
-                "title": _STRING_OR_NULL,
+                "sku": STRING,
+                "title": STRING_OR_NULL,
                 "qty": {"type": ["integer", "string"], "description": "Whole, at least 1."},
                 "price": _NUMBER_LIKE,
                 "total_discount": _NUMBER_LIKE,
@@ -177,39 +152,39 @@ def _order_input_schemas() -> Json:
             },
             required=["sku", "qty", "price"],
         ),
-        "ShippingLine": _object(
-            {"title": _STRING_OR_NULL, "price": _NUMBER_LIKE, "tax_lines": taxes}, required=[]
+        "ShippingLine": obj(
+            {"title": STRING_OR_NULL, "price": _NUMBER_LIKE, "tax_lines": taxes}, required=[]
         ),
-        "Meta": _object({"key": _STRING, "value": _STRING_OR_NULL}, required=["key"]),
+        "Meta": obj({"key": STRING, "value": STRING_OR_NULL}, required=["key"]),
     }
 
 
 def _order_schemas() -> Json:
-    order = _object(
+    order = obj(
         {
-            "channel_order_code": _STRING,
+            "channel_order_code": STRING,
             "channel": {"type": "string", "default": "api"},
             "instruction": {"enum": ["add_order", "sync_order"], "default": "add_order"},
             "ordered_date": {"type": "string", "description": "ISO date and time."},
-            "notes": _STRING_OR_NULL,
-            "customer": _nullable("OrderCustomer"),
-            "billing_address": _nullable("Address"),
-            "shipping_address": _nullable("Address"),
-            "line_items": {"type": "array", "items": _ref("LineItem"), "minItems": 1},
-            "shipping_lines": {"type": "array", "items": _ref("ShippingLine")},
+            "notes": STRING_OR_NULL,
+            "customer": nullable("OrderCustomer"),
+            "billing_address": nullable("Address"),
+            "shipping_address": nullable("Address"),
+            "line_items": {"type": "array", "items": ref("LineItem"), "minItems": 1},
+            "shipping_lines": {"type": "array", "items": ref("ShippingLine")},
             "total_discount": _NUMBER_LIKE,
-            "meta": {"type": "array", "items": _ref("Meta")},
+            "meta": {"type": "array", "items": ref("Meta")},
         },
         required=["channel_order_code", "line_items"],
     )
     order["description"] = "A canonical order. Unknown keys are refused (422)."
-    event = _object({"at": _WHEN, "status": _STRING, "message": _STRING_OR_NULL})
+    event = obj({"at": WHEN, "status": STRING, "message": STRING_OR_NULL})
     return {
         "Order": order,
-        "OrderStored": _object(
+        "OrderStored": obj(
             {
                 "order": {"type": "integer", "description": "The hub's order id."},
-                "channel_order_code": _STRING,
+                "channel_order_code": STRING,
                 "status": {"type": "string", "examples": ["received", "stored"]},
                 "duplicate": {
                     "type": "boolean",
@@ -218,16 +193,16 @@ def _order_schemas() -> Json:
             }
         ),
         "OrderEvent": event,
-        "OrderStatus": _object(
+        "OrderStatus": obj(
             {
-                "order": _INT,
-                "channel": _STRING,
-                "channel_order_code": _STRING,
+                "order": INT,
+                "channel": STRING,
+                "channel_order_code": STRING,
                 "status": {"type": "string", "examples": ["received", "raised", "failed"]},
-                "document_number": _STRING_OR_NULL,
-                "attempts": _INT,
-                "last_error": _STRING_OR_NULL,
-                "history": {"type": "array", "items": _ref("OrderEvent")},
+                "document_number": STRING_OR_NULL,
+                "attempts": INT,
+                "last_error": STRING_OR_NULL,
+                "history": {"type": "array", "items": ref("OrderEvent")},
             }
         ),
     }
@@ -235,20 +210,20 @@ def _order_schemas() -> Json:
 
 def _catalogue_schemas() -> Json:
     def entry(field: str) -> Json:
-        return _object(
+        return obj(
             {
-                "source": _STRING,
-                "code": _STRING,
+                "source": STRING,
+                "code": STRING,
                 "deleted": {"type": "boolean", "description": "A tombstone: the record is gone."},
-                "changed_at": _WHEN,
+                "changed_at": WHEN,
                 field: {"type": ["object", "null"], "description": f"The canonical {field}."},
             }
         )
 
     def feed(item: str) -> Json:
-        return _object(
+        return obj(
             {
-                "items": {"type": "array", "items": _ref(item)},
+                "items": {"type": "array", "items": ref(item)},
                 "next": {"type": "string", "description": "The cursor for the next call."},
                 "more": {"type": "boolean", "description": "True when more changes wait."},
             }
@@ -264,17 +239,17 @@ def _catalogue_schemas() -> Json:
 
 def _common_schemas() -> Json:
     return {
-        "Error": _object({"error": _STRING}),
-        "InvalidOrder": _object(
+        "Error": obj({"error": STRING}),
+        "InvalidOrder": obj(
             {
                 "error": {"type": "string", "description": "The first five problems, joined."},
                 "errors": {
                     "type": "array",
-                    "items": _object({"field": _STRING, "message": _STRING}),
+                    "items": obj({"field": STRING, "message": STRING}),
                 },
             }
         ),
-        "Ping": _object({"ping": {"const": "ok"}}),
+        "Ping": obj({"ping": {"const": "ok"}}),
     }
 
 
@@ -314,8 +289,8 @@ def _open_paths() -> Json:
                 "summary": "Database and broker reachability, for probes.",
                 "security": [],
                 "responses": {
-                    "200": _json("Both reachable.", _ref("Health")),
-                    "503": _json("One or both unreachable.", _ref("Health")),
+                    "200": answer("Both reachable.", ref("Health")),
+                    "503": answer("One or both unreachable.", ref("Health")),
                 },
             }
         },
@@ -326,7 +301,7 @@ def _open_paths() -> Json:
                 "responses": {
                     "200": {
                         "description": "Prometheus text exposition format.",
-                        "content": {"text/plain": {"schema": _STRING}},
+                        "content": {"text/plain": {"schema": STRING}},
                     }
                 },
             }
@@ -336,7 +311,7 @@ def _open_paths() -> Json:
                 "summary": "This document.",
                 "security": [],
                 "responses": {
-                    "200": _json("The OpenAPI 3.1 document.", {"type": "object"}),
+                    "200": answer("The OpenAPI 3.1 document.", {"type": "object"}),
                 },
             }
         },
@@ -345,42 +320,43 @@ def _open_paths() -> Json:
 
 def _source_paths() -> Json:
     return {
-        f"{_CLIENT}/status": {
+        f"{CLIENT}/status": {
             "get": {
-                "summary": "Per source and stream: schedule, pause, next due time, last run.",
-                "parameters": [_CLIENT_PARAM],
+                "summary": "Per source and stream: schedule, pause, next due time, last run; "
+                "per channel: the push's state.",
+                "parameters": [CLIENT_PARAM],
                 "responses": {
-                    "200": _json("The client's streams.", _ref("ClientStatus")),
-                    **_AUTH_ERRORS,
+                    "200": answer("The client's streams.", ref("ClientStatus")),
+                    **AUTH_ERRORS,
                 },
             }
         },
-        f"{_CLIENT}/sources/{{source}}/resync": {
+        f"{CLIENT}/sources/{{source}}/resync": {
             "post": {
                 "summary": "Start a sync run now (or queue it behind the active one).",
-                "parameters": [_CLIENT_PARAM, _SOURCE_PARAM],
+                "parameters": [CLIENT_PARAM, _SOURCE_PARAM],
                 "requestBody": {
                     "required": False,
                     "description": 'Optional; an empty body means {"stream": "products"}.',
-                    "content": {"application/json": {"schema": _ref("ResyncRequest")}},
+                    "content": {"application/json": {"schema": ref("ResyncRequest")}},
                 },
                 "responses": {
-                    "202": _json("A run started, or was queued.", _ref("ResyncAnswer")),
-                    "200": _json(
+                    "202": answer("A run started, or was queued.", ref("ResyncAnswer")),
+                    "200": answer(
                         "A run is already active and queue was not asked: nothing started.",
-                        _ref("ResyncAnswer"),
+                        ref("ResyncAnswer"),
                     ),
-                    "400": _error("Not JSON, not an object, a flag not boolean, a bad since."),
-                    **_AUTH_ERRORS,
-                    "422": _error("The source's connector does not sync that stream."),
+                    "400": error("Not JSON, not an object, a flag not boolean, a bad since."),
+                    **AUTH_ERRORS,
+                    "422": error("The source's connector does not sync that stream."),
                 },
             }
         },
-        f"{_CLIENT}/sources/{{source}}/runs": {
+        f"{CLIENT}/sources/{{source}}/runs": {
             "get": {
                 "summary": "The source's latest runs, newest first.",
                 "parameters": [
-                    _CLIENT_PARAM,
+                    CLIENT_PARAM,
                     _SOURCE_PARAM,
                     {
                         "name": "limit",
@@ -391,9 +367,9 @@ def _source_paths() -> Json:
                     },
                 ],
                 "responses": {
-                    "200": _json("The runs.", _ref("RunList")),
-                    "400": _error("limit is not a whole number."),
-                    **_AUTH_ERRORS,
+                    "200": answer("The runs.", ref("RunList")),
+                    "400": error("limit is not a whole number."),
+                    **AUTH_ERRORS,
                 },
             }
         },
@@ -402,31 +378,31 @@ def _source_paths() -> Json:
 
 def _order_paths() -> Json:
     return {
-        f"{_CLIENT}/orders": {
+        f"{CLIENT}/orders": {
             "post": {
                 "summary": "Intake of a canonical order; stored (committed) before the answer.",
-                "parameters": [_CLIENT_PARAM],
+                "parameters": [CLIENT_PARAM],
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": _ref("Order")}},
+                    "content": {"application/json": {"schema": ref("Order")}},
                 },
                 "responses": {
-                    "201": _json("Stored; it will be routed to the ERP.", _ref("OrderStored")),
-                    "200": _json("Already stored: the same order again.", _ref("OrderStored")),
-                    "400": _error("The body is not valid JSON."),
-                    **_AUTH_ERRORS,
-                    "422": _json("The order is not valid.", _ref("InvalidOrder")),
+                    "201": answer("Stored; it will be routed to the ERP.", ref("OrderStored")),
+                    "200": answer("Already stored: the same order again.", ref("OrderStored")),
+                    "400": error("The body is not valid JSON."),
+                    **AUTH_ERRORS,
+                    "422": answer("The order is not valid.", ref("InvalidOrder")),
                 },
             }
         },
-        f"{_CLIENT}/orders/{{order_id}}": {
+        f"{CLIENT}/orders/{{order_id}}": {
             "get": {
                 "summary": "An order's status, ERP document number and history.",
                 "parameters": [
-                    _CLIENT_PARAM,
-                    _path_param("order_id", "The hub's order id.", _INT),
+                    CLIENT_PARAM,
+                    path_param("order_id", "The hub's order id.", INT),
                 ],
-                "responses": {"200": _json("The order.", _ref("OrderStatus")), **_AUTH_ERRORS},
+                "responses": {"200": answer("The order.", ref("OrderStatus")), **AUTH_ERRORS},
             }
         },
     }
@@ -438,14 +414,14 @@ def _feed_path(stream: str, feed: str) -> Json:
             "summary": f"Change feed of the client's {stream}: each change once, deletions "
             "included as tombstones.",
             "parameters": [
-                _CLIENT_PARAM,
+                CLIENT_PARAM,
                 {
                     "name": "after",
                     "in": "query",
                     "required": False,
                     "description": "The opaque cursor from a previous answer's `next`; "
                     "absent to start from the beginning.",
-                    "schema": _STRING,
+                    "schema": STRING,
                 },
                 {
                     "name": "limit",
@@ -455,9 +431,9 @@ def _feed_path(stream: str, feed: str) -> Json:
                 },
             ],
             "responses": {
-                "200": _json("The next changes.", _ref(feed)),
-                "400": _error("A bad `after` cursor or `limit`."),
-                **_AUTH_ERRORS,
+                "200": answer("The next changes.", ref(feed)),
+                "400": error("A bad `after` cursor or `limit`."),
+                **AUTH_ERRORS,
             },
         }
     }
@@ -468,30 +444,30 @@ def _record_path(stream: str, key: str, entry: str, found_by: str) -> Json:
         "get": {
             "summary": f"One of the client's {stream}, as the feed shows it.",
             "description": "A code found in several sources gives the first source's record.",
-            "parameters": [_CLIENT_PARAM, _path_param(key, found_by)],
-            "responses": {"200": _json("The record.", _ref(entry)), **_AUTH_ERRORS},
+            "parameters": [CLIENT_PARAM, path_param(key, found_by)],
+            "responses": {"200": answer("The record.", ref(entry)), **AUTH_ERRORS},
         }
     }
 
 
 def _catalogue_paths() -> Json:
     return {
-        f"{_CLIENT}/products": _feed_path("products", "ProductFeed"),
-        f"{_CLIENT}/products/{{sku}}": _record_path(
+        f"{CLIENT}/products": _feed_path("products", "ProductFeed"),
+        f"{CLIENT}/products/{{sku}}": _record_path(
             "products",
             "sku",
             "ProductEntry",
             "The product's code, or the SKU of any of its variants.",
         ),
-        f"{_CLIENT}/customers": _feed_path("customers", "CustomerFeed"),
-        f"{_CLIENT}/customers/{{code}}": _record_path(
+        f"{CLIENT}/customers": _feed_path("customers", "CustomerFeed"),
+        f"{CLIENT}/customers/{{code}}": _record_path(
             "customers", "code", "CustomerEntry", "The customer's code."
         ),
     }
 
 
 def _webhook_paths() -> Json:
-    header = {"in": "header", "required": False, "schema": _STRING}
+    header = {"in": "header", "required": False, "schema": STRING}
     return {
         "/webhooks/{channel}/{client}": {
             "post": {
@@ -501,8 +477,8 @@ def _webhook_paths() -> Json:
                 "(a form body starting `webhook_id=`) is answered 200 and stores nothing.",
                 "security": [{"shopifyHmac": []}, {"woocommerceHmac": []}],
                 "parameters": [
-                    _path_param("channel", "The channel.", {"enum": ["shopify", "woocommerce"]}),
-                    _CLIENT_PARAM,
+                    path_param("channel", "The channel.", {"enum": ["shopify", "woocommerce"]}),
+                    CLIENT_PARAM,
                     {**header, "name": "X-Shopify-Webhook-Id", "description": "Delivery id."},
                     {**header, "name": "X-WC-Webhook-Delivery-ID", "description": "Delivery id."},
                 ],
@@ -522,17 +498,17 @@ def _webhook_paths() -> Json:
 
 def _webhook_responses() -> Json:
     return {
-        "201": _json("The order is stored.", _ref("OrderStored")),
-        "200": _json(
+        "201": answer("The order is stored.", ref("OrderStored")),
+        "200": answer(
             "Already stored (a redelivery), or WooCommerce's ping.",
-            {"anyOf": [_ref("OrderStored"), _ref("Ping")]},
+            {"anyOf": [ref("OrderStored"), ref("Ping")]},
         ),
-        "400": _error("The body is not valid JSON."),
-        "401": _error("No webhook secret set for this client, or the signature does not match."),
-        "404": _error("No such channel or client."),
-        "422": _json(
+        "400": error("The body is not valid JSON."),
+        "401": error("No webhook secret set for this client, or the signature does not match."),
+        "404": error("No such channel or client."),
+        "422": answer(
             "The channel's order cannot be read, or is not a valid order.",
-            {"anyOf": [_ref("Error"), _ref("InvalidOrder")]},
+            {"anyOf": [ref("Error"), ref("InvalidOrder")]},
         ),
     }
 
@@ -545,7 +521,8 @@ def document() -> Json:
         "info": {
             "title": "s2s integration hub",
             "version": "1",
-            "description": "Per-client sync control, order intake and the catalogue feed. "
+            "description": "Per-client sync control, order intake, the catalogue feed and "
+            "the push to the channels. "
             "Each client's URLs need that client's own bearer token.",
         },
         "security": [{"clientToken": []}],
@@ -554,6 +531,7 @@ def document() -> Json:
             **_source_paths(),
             **_order_paths(),
             **_catalogue_paths(),
+            **openapi_push.paths(),
             **_webhook_paths(),
         },
         "components": {
@@ -564,6 +542,7 @@ def document() -> Json:
                 **_order_input_schemas(),
                 **_order_schemas(),
                 **_catalogue_schemas(),
+                **openapi_push.schemas(),
             },
         },
     }
