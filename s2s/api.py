@@ -28,6 +28,7 @@ from s2s.openapi import openapi_json
 from workers import channels as channel_records
 from workers.ops import queue_depths, workers_online
 from workers.orders import submit
+from workers.pushing import channel_summary
 from workers.sources import (
     channel_secret,
     channel_settings,
@@ -179,7 +180,7 @@ async def resync(request: Request) -> JSONResponse:
 async def client_status(request: Request) -> JSONResponse:
     """The client's sources: per stream the schedule, pause, next due time,
     a queued resync, and the last run with its counts and progress; and per
-    channel the push's state (``s2s.cli.push.channel_summary``)."""
+    channel the push's state (``workers.pushing.channel_summary``)."""
     client = await run_in_threadpool(authorised_client, request)
     if isinstance(client, JSONResponse):
         return client
@@ -202,9 +203,7 @@ async def client_status(request: Request) -> JSONResponse:
                 }
                 for row in queries.stream_statuses(s, client.id)
             ]
-            shown = [
-                api_push.channel_summary(row, s) for row in channel_records.list_channels(s, client)
-            ]
+            shown = [channel_summary(row, s) for row in channel_records.list_channels(s, client)]
         return JSONResponse({"client": client.code, "streams": out, "channels": shown})
 
     return await run_in_threadpool(load)

@@ -22,21 +22,10 @@ from hub.models import Channel, Client
 from s2s.api_parts import error, json_body, let_in, query_limit
 from s2s.openapi_push import RECENT_PUSHES
 from workers import channels as channel_records
-from workers.pushing import start_push
+from workers.pushing import channel_summary, start_push
 
 PUSH_FLAGS = ("full", "retry_refused")
 T = TypeVar("T")
-
-
-def channel_summary(row: Channel, s: Session) -> dict[str, Any]:
-    """The channel's summary as ``s2s status`` shows it (``s2s.cli.push``).
-
-    Imported when first asked for: ``s2s.cli`` imports ``s2s.api`` (``s2s
-    api`` serves it), so a module-level import would be a cycle.
-    """
-    from s2s.cli.push import channel_summary as summary
-
-    return summary(row, s)
 
 
 def _authorised_channel(request: Request, s: Session) -> tuple[Client, Channel] | JSONResponse:

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from celery import Task
+from sqlalchemy.orm import Session
 
 from connectors.base import ConnectorError, PermanentError, TransientError
 from connectors.channel import ChannelConnector, Outcome
@@ -144,6 +145,11 @@ def start_push(
         channel = s.get(Channel, channel_id)
         if channel is None:
             raise LookupError(f"no channel with id {channel_id}")
+        if channel.kind not in channel_records.PUSH_CONNECTORS:
+            raise ValueError(
+                f"channel {channel.code!r}: the hub does not push products to "
+                f"{channel.kind} stores yet (it takes their orders)"
+            )
         if not channel_records.pushes(channel):
             raise ValueError(
                 f"channel {channel.code!r} has no store_url: it takes orders only "
@@ -460,3 +466,18 @@ def binder_rows(channel_id: int) -> list[ChannelProduct]:
         for row in rows:
             s.expunge(row)
         return rows
+
+
+def channel_summary(row: Channel, s: Session) -> dict[str, Any]:
+    """Per channel for ``s2s status`` and the API: feed lag, last push, refusals."""
+    last = pushes.last_run(s, row)
+    return {
+        "channel": row.code,
+        "kind": row.kind,
+        "pushes": channel_records.pushes(row),
+        "paused": row.paused,
+        "waiting": pushes.lag(s, row),
+        "refused": pushes.refused_count(s, row.id),
+        "next_push_at": row.next_push_at.isoformat() if row.next_push_at else None,
+        "last_push": pushes.run_view(last) if last else None,
+    }

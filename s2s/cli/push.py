@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -175,18 +174,3 @@ def channel_check(client_code: str, channel_code: str) -> None:
         connector = connector_for(row)
     with connector:
         say(connector.check())
-
-
-def channel_summary(row: Channel, s: Any) -> dict[str, Any]:
-    """Per channel for ``s2s status`` and the API: feed lag, last push, refusals."""
-    last = pushes.last_run(s, row)
-    return {
-        "channel": row.code,
-        "kind": row.kind,
-        "pushes": channel_records.pushes(row),
-        "paused": row.paused,
-        "waiting": pushes.lag(s, row),
-        "refused": pushes.refused_count(s, row.id),
-        "next_push_at": row.next_push_at.isoformat() if row.next_push_at else None,
-        "last_push": pushes.run_view(last) if last else None,
-    }

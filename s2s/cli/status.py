@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 from hub import queries, schedule
 from hub.db import session_scope
 from s2s.cli.common import CliError, cell, console, friendly, pages, say, stamp
-from s2s.cli.push import channel_summary
 from workers import channels as channel_records
 from workers.ops import broadcasts, queue_depths, workers_online
+from workers.pushing import channel_summary
 from workers.sources import get_client, get_source
 
 
