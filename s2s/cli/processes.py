@@ -21,7 +21,7 @@ from workers.ops import broadcasts
     default="all",
     show_default=True,
     help="Which queues to serve: sync (maintenance, fetch, map, upsert), orders "
-    "(maintenance, orders, raise.*) or all.",
+    "(maintenance, orders, raise.*), push (maintenance, push.*) or all.",
 )
 @click.option("--queues", "-Q", help="Comma-separated queues (overrides --profile).")
 @click.option("--concurrency", "-c", type=int, default=2, show_default=True)
