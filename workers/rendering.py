@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -26,6 +26,7 @@ from connectors.channel import ACTIVE, ARCHIVED, Bound, Listing, ListingVariant,
 from hub.models import ChannelProduct, Product
 
 ALL_ACTIVE = "all_active"
+SKU_OPTION = "Variant"
 
 
 class RenderError(ValueError):
@@ -136,6 +137,12 @@ def render(
     )
     if not variants:
         raise RenderError("variants: a product needs at least one variant")
+    if not options and len(variants) > 1:
+        # Several variants and no option names (the SQL template maps none):
+        # a store tells variants apart by option values, so each is offered
+        # by its SKU under one option, rather than the product being refused.
+        options = (SKU_OPTION,)
+        variants = tuple(replace(v, options=(v.sku,)) for v in variants)
     tags = tuple(sorted({t.strip() for t in str(data.get("tags") or "").split(",") if t.strip()}))
     return Listing(
         key=key,

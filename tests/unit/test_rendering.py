@@ -196,3 +196,12 @@ def test_the_hub_refuses_what_it_cannot_render_with_the_field() -> None:
     decision = decide(_product(tshirt()), "erp", None, {**SETTINGS, "price_tier": "list"})
     assert decision.outcome == "refused" and decision.item is None
     assert decision.error is not None and "TS-S: price" in decision.error
+
+
+def test_variants_without_option_names_are_offered_by_sku() -> None:
+    data = tshirt(options=[])
+    listing = render(data, "erp:TS", SETTINGS)
+    assert listing.options == ("Variant",)
+    assert {v.sku: v.options for v in listing.variants} == {"TS-M": ("TS-M",), "TS-S": ("TS-S",)}
+    single = tshirt(options=[], variants=tshirt()["variants"][:1])
+    assert render(single, "erp:TS", SETTINGS).options == ()
