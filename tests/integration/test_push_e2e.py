@@ -346,3 +346,60 @@ def test_throttling_waits_for_the_bucket_instead_of_hammering(
         faults = shop.faults.snapshot()
         assert faults["throttle_episodes"] >= 1, faults
         assert faults["throttled"] == faults["throttle_episodes"]
+
+
+def test_the_chosen_tier_compare_at_tier_and_warehouses_reach_the_store(
+    pg_hub: Hub, postgres_db: Any, shop: RunningServer
+) -> None:
+    """SYSPRO's price codes and warehouses: the store's price is the chosen
+    tier, its compare-at price the other chosen tier, and its stock the sum
+    of the chosen warehouses' free stock, computed here from the emulated
+    company's own rows."""
+    from emulators import syspro
+    from tests.integration.test_syspro_e2e import TIERS, _company, _run, _source
+
+    companies = _company(postgres_db, 300)
+    company = next(companies)
+    request_close = companies.close  # the emulated e.net stops with the test
+    with session_scope() as s:
+        upsert_client(s, "acme", "Acme")
+    _, source_id = _source(company)
+    pg_hub.start_worker(concurrency=2)
+    assert _run(source_id).status == "succeeded"
+    channel_id = _declare(
+        shop,
+        price_tier="wholesale",
+        compare_at_tier="retail",
+        warehouses=["WH01", "WH03"],
+        schedule="off",
+    )
+    run = _push(channel_id)
+    rows = syspro.generate_stock(300, 6, 3, 3)
+    tier_code = {tier: code for code, tier in TIERS.items()}
+    active = {m["StockCode"] for m in rows.master if m["UserField1"] == "Y"}
+    priced = {p["StockCode"] for p in rows.prices if p["PriceCode"] == tier_code["wholesale"]}
+    codes = active & priced
+    # A stock code without a wholesale price is refused by the hub, naming it.
+    assert (run.created, run.refused) == (len(codes), len(active - priced))
+    refusals = {r.key.split(":", 1)[1]: r.error for r in _binder().values() if r.error}
+    assert set(refusals) == active - priced
+    for code, error in refusals.items():
+        assert error == f"hub: variant {code}: price: no price in the channel's tier 'wholesale'"
+    store = {v["sku"]: v for p in shop.products() for v in p["variants"]}
+    assert set(store) == codes
+    for code in codes:
+        prices = {p["PriceCode"]: p["SellingPrice"] for p in rows.prices if p["StockCode"] == code}
+        free = sum(
+            max(w["QtyOnHand"] - w["QtyAllocated"], 0)
+            for w in rows.warehouses
+            if w["StockCode"] == code and w["Warehouse"] in ("WH01", "WH03")
+        )
+        got = store[code]
+        assert Decimal(str(got["price"])) == Decimal(str(prices[tier_code["wholesale"]])).quantize(
+            Decimal("0.01")
+        ), code
+        assert Decimal(str(got["compare_at_price"])) == Decimal(
+            str(prices[tier_code["retail"]])
+        ).quantize(Decimal("0.01")), code
+        assert got["available"][shop.location_id] == free, code
+    request_close()
