@@ -276,18 +276,17 @@ def push_stats(session: Session) -> PushStats:
         runs[(kind, status)] = int(count)
         for outcome, n in zip(_PUSH_OUTCOMES, totals, strict=True):
             products[(kind, outcome)] = products.get((kind, outcome), 0) + int(n)
-    lag: dict[str, int] = {}
+    pushing = Channel.settings["store_url"].as_string().is_not(None)
+    kinds = session.scalars(select(Channel.kind).where(pushing).distinct())
+    lag: dict[str, int] = dict.fromkeys(kinds, 0)
+    refused: dict[str, int] = dict(lag)
     for kind, n in session.execute(
         select(Channel.kind, func.count(Product.id))
         .join(Product, Product.client_id == Channel.client_id)
-        .where(
-            Product.change_seq > Channel.push_cursor,
-            Channel.settings["store_url"].as_string().is_not(None),
-        )
+        .where(Product.change_seq > Channel.push_cursor, pushing)
         .group_by(Channel.kind)
     ):
         lag[kind] = int(n)
-    refused: dict[str, int] = {}
     for kind, n in session.execute(
         select(Channel.kind, func.count(ChannelProduct.id))
         .join(ChannelProduct, ChannelProduct.channel_id == Channel.id)

@@ -240,6 +240,34 @@ def test_a_catalogue_pushed_kept_up_to_date_and_archived(
         got = {v["sku"]: Decimal(str(v["price"])) for v in store[key]["variants"]}
         assert got == {sku: p for sku, (p, _) in hub[key]["variants"].items()}, key
 
+    # 6. What operations see: `s2s status` per channel, and /metrics by kind.
+    status = pg_hub.run_cli("status", "--client", "acme")
+    assert status.returncode == 0, status.stderr
+    assert "shop" in status.stdout and "succeeded" in status.stdout
+    _assert_push_metrics(refused=1, runs=5)
+
+
+def _assert_push_metrics(*, refused: int, runs: int) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+    from starlette.testclient import TestClient
+
+    from s2s.api import create_app
+
+    response = TestClient(create_app()).get("/metrics")
+    assert response.status_code == 200
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
+    kind = (("kind", "shopify"),)
+    assert samples[("s2s_push_runs_total", (*kind, ("status", "succeeded")))] == runs
+    assert samples[("s2s_push_refused_products", kind)] == refused
+    assert samples[("s2s_push_lag_products", kind)] == 0
+    archived = ("s2s_push_products_total", (*kind, ("outcome", "archived")))
+    assert samples[archived] == 1
+    assert "acme" not in response.text
+
 
 def _latest_finished(after: int) -> PushRun | None:
     with session_scope() as s:
