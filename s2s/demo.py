@@ -4,9 +4,11 @@ It creates an emulated SQL ERP, registers a demo client and source, starts a
 real Celery worker process on the configured broker (the embedded SQLite
 broker when nothing is configured), syncs with a progress bar, prints what
 happened, syncs again to show that an unchanged catalogue writes nothing,
-raises orders into it, then plays every other registered kind's act (an
-emulated IQ Retail, iSync and SYSPRO, each served on a local port in this
-process; see ``s2s.demo_acts``), and stops the worker.
+raises orders into it, pushes the catalogue to an emulated Shopify store and
+takes an order back from it by webhook (``s2s.demo_acts.shopify``), then
+plays every other registered kind's act (an emulated IQ Retail, iSync and
+SYSPRO, each served on a local port in this process; see
+``s2s.demo_acts``), and stops the worker.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from hub.settings import get_settings
 from s2s import demo_acts
 from s2s.cli.runs import runs_table
 from s2s.demo_acts import DEMO_CLIENT, Act, Stage, order, orders_table, sync, wait_orders
+from s2s.demo_acts import shopify as shopify_act
 from workers import kinds
 from workers.orders import submit
 from workers.sources import upsert_client, upsert_source
@@ -52,9 +55,12 @@ def _acts() -> list[Act]:
     return acts
 
 
-# The demo-only credentials of the emulated ERPs; they exist to show that a
-# password never reaches a log, a task or the screen.
-DEMO_SECRETS: tuple[str, ...] = tuple(secret for act in _acts() for secret in act.secrets)
+# The demo-only credentials of the emulated ERPs and store; they exist to
+# show that a password never reaches a log, a task or the screen.
+DEMO_SECRETS: tuple[str, ...] = (
+    *(secret for act in _acts() for secret in act.secrets),
+    *shopify_act.SECRETS,
+)
 
 
 def start_worker(
@@ -108,17 +114,20 @@ def run_demo(console: Console, *, products: int = 2000, keep_worker: bool = Fals
         orders_ok = _orders_act(console, client_id, erp_path)
         run = f"{int(time.time()) % 1_000_000:06d}"
         stage = Stage(console, client_id, settings.var_dir, products, run)
+        push_ok = shopify_act.play(stage, source_id, f"sqlite:///{erp_path}")
         erps_ok = True
         for act in _acts():
             erps_ok = act(stage) and erps_ok
     finally:
         if not keep_worker:
             stop_worker(worker)
-    if syncs_ok and orders_ok and erps_ok:
+    if syncs_ok and orders_ok and push_ok and erps_ok:
         console.print(
             "[bold green]demo finished:[/] every run succeeded; the unchanged resync wrote "
-            "nothing; good orders raised once into each ERP, the refused ones are in the "
-            "dead letters, the interrupted one was retried and raised"
+            "nothing; the catalogue was pushed to the Shopify store, a change sent only the "
+            "changed products, the store's refusal is recorded in its words, and its order "
+            "was raised once; good orders raised once into each ERP, the refused ones are in "
+            "the dead letters, the interrupted one was retried and raised"
         )
         return 0
     console.print("[bold red]demo failed:[/] see the tables above and the worker log")
