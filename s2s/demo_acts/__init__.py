@@ -1,4 +1,4 @@
-"""The acts of ``s2s demo``: one module per ERP kind that has one, named as the kind.
+"""The acts of ``s2s demo``: one module per kind that has one, named as the kind.
 
 ``s2s demo`` first walks through the SQL ERP (it registers the demo client,
 starts the worker and syncs), then calls each registered kind's act in the
@@ -6,7 +6,9 @@ registry's order. An act is an ``Act``: it gets the demo's ``Stage`` and
 says whether everything it showed went as it should. What acts share
 (registering a source, syncing, raising a batch of orders and printing
 them) lives here, so that a new kind's act is one new module,
-``s2s/demo_acts/<kind>.py`` with its ``ACT``.
+``s2s/demo_acts/<kind>.py`` with its ``ACT``. The channel act
+(``shopify``: the push and an order from the store) is called by ``s2s.demo``
+itself, right after the SQL walk-through whose catalogue it pushes.
 """
 
 from __future__ import annotations
