@@ -152,6 +152,11 @@ class Store:
         self.locations: dict[int, Location] = {}
         self.levels: dict[tuple[int, int], dict[str, int]] = {}
         self._item_variant: dict[int, tuple[int, int]] = {}
+        # Lookups by handle and by custom id are indexed, as a store's are:
+        # a catalogue of thousands is upserted by custom id line after line.
+        self._handles: dict[str, int] = {}
+        self._custom: dict[tuple[str, str, str], int] = {}
+        self._indexed: dict[int, tuple[str, list[tuple[str, str, str]]]] = {}
         self.changes = 0
         for name in locations:
             self.add_location(name)
@@ -177,21 +182,30 @@ class Store:
                 number = parse_gid(identifier["id"], "Product")
                 return self.products.get(number) if number is not None else None
             if identifier.get("handle") is not None:
-                return next(
-                    (p for p in self.products.values() if p.handle == identifier["handle"]), None
-                )
+                found = self._handles.get(identifier["handle"])
+                return self.products.get(found) if found is not None else None
             custom = identifier.get("customId")
             if custom:
-                wanted = (custom.get("namespace") or "custom", custom["key"])
-                return next(
-                    (
-                        p
-                        for p in self.products.values()
-                        if p.metafields.get(wanted, ("", ""))[0] == custom["value"]
-                    ),
-                    None,
-                )
+                wanted = (custom.get("namespace") or "custom", custom["key"], custom["value"])
+                found = self._custom.get(wanted)
+                return self.products.get(found) if found is not None else None
         return None
+
+    def _index(self, product: Product) -> None:
+        """Bring the handle and custom-id indexes up to date with ``product``."""
+        old = self._indexed.pop(product.id, None)
+        if old is not None:
+            handle, customs = old
+            if self._handles.get(handle) == product.id:
+                del self._handles[handle]
+            for key in customs:
+                if self._custom.get(key) == product.id:
+                    del self._custom[key]
+        self._handles[product.handle] = product.id
+        customs = [(ns, key, value) for (ns, key), (value, _) in product.metafields.items()]
+        for key in customs:
+            self._custom.setdefault(key, product.id)
+        self._indexed[product.id] = (product.handle, customs)
 
     def variant_of_item(self, item_id: int) -> tuple[Product, Variant] | None:
         with self.lock:
@@ -270,6 +284,7 @@ class Store:
             if target is None:
                 target = self._create(data, identifier)
             self._apply(target, data)
+            self._index(target)
             self.changes += 1
             target.updated = self.changes
             return target
@@ -288,9 +303,8 @@ class Store:
 
     def _create(self, data: dict[str, Any], identifier: dict[str, Any] | None) -> Product:
         handle = data.get("handle") or (identifier or {}).get("handle") or _handleize(data["title"])
-        taken = {p.handle for p in self.products.values()}
         base, n = handle, 1
-        while handle in taken:
+        while handle in self._handles:
             handle, n = f"{base}-{n}", n + 1
         product = Product(self.new_id(), handle, data["title"], "ACTIVE", [], [])
         custom = (identifier or {}).get("customId")
@@ -318,9 +332,10 @@ class Store:
                 for o in data["productOptions"]
             ]
         if data.get("variants") is not None:
+            before = {v.inventory_item_id for v in product.variants}
             product.variants = [self._variant(product, v) for v in data["variants"]]
-            for item in [i for i, (p, _) in self._item_variant.items() if p == product.id]:
-                if not any(v.inventory_item_id == item for v in product.variants):
+            for item in before - {v.inventory_item_id for v in product.variants}:
+                if self._item_variant.get(item, (None, None))[0] == product.id:
                     del self._item_variant[item]
         if not product.variants:
             product.variants = [self._variant(product, {"optionValues": []})]
