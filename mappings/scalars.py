@@ -1,7 +1,7 @@
 """The scalar vocabulary: how one raw value becomes text, a number or a flag.
 
 Every map is written in these words, the ERP maps (`mappings.core`'s
-parsers) and the sales channels' order transforms (`s2s.channels`) alike, so
+parsers) and the sales channels' order transforms (`connectors.intake`) alike, so
 "blank is null", "1,5 is refused, not guessed at" and "'n' is false" mean the
 same wherever a value comes in, and an error quotes the value the same way.
 

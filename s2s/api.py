@@ -18,14 +18,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from connectors.intake import ChannelPayloadError
 from hub import catalogue, queries, schedule
 from hub.db import session_scope
 from hub.models import Client, Order, Source, SyncRun
-from s2s import api_push, channels
+from s2s import api_push
 from s2s.api_parts import authorised_client, error, json_body, let_in, query_limit
 from s2s.metrics import CONTENT_TYPE, collect
 from s2s.openapi import openapi_json
 from workers import channels as channel_records
+from workers import kinds
 from workers.ops import queue_depths, workers_online
 from workers.orders import submit
 from workers.pushing import channel_summary
@@ -316,8 +318,9 @@ async def webhook(request: Request) -> JSONResponse:
     another, and a bad signature stores nothing.
     """
     channel = request.path_params["channel"]
-    if channel not in channels.SIGNATURE_HEADERS:
+    if channel not in kinds.channel_names():
         return error(404, f"no webhook for channel {channel!r}")
+    intake = kinds.channel_intake(channel)
     code = request.path_params["client"]
 
     def find() -> tuple[Client, str | None, dict[str, Any]] | None:
@@ -334,31 +337,23 @@ async def webhook(request: Request) -> JSONResponse:
         return error(404, f"no client {code!r}")
     client, secret, settings = known
     raw = await request.body()
-    if channel == "woocommerce" and raw.startswith(b"webhook_id="):
-        # WooCommerce's ping when a webhook is created: unsigned, holds no
+    if intake.is_ping(raw):
+        # A channel's ping when a webhook is created: unsigned, holds no
         # order, stores nothing.
         return JSONResponse({"ping": "ok"})
     if not secret:
         return error(401, f"client {code!r} has no {channel} webhook secret set")
-    verify = channels.verify_shopify if channel == "shopify" else channels.verify_woocommerce
-    if not verify(raw, request.headers.get(channels.SIGNATURE_HEADERS[channel]), secret):
+    if not intake.verify(raw, request.headers.get(intake.SIGNATURE_HEADER), secret):
         return error(401, "the webhook signature does not match")
     payload = json_body(raw)
     if isinstance(payload, JSONResponse):
         return payload
-    status = settings.get("add_order_status")
+    status = settings.get("add_order_status") or intake.DEFAULT_ADD_ORDER_STATUS
     try:
-        if channel == "shopify":
-            order = channels.shopify_order(
-                payload, **({"add_order_status": status} if status else {})
-            )
-        else:
-            order = channels.woocommerce_order(
-                payload, **({"add_order_status": status} if status else {})
-            )
-    except channels.ChannelPayloadError as exc:
+        order = intake.order(payload, add_order_status=status)
+    except ChannelPayloadError as exc:
         return error(422, f"the {channel} order cannot be read: {exc}")
-    delivery = request.headers.get(channels.WEBHOOK_ID_HEADERS[channel])
+    delivery = request.headers.get(intake.DELIVERY_HEADER)
     result, errors = await run_in_threadpool(
         lambda: submit(client.id, order, raw=payload, delivery_id=delivery)
     )

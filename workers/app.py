@@ -30,7 +30,6 @@ from hub.logs import configure as configure_logging
 from hub.settings import Settings, get_settings
 from workers import kinds
 from workers.broker import register as register_embedded_broker
-from workers.channels import PUSH_CONNECTORS
 from workers.sources import release_connectors
 
 SYNC_QUEUES = ("fetch", "map", "upsert")
@@ -39,7 +38,7 @@ RAISE_QUEUES = tuple(f"raise.{kind}" for kind in kinds.names())
 ORDER_QUEUES = ("orders", *RAISE_QUEUES)
 # One push queue per channel kind the hub pushes to: a slow store backs up
 # only its own kind.
-PUSH_QUEUES = tuple(f"push.{kind}" for kind in PUSH_CONNECTORS)
+PUSH_QUEUES = tuple(f"push.{kind}" for kind in kinds.pushing_channel_names())
 QUEUES = ("maintenance", *SYNC_QUEUES, *ORDER_QUEUES, *PUSH_QUEUES)
 
 # Named worker profiles (``s2s worker --profile``): the sync pipeline and the

@@ -26,16 +26,15 @@ from sqlalchemy.orm import Session
 
 from hub import crypto, schedule
 from hub.models import Channel, Client, utcnow
+from workers import kinds
 
-KINDS: tuple[str, ...] = ("shopify", "woocommerce")
+KINDS: tuple[str, ...] = kinds.channel_names()
 DEFAULT_API_VERSION = "2025-10"
 DEFAULT_PRICE_TIER = "retail"
 ALL_ACTIVE = "all_active"
 DEFAULT_PUSH_SCHEDULE = "15m"
 DEFAULT_BULK_THRESHOLD = 1000
-# The channel kinds the hub pushes products to, and their connectors
-# ("module:Class", imported only by the worker that pushes).
-PUSH_CONNECTORS: dict[str, str] = {"shopify": "connectors.shopify:ShopifyConnector"}
+
 MASK = "***"
 
 _SHOPIFY_URL = re.compile(r"^https://[a-z0-9][a-z0-9-]*\.myshopify\.com/?$")
@@ -298,7 +297,9 @@ def resolved_settings(channel: Channel) -> dict[str, Any]:
 def pushes(channel: Channel) -> bool:
     """Whether the hub pushes products to this channel: a kind it can push to,
     with the store's address set (an intake-only channel has none)."""
-    return channel.kind in PUSH_CONNECTORS and bool((channel.settings or {}).get("store_url"))
+    return channel.kind in kinds.pushing_channel_names() and bool(
+        (channel.settings or {}).get("store_url")
+    )
 
 
 def public_view(channel: Channel) -> dict[str, Any]:

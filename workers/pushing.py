@@ -19,7 +19,6 @@ spent, then is recorded as refused too, so one product never blocks a store.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import threading
@@ -39,7 +38,7 @@ from hub.db import session_scope
 from hub.models import Channel, ChannelProduct, PushRun
 from hub.settings import get_settings
 from workers import channels as channel_records
-from workers import limits
+from workers import kinds, limits
 from workers.app import app
 from workers.backoff import delay
 from workers.rendering import Decision, decide, ids_of, whole
@@ -108,11 +107,7 @@ def queue_of(kind: str) -> str:
 
 
 def connector_class(kind: str) -> type[ChannelConnector]:
-    if kind not in channel_records.PUSH_CONNECTORS:
-        raise LookupError(f"the hub does not push to {kind} channels")
-    module, _, name = channel_records.PUSH_CONNECTORS[kind].partition(":")
-    cls: type[ChannelConnector] = getattr(importlib.import_module(module), name)
-    return cls
+    return kinds.channel_connector_class(kind)
 
 
 def connector_for(channel: Channel) -> ChannelConnector:
@@ -145,7 +140,7 @@ def start_push(
         channel = s.get(Channel, channel_id)
         if channel is None:
             raise LookupError(f"no channel with id {channel_id}")
-        if channel.kind not in channel_records.PUSH_CONNECTORS:
+        if channel.kind not in kinds.pushing_channel_names():
             raise ValueError(
                 f"channel {channel.code!r}: the hub does not push products to "
                 f"{channel.kind} stores yet (it takes their orders)"

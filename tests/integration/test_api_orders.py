@@ -9,11 +9,12 @@ import pytest
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
+from connectors.shopify.intake import sign as sign_shopify
+from connectors.woocommerce.intake import sign as sign_woocommerce
 from emulators import sql_erp
 from hub.db import session_scope
 from hub.models import Client, Order
 from s2s.api import create_app
-from s2s.channels import sign_shopify, sign_woocommerce
 from tests.conftest import Hub, wait_for
 from tests.integration.test_orders_e2e import Shop, _assert_exactly_once, _shop, canonical
 from tests.integration.test_orders_e2e import orders_hub as orders_hub

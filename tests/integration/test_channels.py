@@ -17,12 +17,12 @@ import pytest
 from sqlalchemy import text
 from starlette.testclient import TestClient
 
+from connectors.shopify.intake import sign as sign_shopify
 from hub import crypto
 from hub.db import dispose_all, get_engine, session_scope
 from hub.migrate import upgrade
 from hub.models import Channel
 from s2s.api import create_app
-from s2s.channels import sign_shopify
 from tests.conftest import Hub, _configure, assert_one_line_error
 from workers.sources import channel_secret, channel_settings, get_client
 

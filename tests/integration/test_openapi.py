@@ -15,10 +15,10 @@ import pytest
 from jsonschema import Draft202012Validator
 from starlette.testclient import TestClient
 
+from connectors.shopify.intake import sign as sign_shopify
 from emulators import sql_erp
 from hub.db import session_scope
 from s2s.api import create_app
-from s2s.channels import sign_shopify
 from s2s.openapi import document
 from tests.conftest import Hub, wait_for
 from tests.integration.test_api_orders import shopify_payload

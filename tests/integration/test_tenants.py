@@ -20,11 +20,11 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 from starlette.testclient import TestClient
 
+from connectors.shopify.intake import sign as sign_shopify
 from emulators import sql_erp
 from hub.db import session_scope
 from hub.models import Client, DeadLetter, Order, Product, SyncRun, Variant
 from s2s.api import create_app
-from s2s.channels import sign_shopify
 from tests.conftest import Hub, wait_for
 from tests.integration.test_api_orders import shopify_payload
 from tests.integration.test_orders_e2e import canonical

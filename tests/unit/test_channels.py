@@ -15,18 +15,16 @@ from typing import Any
 
 import pytest
 
+import connectors.shopify.intake
+import connectors.woocommerce.intake
+from connectors.intake import ChannelPayloadError
+from connectors.shopify.intake import order as shopify_order
+from connectors.shopify.intake import sign as sign_shopify
+from connectors.shopify.intake import verify as verify_shopify
+from connectors.woocommerce.intake import order as woocommerce_order
+from connectors.woocommerce.intake import sign as sign_woocommerce
+from connectors.woocommerce.intake import verify as verify_woocommerce
 from hub.schemas import ADDRESS_FIELDS, load_order
-from s2s.channels import (
-    SIGNATURE_HEADERS,
-    WEBHOOK_ID_HEADERS,
-    ChannelPayloadError,
-    shopify_order,
-    sign_shopify,
-    sign_woocommerce,
-    verify_shopify,
-    verify_woocommerce,
-    woocommerce_order,
-)
 
 # --------------------------------------------------------------------------
 # Sample payloads
@@ -389,14 +387,10 @@ def line_net(line: dict[str, Any]) -> Decimal:
 
 
 def test_headers() -> None:
-    assert SIGNATURE_HEADERS == {
-        "shopify": "X-Shopify-Hmac-Sha256",
-        "woocommerce": "X-WC-Webhook-Signature",
-    }
-    assert WEBHOOK_ID_HEADERS == {
-        "shopify": "X-Shopify-Webhook-Id",
-        "woocommerce": "X-WC-Webhook-Delivery-ID",
-    }
+    assert connectors.shopify.intake.SIGNATURE_HEADER == "X-Shopify-Hmac-Sha256"
+    assert connectors.woocommerce.intake.SIGNATURE_HEADER == "X-WC-Webhook-Signature"
+    assert connectors.shopify.intake.DELIVERY_HEADER == "X-Shopify-Webhook-Id"
+    assert connectors.woocommerce.intake.DELIVERY_HEADER == "X-WC-Webhook-Delivery-ID"
 
 
 def test_signatures_match_known_values() -> None:

@@ -20,11 +20,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import connectors.intake
 import mappings.core
-import s2s.channels.payload
+from connectors.intake import ChannelPayloadError
 from hub.schemas import scalars as hub
 from mappings import scalars as maps
-from s2s.channels import ChannelPayloadError
 
 
 class Colour(enum.IntEnum):
@@ -270,7 +270,7 @@ def test_the_erp_maps_parse_with_the_vocabulary() -> None:
 
 
 def test_the_channels_quote_values_with_the_vocabulary() -> None:
-    assert s2s.channels.payload.shown is maps.shown
+    assert connectors.intake.shown is maps.shown
 
 
 @pytest.mark.parametrize(
@@ -280,7 +280,7 @@ def test_channel_text_is_the_vocabulary_text(value: Any) -> None:
     """Same answers, refusals raised as the channel's own error."""
     expected = outcome(maps.text, value)
     try:
-        got: tuple[Any, ...] = ("ok", str, s2s.channels.payload.read_text(value, "field"))
+        got: tuple[Any, ...] = ("ok", str, connectors.intake.read_text(value, "field"))
         if got[2] is None:
             got = ("ok", type(None), None)
     except ChannelPayloadError as exc:
@@ -293,4 +293,4 @@ def test_channel_text_refuses_a_number_with_a_point(value: Any) -> None:
     """A channel's ids are strings or whole JSON numbers; 1.0 is no id."""
     assert maps.text(value, "id") is not None
     with pytest.raises(ChannelPayloadError, match=r'^id ".*" is not text$'):
-        s2s.channels.payload.read_text(value, "id")
+        connectors.intake.read_text(value, "id")

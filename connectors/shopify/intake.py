@@ -1,13 +1,14 @@
-"""Shopify's `orders/create` webhook body as the canonical order."""
+"""Shopify's order intake: the `orders/create` webhook's signature, and its
+body as the canonical order (the money rules are ``connectors.intake``'s)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
-from hub.schemas import ADDRESS_FIELDS
-from s2s.channels.payload import (
+from connectors import intake
+from connectors.intake import (
     ONE,
     ZERO,
     ChannelPayloadError,
@@ -29,6 +30,27 @@ from s2s.channels.payload import (
     to_rate,
     to_unit,
 )
+from mappings.paths import ADDRESS_FIELDS
+
+SIGNATURE_HEADER: Final = "X-Shopify-Hmac-Sha256"
+# Redeliveries carry the same id (Shopify also sends X-Shopify-Event-Id).
+DELIVERY_HEADER: Final = "X-Shopify-Webhook-Id"
+DEFAULT_ADD_ORDER_STATUS: Final = "paid"
+
+
+def sign(body: bytes, secret: str) -> str:
+    """The `X-Shopify-Hmac-Sha256` value Shopify would send for this body."""
+    return intake.sign(body, secret)
+
+
+def verify(body: bytes, header: str | None, secret: str) -> bool:
+    """Whether Shopify signed exactly these raw bytes with the app's secret."""
+    return intake.verify(body, header, secret)
+
+
+def is_ping(body: bytes) -> bool:
+    """Shopify sends no unsigned ping: every delivery is an order."""
+    return False
 
 
 def _shopify_address(value: Any, path: str) -> dict[str, str | None] | None:
@@ -156,7 +178,9 @@ def _shopify_shipping(
     return shipping_lines, discounts, tax_in_discounts
 
 
-def shopify_order(payload: dict[str, Any], *, add_order_status: str = "paid") -> dict[str, Any]:
+def order(
+    payload: dict[str, Any], *, add_order_status: str = DEFAULT_ADD_ORDER_STATUS
+) -> dict[str, Any]:
     """A Shopify order webhook body as the hub's canonical order.
 
     `add_order_status` is the `financial_status` at which the order is raised

@@ -1,14 +1,55 @@
-"""Reading a channel's order JSON: the scalar vocabulary plus exact money.
+"""What every channel's order intake shares: signatures, and reading a
+channel's order JSON with exact money.
 
-Text is the maps' vocabulary (`mappings.scalars`); amounts are Decimals read
-from the channel's strings, never through a float, and the figures written
-out are rounded once, at the end (see `s2s.channels` for the money rules).
-Every refusal is a `ChannelPayloadError` naming the field in the channel's
-own JSON.
+A webhook is trusted only when its signature is right, so the checks are
+constant-time and never raise: a bad or missing header is simply False, and
+the caller answers 401 without learning anything more. Shopify and
+WooCommerce both sign the raw body with HMAC-SHA256, base64-encoded.
+
+Each channel kind's transform (``connectors.<kind>.intake``) turns the
+channel's own order JSON into the canonical order of canonical-model.md,
+which ``hub.schemas.load_order`` validates. They are pure: no I/O, nothing
+looked up. Text is the maps' scalar vocabulary (``mappings.scalars``: the
+one arrow from connectors to another package of ours, so that a value reads
+the same from an ERP and from a channel); amounts are Decimals.
+
+Money rules, because an ERP invoice is built from these figures and
+recomputes its totals (canonical-model.md "Prices"):
+
+- Every amount is read as a Decimal from the channel's string, never through
+  a float, and never rounded before the arithmetic is done.
+- A line's `price` is per unit, ex tax and ex discount; its `total_discount`
+  is the discount on the whole line, ex tax. The ERP's line net is
+  `qty * price - total_discount`, so that is what must equal the ex-tax
+  amount the channel charged for the line.
+- Figures worked out here (a per-unit price from a line total, anything with
+  tax taken out) keep 4 decimal places, the hub's own precision: rounding
+  100.00 / 3 to 33.33 would put 99.99 on the invoice. Figures copied from
+  the channel (tax amounts, shipping, the order's discount summary) are
+  rounded to cents.
+- Tax is taken out of a tax-inclusive Shopify line in proportion: the line's
+  tax lines give the tax the channel charged on what the customer actually
+  paid (after discounts), so the ex-tax share of that amount is applied to
+  both the unit price and the discount. Subtracting the tax per unit from
+  the unit price is the same thing on an undiscounted line, and wrong on a
+  discounted one, because the tax was charged on the discounted amount.
+- Shipping has no discount field in the canonical model, so a shipping
+  discount is taken off the shipping price.
+- The order's `total_discount` is only the channel's summary (the ERP
+  mappings never subtract it again); it is reported ex tax like the lines.
+
+Anything malformed raises `ChannelPayloadError` whose message names the
+payload field (`line_items[2].price "abc" is not a number`), so an operator
+can find it in the channel's JSON. A line without a SKU is kept, not
+dropped: `load_order` refuses it by name, which is better than raising an
+order short of one line.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Final
@@ -209,3 +250,42 @@ def tax_share(net_incl: Decimal, taxes: list[tuple[Decimal, Decimal | None]]) ->
     if rates and all(rate is not None for rate in rates):
         return ONE / (ONE + sum((rate for rate in rates if rate is not None), ZERO))
     return ONE
+
+
+# ---------------------------------------------------------------- signatures
+
+
+def _secret_bytes(secret: str | bytes | None) -> bytes | None:
+    if isinstance(secret, str):
+        return secret.encode("utf-8") if secret else None
+    if isinstance(secret, bytes | bytearray):
+        return bytes(secret) if secret else None
+    return None
+
+
+def sign(body: bytes, secret: str | bytes) -> str:
+    """The base64 HMAC-SHA256 of the raw body, as Shopify and WooCommerce send it."""
+    key = _secret_bytes(secret)
+    if key is None:
+        raise ValueError("a webhook secret is required to sign a body")
+    if not isinstance(body, bytes | bytearray | memoryview):
+        raise TypeError("a webhook body is signed as the raw bytes sent")
+    digest = hmac.new(key, bytes(body), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def verify(body: bytes, header: str | None, secret: str | bytes | None) -> bool:
+    """Whether ``header`` signs exactly these bytes with ``secret``; never raises.
+
+    The raw body must be checked before it is parsed: re-serialised JSON
+    would not hash the same.
+    """
+    key = _secret_bytes(secret)
+    if key is None or not isinstance(header, str) or not header.strip():
+        return False
+    if not isinstance(body, bytes | bytearray | memoryview):
+        return False
+    expected = sign(body, key).encode("ascii")
+    # Compared as bytes so that a header with odd characters is just unequal.
+    given = header.strip().encode("utf-8", "replace")
+    return hmac.compare_digest(expected, given)

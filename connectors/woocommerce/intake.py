@@ -1,13 +1,15 @@
-"""WooCommerce's `order.created` webhook body (the WC REST v3 order) as the canonical order."""
+"""WooCommerce's order intake: the `order.created` webhook's signature, its
+unsigned creation ping, and its body (the WC REST v3 order) as the canonical
+order (the money rules are ``connectors.intake``'s)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
-from mappings.scalars import shown
-from s2s.channels.payload import (
+from connectors import intake
+from connectors.intake import (
     ChannelPayloadError,
     instruction,
     order_meta,
@@ -26,6 +28,27 @@ from s2s.channels.payload import (
     to_rate,
     to_unit,
 )
+from mappings.scalars import shown
+
+SIGNATURE_HEADER: Final = "X-WC-Webhook-Signature"
+DELIVERY_HEADER: Final = "X-WC-Webhook-Delivery-ID"
+DEFAULT_ADD_ORDER_STATUS: Final = "processing"
+
+
+def sign(body: bytes, secret: str) -> str:
+    """The `X-WC-Webhook-Signature` value WooCommerce would send for this body."""
+    return intake.sign(body, secret)
+
+
+def verify(body: bytes, header: str | None, secret: str) -> bool:
+    """Whether WooCommerce signed exactly these raw bytes with the webhook's secret."""
+    return intake.verify(body, header, secret)
+
+
+def is_ping(body: bytes) -> bool:
+    """WooCommerce's ping when a webhook is created (``webhook_id=…``, form
+    encoded): unsigned, holds no order, to be answered 200 and not stored."""
+    return body.startswith(b"webhook_id=")
 
 
 def _woo_address(value: Any, path: str) -> dict[str, str | None] | None:
@@ -159,8 +182,8 @@ def _woo_ordered(order: Mapping[str, Any]) -> str | None:
     return ordered
 
 
-def woocommerce_order(
-    payload: dict[str, Any], *, add_order_status: str = "processing"
+def order(
+    payload: dict[str, Any], *, add_order_status: str = DEFAULT_ADD_ORDER_STATUS
 ) -> dict[str, Any]:
     """A WooCommerce order webhook body (WC REST v3 order) as the canonical order.
 
