@@ -39,6 +39,7 @@ MASK = "***"
 
 _SHOPIFY_URL = re.compile(r"^https://[a-z0-9][a-z0-9-]*\.myshopify\.com/?$")
 _SITE_URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+_HTTPS_SITE_URL = re.compile(r"^https://[^\s/?#]+(/[^\s?#]*)?$")
 _CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -134,9 +135,16 @@ class ShopifySchema(_ChannelSchema):
 
 class WooCommerceSchema(_ChannelSchema):
     secret_fields = frozenset({"secret", "consumer_key", "consumer_secret"})
+    # WooCommerce honours key-and-secret auth only over HTTPS; over plain
+    # HTTP the keys would cross the network in clear.
+    site_url = _HTTPS_SITE_URL
+    site_url_hint = "the store's address, https://..."
 
     consumer_key = fields.String()
     consumer_secret = fields.String()
+    # What a product deleted in the ERP (or no longer carried) becomes in the
+    # store: a draft (default, reversible) or trashed.
+    deleted = fields.String(validate=validate.OneOf(("draft", "trash")))
 
 
 SCHEMAS: dict[str, type[_ChannelSchema]] = {
@@ -290,6 +298,8 @@ def resolved_settings(channel: Channel) -> dict[str, Any]:
     }
     if channel.kind == "shopify":
         out["api_version"] = DEFAULT_API_VERSION
+    if channel.kind == "woocommerce":
+        out["deleted"] = "draft"
     out.update(channel.settings or {})
     return out
 

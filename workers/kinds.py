@@ -180,4 +180,11 @@ register_channel(
         "shopify", "Shopify", "connectors.shopify.intake", "connectors.shopify:ShopifyConnector"
     )
 )
-register_channel(ChannelKind("woocommerce", "WooCommerce", "connectors.woocommerce.intake"))
+register_channel(
+    ChannelKind(
+        "woocommerce",
+        "WooCommerce",
+        "connectors.woocommerce.intake",
+        "connectors.woocommerce:WooCommerceConnector",
+    )
+)

@@ -1,0 +1,1 @@
+"""One module per channel kind: what it supplies to the channel contract suite."""
