@@ -5,7 +5,8 @@ real Celery worker process on the configured broker (the embedded SQLite
 broker when nothing is configured), syncs with a progress bar, prints what
 happened, syncs again to show that an unchanged catalogue writes nothing,
 raises orders into it, pushes the catalogue to an emulated Shopify store and
-takes an order back from it by webhook (``s2s.demo_acts.shopify``), then
+then to an emulated WooCommerce store, taking an order back from each by
+webhook (``s2s.demo_acts.shopify``, ``s2s.demo_acts.woocommerce``), then
 plays every other registered kind's act (an emulated IQ Retail, iSync and
 SYSPRO, each served on a local port in this process; see
 ``s2s.demo_acts``), and stops the worker.
@@ -36,6 +37,7 @@ from s2s import demo_acts
 from s2s.cli.runs import runs_table
 from s2s.demo_acts import DEMO_CLIENT, Act, Stage, order, orders_table, sync, wait_orders
 from s2s.demo_acts import shopify as shopify_act
+from s2s.demo_acts import woocommerce as woocommerce_act
 from workers import kinds
 from workers.orders import submit
 from workers.sources import upsert_client, upsert_source
@@ -60,6 +62,7 @@ def _acts() -> list[Act]:
 DEMO_SECRETS: tuple[str, ...] = (
     *(secret for act in _acts() for secret in act.secrets),
     *shopify_act.SECRETS,
+    *woocommerce_act.SECRETS,
 )
 
 
@@ -115,17 +118,20 @@ def run_demo(console: Console, *, products: int = 2000, keep_worker: bool = Fals
         run = f"{int(time.time()) % 1_000_000:06d}"
         stage = Stage(console, client_id, settings.var_dir, products, run)
         push_ok = shopify_act.play(stage, source_id, f"sqlite:///{erp_path}")
+        woo_ok = woocommerce_act.play(stage, source_id, f"sqlite:///{erp_path}")
         erps_ok = True
         for act in _acts():
             erps_ok = act(stage) and erps_ok
     finally:
         if not keep_worker:
             stop_worker(worker)
-    if syncs_ok and orders_ok and push_ok and erps_ok:
+    if syncs_ok and orders_ok and push_ok and woo_ok and erps_ok:
         console.print(
             "[bold green]demo finished:[/] every run succeeded; the unchanged resync wrote "
             "nothing; the catalogue was pushed to the Shopify store, a change sent only the "
             "changed products, the store's refusal is recorded in its words, and its order "
+            "was raised once; pushed to the WooCommerce store too (simple and variable "
+            "products, each SKU once), a change sent only the changed products, and its order "
             "was raised once; good orders raised once into each ERP, the refused ones are in "
             "the dead letters, the interrupted one was retried and raised"
         )
