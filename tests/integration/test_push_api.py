@@ -219,7 +219,7 @@ def test_bad_bodies_and_intake_only_channels_start_nothing(api: Api) -> None:
         assert words in _conforms(answer, PUSH, "post")["error"]
     intake = api.http.post("/api/v1/clients/acme/channels/woocommerce/push", headers=api.acme)
     assert intake.status_code == 409
-    assert "does not push products to woocommerce" in _conforms(intake, PUSH, "post")["error"]
+    assert "'woocommerce' has no store_url" in _conforms(intake, PUSH, "post")["error"]
     assert _runs() == [] and _runs("woocommerce") == []
     assert _published(api.broker, "push.shopify") == []
 
