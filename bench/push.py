@@ -1,6 +1,7 @@
-"""The push benchmark: the catalogue out to an emulated Shopify store.
+"""The push benchmark: the catalogue out to an emulated Shopify store and
+an emulated WooCommerce store.
 
-``python -m bench.push [--size small|full] [--runs 3] [--json PATH]``
+``python -m bench.push [--size small|full] [--runs 3] [--channel both] [--json PATH]``
 
 Measured through the doors users use, as ``bench.run`` measures syncs: the
 hub's ``start_push`` (what ``s2s push`` and the API call) and real ``s2s
@@ -23,6 +24,10 @@ this process with its default cost limits (the standard plan: a bucket of
 The emulator finishes a bulk operation on its second poll, so figure 1 is
 the hub's side of a bulk import (planning, rendering, upload, polling every
 3 s, recording), not Shopify's own processing time.
+
+WooCommerce's phases W1-W3 (``bench.push_woo``: a first push in batches,
+an unchanged push, 1% changed) run on the same client after phases 1-3;
+``--channel shopify`` or ``woocommerce`` runs one store's phases only.
 """
 
 from __future__ import annotations
@@ -30,15 +35,24 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 import uuid
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.push_store import TOKEN, Answer, Store, served_store
+from bench.push_store import (
+    TOKEN,
+    Answer,
+    PushResult,
+    Store,
+    changed_products,
+    checked,
+    run_push,
+    served_store,
+)
+from bench.push_woo import rows as woocommerce_rows
+from bench.push_woo import woocommerce_phases
 from bench.run import (
     ROOT,
     SEED,
@@ -124,58 +138,6 @@ def declare_channel(client_id: int, store: Store, **settings: Any) -> int:
         return channel.id
 
 
-@dataclass
-class PushResult:
-    """One push as the benchmark saw it: wall time and the run row's counts."""
-
-    seconds: float
-    run_row_seconds: float
-    status: str
-    counts: dict[str, int]
-    error: str | None
-    problems: dict[str, int] = field(default_factory=dict)
-
-
-def run_push(channel_id: int, timeout: float = 3600) -> PushResult:
-    """Start a push the way ``s2s push`` does and poll its row until it ends."""
-    from hub import pushes
-    from hub.db import session_scope
-    from hub.models import Channel, PushRun
-    from workers.pushing import start_push
-
-    t0 = time.perf_counter()
-    started = start_push(channel_id, requested_by="bench")
-    if not started.created:
-        raise RuntimeError(f"push {started.run.id} was already active")
-    deadline = time.monotonic() + timeout
-    while True:
-        with session_scope() as s:
-            run = s.get(PushRun, started.run.id)
-            assert run is not None
-            if run.status != pushes.ACTIVE:
-                seconds = time.perf_counter() - t0
-                channel = s.get(Channel, channel_id)
-                assert channel is not None and run.finished_at is not None
-                found = pushes.problems(s, channel, limit=1_000_000)
-                return PushResult(
-                    seconds,
-                    (run.finished_at - run.created_at).total_seconds(),
-                    run.status,
-                    {name: int(getattr(run, name)) for name in pushes.COUNTS},
-                    run.error,
-                    dict(Counter(str(p["error"]) for p in found)),
-                )
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"push {started.run.id} still running after {timeout:.0f}s")
-        time.sleep(0.05)
-
-
-def _checked(result: PushResult, what: str) -> PushResult:
-    if result.status != "succeeded":
-        raise RuntimeError(f"the {what} ended {result.status}: {result.error}")
-    return result
-
-
 def _push_figures(result: PushResult, answers: list[Answer]) -> dict[str, Any]:
     return {
         "seconds": round(result.seconds, 3),
@@ -203,14 +165,6 @@ def _bulk_wait(answers: list[Answer]) -> float | None:
     return round(max(polled) - started[0], 3)
 
 
-def _changed_products(products: int, skus: list[str]) -> set[str]:
-    """The product codes holding the changed SKUs (from the seed's rows)."""
-    from emulators import sql_erp
-
-    prod_of = {r["SKU"]: r["Prod"] for r in sql_erp.generate_rows(products, SEED)}
-    return {prod_of[sku] for sku in skus}
-
-
 def _in_store(store: Store, product_codes: set[str]) -> int:
     keys = {f"erp:{code}" for code in product_codes}
     return sum(1 for p in store.server.products() if p["metafields"].get("s2s.product_key") in keys)
@@ -224,7 +178,7 @@ def catalogue_phases(env: Env, size: Size, store: Store, client_id: int, source_
     phases: dict[str, Any] = {}
 
     mark = store.log.mark()
-    first = _timed("first push (bulk)", lambda: _checked(run_push(channel_id), "first push"))
+    first = _timed("first push (bulk)", lambda: checked(run_push(channel_id), "first push"))
     figures = _push_figures(first, store.log.since(mark))
     figures["products_per_s"] = round(first.counts["created"] / first.seconds, 1)
     figures["bulk_operations"] = store.bulk_operations
@@ -233,7 +187,7 @@ def catalogue_phases(env: Env, size: Size, store: Store, client_id: int, source_
     phases["first_push_bulk"] = figures
 
     before, mark = store.mutations(), store.log.mark()
-    second = _timed("unchanged push", lambda: _checked(run_push(channel_id), "unchanged push"))
+    second = _timed("unchanged push", lambda: checked(run_push(channel_id), "unchanged push"))
     phases["unchanged_push"] = {
         **_push_figures(second, store.log.since(mark)),
         "mutations_before": before,
@@ -244,7 +198,7 @@ def catalogue_phases(env: Env, size: Size, store: Store, client_id: int, source_
     erp_url = _pg_url(env.erp_db)
     rows = max(1, size.products // 100)
     skus = sql_erp.change_rows(erp_url, rows, seed=SEED)
-    changed = _changed_products(size.products, skus)
+    changed = changed_products(size.products, skus)
     in_store = _in_store(store, changed)
     synced = _timed(f"{rows} rows changed, synced", lambda: run_sync(source_id, full=False))
     writes, stock, mark = (
@@ -252,7 +206,7 @@ def catalogue_phases(env: Env, size: Size, store: Store, client_id: int, source_
         store.mutations("inventorySetQuantities"),
         store.log.mark(),
     )
-    third = _timed("push of the changes", lambda: _checked(run_push(channel_id), "changed push"))
+    third = _timed("push of the changes", lambda: checked(run_push(channel_id), "changed push"))
     phases["changed_push"] = {
         **_push_figures(third, store.log.since(mark)),
         "rows_changed": rows,
@@ -284,7 +238,7 @@ def rate_phase(client_id: int, store: Store) -> dict[str, Any]:
     """Phase 4: a first push by productSet to a fresh store on the default limits."""
     channel_id = declare_channel(client_id, store, bulk_threshold=0)
     mark = store.log.mark()
-    result = _timed("first push by productSet", lambda: _checked(run_push(channel_id), "push"))
+    result = _timed("first push by productSet", lambda: checked(run_push(channel_id), "push"))
     answers = store.log.since(mark)
     sets = [a for a in answers if "productSet" in a.roots and a.actual is not None]
     if not sets:
@@ -314,7 +268,10 @@ def rate_phase(client_id: int, store: Store) -> dict[str, Any]:
     }
 
 
-def _phases(env: Env, size: Size) -> dict[str, Any]:
+CHANNELS = ("shopify", "woocommerce")
+
+
+def _phases(env: Env, size: Size, channels: tuple[str, ...]) -> dict[str, Any]:
     erp_url = _pg_url(env.erp_db)
     client_id, source_id = _timed(
         f"ERP seeded with {size.products:,} products",
@@ -326,8 +283,13 @@ def _phases(env: Env, size: Size) -> dict[str, Any]:
     if synced.status != "succeeded":
         raise RuntimeError(f"the first sync ended {synced.status}")
     phases: dict[str, Any] = {"catalogue": {"products": size.products, **synced.counts}}
-    with served_store() as store:
-        phases.update(catalogue_phases(env, size, store, client_id, source_id))
+    if "shopify" in channels:
+        with served_store() as store:
+            phases.update(catalogue_phases(env, size, store, client_id, source_id))
+    if "woocommerce" in channels:
+        phases["woocommerce"] = woocommerce_phases(env, size.products, client_id, source_id)
+    if "shopify" not in channels:
+        return phases
 
     rate_db = f"bench_erp_rate_{env.tag}"
     _admin(f'CREATE DATABASE "{rate_db}"')
@@ -347,8 +309,10 @@ def _phases(env: Env, size: Size) -> dict[str, Any]:
     return phases
 
 
-def benchmark(size_name: str, page_size: int, concurrency: int, keep_logs: bool) -> Any:
-    """Every phase in one fresh environment; the results as plain data."""
+def benchmark(
+    size_name: str, page_size: int, concurrency: int, keep_logs: bool, channels: tuple[str, ...]
+) -> Any:
+    """Every phase of the ``channels`` in one fresh environment; the results as plain data."""
     size = SIZES[size_name]
     env = Env(page_size=page_size, concurrency=concurrency, keep_logs=keep_logs)
     results: dict[str, Any] = {
@@ -363,13 +327,15 @@ def benchmark(size_name: str, page_size: int, concurrency: int, keep_logs: bool)
             "worker_concurrency": concurrency,
             "workers": "s2s worker --profile sync and --profile push",
             "bulk_threshold_phase_1": BULK_THRESHOLD,
+            "channels": list(channels),
             "store": "emulators.shopify, default cost limits (2,000 points, 100/s)",
+            "woocommerce_store": "emulators.woocommerce (no rate limit, batches of 100)",
         },
     }
     with cleaned_up(env, "cleaning up (workers, databases, redis db)"), _terminate_as_interrupt():
         _timed("databases created and migrated", env.open)
         results["versions"] = _versions()
-        results["phases"] = _phases(env, size)
+        results["phases"] = _phases(env, size, channels)
     return results
 
 
@@ -380,15 +346,19 @@ def benchmark(size_name: str, page_size: int, concurrency: int, keep_logs: bool)
 
 def table(results: dict[str, Any]) -> str:
     """The figures as a fixed-width table."""
-    rows = _rows(results["phases"])
+    phases = results["phases"]
+    rows = _rows(phases) if "first_push_bulk" in phases else []
+    if "woocommerce" in phases:
+        rows += woocommerce_rows(phases["woocommerce"])
     width = max(len(r[0]) for r in rows)
     m, v, c = results["machine"], results["versions"], results["config"]
+    rate = f" (phase 4: {c['rate_products']:,})" if "product_set_rate" in phases else ""
     head = [
         f"machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, kernel {m['kernel']}",
         f"versions: python {v['python']}, postgresql {v['postgresql']}, redis {v['redis']}, "
         f"celery {v['celery']}",
-        f"commit {results['git_commit']}; size {results['size']}; {c['products']:,} ERP products "
-        f"(phase 4: {c['rate_products']:,}); worker concurrency {c['worker_concurrency']}"
+        f"commit {results['git_commit']}; size {results['size']}; {c['products']:,} ERP products"
+        f"{rate}; worker concurrency {c['worker_concurrency']}"
         + (f"; median of {results['runs']} runs" if results.get("runs") else ""),
         "",
     ]
@@ -467,7 +437,7 @@ def _num(value: Any) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.push",
-        description="Benchmark pushes to an emulated Shopify store with real workers.",
+        description="Benchmark pushes to emulated Shopify and WooCommerce stores, real workers.",
     )
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
     parser.add_argument("--runs", type=int, default=1, help="whole runs; figures are medians")
@@ -477,6 +447,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--page-size", type=int, default=500, help="records per sync page")
     parser.add_argument("-c", "--concurrency", type=int, default=2, help="pool size per worker")
     parser.add_argument("--keep-logs", action="store_true", help="keep the workers' logs")
+    parser.add_argument(
+        "--channel", choices=(*CHANNELS, "both"), default="both", help="which stores' phases"
+    )
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -484,7 +457,10 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(args.runs):
         if args.runs > 1:
             _say(f"run {i + 1} of {args.runs}")
-        each.append(benchmark(args.size, args.page_size, args.concurrency, args.keep_logs))
+        channels = CHANNELS if args.channel == "both" else (args.channel,)
+        each.append(
+            benchmark(args.size, args.page_size, args.concurrency, args.keep_logs, channels)
+        )
     results = combine(each)
     print(table(results))
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""The emulated store of the push benchmark, and what its answers said.
+"""The push benchmark's emulated Shopify store and what its answers said,
+and a push as every phase runs one (Shopify's and WooCommerce's alike).
 
 The costs are read from the store's own answers (``extensions.cost``), by a
 wrapper around the emulator's app, so the benchmark's figures never rest on
@@ -11,10 +12,13 @@ import json
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from bench.run import SEED
 
 TOKEN = "shpat_bench_" + uuid.uuid4().hex[:12]
 
@@ -122,3 +126,68 @@ def served_store() -> Iterator[Store]:
     with serving.in_thread(log, title="Shopify", lifespan="off") as base_url:
         shop.base_url = base_url
         yield Store(RunningServer(base_url=base_url, access_token=TOKEN, shop=shop), log)
+
+
+# --------------------------------------------------------------------------
+# A push as the benchmark runs it
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class PushResult:
+    """One push as the benchmark saw it: wall time and the run row's counts."""
+
+    seconds: float
+    run_row_seconds: float
+    status: str
+    counts: dict[str, int]
+    error: str | None
+    problems: dict[str, int] = field(default_factory=dict)
+
+
+def run_push(channel_id: int, timeout: float = 3600) -> PushResult:
+    """Start a push the way ``s2s push`` does and poll its row until it ends."""
+    from hub import pushes
+    from hub.db import session_scope
+    from hub.models import Channel, PushRun
+    from workers.pushing import start_push
+
+    t0 = time.perf_counter()
+    started = start_push(channel_id, requested_by="bench")
+    if not started.created:
+        raise RuntimeError(f"push {started.run.id} was already active")
+    deadline = time.monotonic() + timeout
+    while True:
+        with session_scope() as s:
+            run = s.get(PushRun, started.run.id)
+            assert run is not None
+            if run.status != pushes.ACTIVE:
+                seconds = time.perf_counter() - t0
+                channel = s.get(Channel, channel_id)
+                assert channel is not None and run.finished_at is not None
+                found = pushes.problems(s, channel, limit=1_000_000)
+                return PushResult(
+                    seconds,
+                    (run.finished_at - run.created_at).total_seconds(),
+                    run.status,
+                    {name: int(getattr(run, name)) for name in pushes.COUNTS},
+                    run.error,
+                    dict(Counter(str(p["error"]) for p in found)),
+                )
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"push {started.run.id} still running after {timeout:.0f}s")
+        time.sleep(0.05)
+
+
+def checked(result: PushResult, what: str) -> PushResult:
+    if result.status != "succeeded":
+        raise RuntimeError(f"the {what} ended {result.status}: {result.error}")
+    return result
+
+
+def changed_products(products: int, skus: list[str]) -> set[str]:
+    """The product codes holding the changed SKUs (from the seed's rows)."""
+    from emulators import sql_erp
+
+    prod_of = {r["SKU"]: r["Prod"] for r in sql_erp.generate_rows(products, SEED)}
+    return {prod_of[sku] for sku in skus}
