@@ -72,6 +72,10 @@ def _store_items(woo: RunningServer) -> dict[str, dict[str, Any]]:
         holders = product["variations"] if product["type"] == "variable" else [product]
         for item in holders:
             assert item["sku"] not in out, f"SKU {item['sku']} twice in the store"
+            if product["type"] == "variable":
+                # The SQL template names no options: one, "Variant", by SKU.
+                chosen = [(a["name"], a["option"]) for a in item["attributes"]]
+                assert chosen == [("Variant", item["sku"])], item
             out[item["sku"]] = {
                 "price": Decimal(item["regular_price"]),
                 "stock": item["stock_quantity"],
@@ -131,10 +135,21 @@ def test_a_catalogue_pushed_to_woocommerce_kept_up_to_date_and_drafted(
     assert second.created + second.updated + second.stock + second.archived == 0
 
     changed = sql_erp.change_rows(erp_url, 10, seed=3)
-    products = {next(r["Prod"] for r in rows if r["SKU"] == sku) for sku in changed}
+    products = {_product_of(rows, sku) for sku in changed}
     _sync(source_id)
+    writes = dict(woo.writes())
     third = _push(channel_id)
     assert third.updated + third.stock == len(products)
+    delta = {k: n - writes.get(k, 0) for k, n in woo.writes().items() if n != writes.get(k, 0)}
+    variable = [
+        hub[f"erp:{p}"]["variants"] for p in products if len(hub[f"erp:{p}"]["variants"]) > 1
+    ]
+    # One write per changed product; a changed variable product's variations
+    # are sent together (the hub keeps one hash per product, not per variant).
+    assert delta == {
+        "product.updated": len(products),
+        **({"variation.updated": sum(len(v) for v in variable)} if variable else {}),
+    }
     _assert_store_matches_hub(woo)
 
     gone = simple[5]["SKU"]
@@ -155,6 +170,10 @@ def test_a_catalogue_pushed_to_woocommerce_kept_up_to_date_and_drafted(
     assert len(refused) == 1
     assert "product_invalid_sku" in (refused[0].error or "")
     assert "Invalid or duplicated SKU." in (refused[0].error or "")
+
+
+def _product_of(rows: list[dict[str, str]], sku: str) -> str:
+    return next(r["Prod"] for r in rows if r["SKU"] == sku)
 
 
 def _confirmed(channel_id: int) -> int:
