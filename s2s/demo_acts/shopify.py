@@ -16,26 +16,29 @@ import base64
 import hashlib
 import hmac
 import json
-import re
 import uuid
 from decimal import Decimal
 from typing import Any
 
-from rich.table import Table
-from sqlalchemy import create_engine, delete, func, select, text, update
+from sqlalchemy import create_engine, text
 from starlette.testclient import TestClient
 
 from emulators import sql_erp
 from emulators.shopify import RunningServer, serve
 from hub import pushes
 from hub.db import session_scope
-from hub.models import Channel, ChannelProduct, Product, PushRun, Source, Variant
 from s2s.api import create_app
-from s2s.cli.push import push_table, wait_for_push
 from s2s.cli.runs import runs_table
 from s2s.demo_acts import DEMO_CLIENT, Stage, orders_table, sync, wait_orders
+from s2s.demo_acts.stores import (
+    active_products,
+    forget_earlier_store,
+    keys_of,
+    push,
+    refusals,
+    staged,
+)
 from workers.channels import get_channel
-from workers.pushing import start_push
 from workers.sources import get_client, set_channels
 
 # Demo-only credentials of the emulated store (the app's Admin API token and
@@ -87,62 +90,8 @@ def _declare(shop: RunningServer) -> int:
         set_channels(s, client, {CHANNEL: spec})
         channel = get_channel(s, client, CHANNEL)
         assert channel is not None
-        _forget_earlier_store(s, channel)
+        forget_earlier_store(s, channel)
         return channel.id
-
-
-def _forget_earlier_store(s: Any, channel: Channel) -> None:
-    """A demo run again in the same directory meets a new, empty emulated
-    store: what the hub recorded of the last run's store (its ids, its
-    cursor, a push cut short) no longer describes it, so it is dropped."""
-    s.execute(delete(ChannelProduct).where(ChannelProduct.channel_id == channel.id))
-    s.execute(
-        update(PushRun)
-        .where(PushRun.channel_id == channel.id, PushRun.status == pushes.ACTIVE)
-        .values(status=pushes.FAILED, lock_key=None, error="the demo started again")
-    )
-    channel.push_cursor = 0
-    channel.push_wanted_at = None
-
-
-def _push(stage: Stage, channel_id: int, title: str) -> PushRun:
-    """One push through the worker, as ``s2s push --wait`` runs it."""
-    result = start_push(channel_id, requested_by="demo")
-    stage.console.print(f"  push {result.run.id}")
-    run = wait_for_push(result.run.id, timeout=900)
-    stage.console.print(push_table([run], title=title))
-    if run.error:
-        stage.console.print(f"  [red]push {run.id} {run.status}:[/] {run.error}")
-    return run
-
-
-def _active_products(client_id: int) -> int:
-    """The client's products a store carrying every active product should show."""
-    with session_scope() as s:
-        return int(
-            s.scalar(
-                select(func.count())
-                .select_from(Product)
-                .where(
-                    Product.client_id == client_id,
-                    Product.deleted_at.is_(None),
-                    Product.active.is_(True),
-                )
-            )
-            or 0
-        )
-
-
-def _keys_of(source_id: int, skus: list[str]) -> set[str]:
-    """The store keys (``<source>:<product code>``) of the products holding ``skus``."""
-    with session_scope() as s:
-        rows = s.execute(
-            select(Source.code, Product.source_product_code)
-            .join(Product, Product.source_id == Source.id)
-            .join(Variant, Variant.product_id == Product.id)
-            .where(Variant.source_id == source_id, Variant.sku.in_(skus))
-        ).all()
-    return {f"{source}:{code}" for source, code in rows}
 
 
 def _in_store(shop: RunningServer) -> set[str]:
@@ -169,14 +118,14 @@ def _first_push(stage: Stage, channel_id: int, shop: RunningServer) -> bool:
     products of the last run, some without a retail price)."""
     console = stage.console
     console.print("[bold]first push[/] of the catalogue to the store")
-    run = _push(stage, channel_id, "first push")
+    run = push(stage, channel_id, "first push")
     in_store = [p for p in shop.products() if p["status"] == "ACTIVE"]
-    active = _active_products(stage.client_id)
+    active = active_products(stage.client_id)
     how = "one bulk operation" if shop.shop.bulk else "productSet calls"
     console.print(
         f"  the store holds {len(in_store)} active products, the hub {active}; sent by {how}"
     )
-    hub_refused = [p for p in _refusals(stage, channel_id) if str(p["error"]).startswith("hub:")]
+    hub_refused = [p for p in refusals(stage, channel_id) if str(p["error"]).startswith("hub:")]
     return (
         run.status == pushes.SUCCEEDED
         and run.refused == len(hub_refused)
@@ -184,37 +133,12 @@ def _first_push(stage: Stage, channel_id: int, shop: RunningServer) -> bool:
     )
 
 
-def _refusals(stage: Stage, channel_id: int, key: str | None = None) -> list[dict[str, Any]]:
-    """Print the channel's problems: ``key``'s in full, the others by reason
-    (the variant named in a reason left out, so that alike reasons count together)."""
-    with session_scope() as s:
-        channel = s.get(Channel, channel_id)
-        assert channel is not None
-        found = pushes.problems(s, channel, limit=100_000)
-    shown = [p for p in found if p["key"] == key]
-    if shown:
-        table = Table("source", "product", "in store", "the store's words", title="problems")
-        for p in shown:
-            table.add_row(p["source"], p["code"], "yes" if p["in_store"] else "no", p["error"])
-        stage.console.print(table)
-    reasons: dict[str, list[str]] = {}
-    for p in found:
-        if p["key"] != key:
-            reason = re.sub(r"variant [^:]+: ", "a variant: ", str(p["error"]))
-            reasons.setdefault(reason, []).append(f"{p['source']}:{p['code']}")
-    for reason, products in sorted(reasons.items(), key=lambda kv: -len(kv[1])):
-        stage.console.print(
-            f"  [yellow]{len(products)} products not in the store[/] (e.g. {products[0]}): {reason}"
-        )
-    return found
-
-
 def _changed_push(
     stage: Stage, channel_id: int, shop: RunningServer, source_id: int, erp_url: str
 ) -> bool:
     console = stage.console
     changed = sql_erp.change_rows(erp_url, 10, seed=23)
-    keys = _keys_of(source_id, changed)
+    keys = keys_of(source_id, changed)
     held = keys & _in_store(shop)
     console.print(
         f"[bold]a push after a change[/]: {len(changed)} rows ({len(keys)} products) "
@@ -223,7 +147,7 @@ def _changed_push(
     synced = sync(console, source_id, "products")
     console.print(runs_table([synced], title="sync of the changes"))
     writes, mark = shop.mutations("productSet"), shop.store.changes
-    run = _push(stage, channel_id, "push of the changes")
+    run = push(stage, channel_id, "push of the changes")
     updates = shop.mutations("productSet") - writes
     written = _written_since(shop, mark)
     exact = "exactly the changed products" if written == held else f"{sorted(written ^ held)}"
@@ -265,8 +189,8 @@ def _refused_push(
         "(a refusal switched on in the emulated store)"
     )
     synced = sync(console, source_id, "products")
-    run = _push(stage, channel_id, "push with a refusal")
-    problems = _refusals(stage, channel_id, key)
+    run = push(stage, channel_id, "push with a refusal")
+    problems = refusals(stage, channel_id, key)
     recorded = [p for p in problems if p["key"] == key and REFUSAL in (p["error"] or "")]
     ok = synced.status == "succeeded" and run.status == pushes.SUCCEEDED and run.refused == 1
     return ok and len(recorded) == 1, key
@@ -321,7 +245,7 @@ def _store_order(stage: Stage, shop: RunningServer, erp_url: str, refused: str |
         return False
     rows = wait_orders([first.json()["order"]], lambda o: o.status in ("raised", "dead"))
     orders_table(console, rows, "the store's order")
-    raised = _staged(erp_url, rows[0].channel_order_code)
+    raised = staged(erp_url, rows[0].channel_order_code)
     console.print(f"  the ERP's order staging table holds it {raised} time(s)")
     return (
         len(lines) == 2
@@ -330,20 +254,6 @@ def _store_order(stage: Stage, shop: RunningServer, erp_url: str, refused: str |
         and rows[0].attempts == 1
         and raised == 1
     )
-
-
-def _staged(erp_url: str, code: str) -> int:
-    engine = create_engine(erp_url)
-    try:
-        with engine.connect() as conn:
-            return int(
-                conn.execute(
-                    text("SELECT count(*) FROM s2s_order WHERE channel_order_code = :code"),
-                    {"code": code},
-                ).scalar_one()
-            )
-    finally:
-        engine.dispose()
 
 
 def _gid_number(gid: str) -> int:

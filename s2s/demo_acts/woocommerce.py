@@ -32,13 +32,13 @@ from hub.db import session_scope
 from s2s.api import create_app
 from s2s.cli.runs import runs_table
 from s2s.demo_acts import DEMO_CLIENT, Stage, orders_table, sync, wait_orders
-from s2s.demo_acts.shopify import (
-    _active_products,
-    _forget_earlier_store,
-    _keys_of,
-    _push,
-    _refusals,
-    _staged,
+from s2s.demo_acts.stores import (
+    active_products,
+    forget_earlier_store,
+    keys_of,
+    push,
+    refusals,
+    staged,
 )
 from workers.channels import get_channel
 from workers.sources import get_client, set_channels
@@ -88,7 +88,7 @@ def _declare(store: RunningServer) -> int:
         set_channels(s, client, {CHANNEL: spec})
         channel = get_channel(s, client, CHANNEL)
         assert channel is not None
-        _forget_earlier_store(s, channel)
+        forget_earlier_store(s, channel)
         return channel.id
 
 
@@ -106,13 +106,13 @@ def _first_push(stage: Stage, channel_id: int, store: RunningServer) -> bool:
     products of the last run, some without a retail price)."""
     console = stage.console
     console.print("[bold]first push[/] of the catalogue to the store")
-    run = _push(stage, channel_id, "first push")
+    run = push(stage, channel_id, "first push")
     live = _published(store)
     kinds = Counter(p["type"] for p in live)
     variations = sum(len(p["variations"]) for p in live)
     counts = store.sku_counts()
     twice = sorted(sku for sku, n in counts.items() if n > 1)
-    active = _active_products(stage.client_id)
+    active = active_products(stage.client_id)
     batches = store.faults.snapshot()["batches"]
     console.print(
         f"  the store holds {kinds['simple']} simple and {kinds['variable']} variable products "
@@ -123,7 +123,7 @@ def _first_push(stage: Stage, channel_id: int, store: RunningServer) -> bool:
         f"  {len(counts)} SKUs in the store, "
         + ("each held once" if not twice else f"[red]held more than once:[/] {twice[:10]}")
     )
-    hub_refused = [p for p in _refusals(stage, channel_id) if str(p["error"]).startswith("hub:")]
+    hub_refused = [p for p in refusals(stage, channel_id) if str(p["error"]).startswith("hub:")]
     return (
         run.status == pushes.SUCCEEDED
         and run.refused == len(hub_refused)
@@ -154,7 +154,7 @@ def _changed_push(
 ) -> bool:
     console = stage.console
     changed = sql_erp.change_rows(erp_url, 10, seed=31)
-    keys = _keys_of(source_id, changed)
+    keys = keys_of(source_id, changed)
     held = keys & {_key(p) for p in _published(store)}
     console.print(
         f"[bold]a push after a change[/]: {len(changed)} rows ({len(keys)} products) "
@@ -163,7 +163,7 @@ def _changed_push(
     synced = sync(console, source_id, "products")
     console.print(runs_table([synced], title="sync of the changes"))
     before, mark = store.writes(), time.time()
-    run = _push(stage, channel_id, "push of the changes")
+    run = push(stage, channel_id, "push of the changes")
     after = store.writes()
     written = _written_since(store, mark)
     console.print(f"  the store's writes before: {_shown(before)}")
@@ -211,7 +211,7 @@ def _store_order(stage: Stage, store: RunningServer, erp_url: str) -> bool:
         return False
     rows = wait_orders([answer.json()["order"]], lambda o: o.status in ("raised", "dead"))
     orders_table(console, rows, "the store's order")
-    raised = _staged(erp_url, rows[0].channel_order_code)
+    raised = staged(erp_url, rows[0].channel_order_code)
     console.print(f"  the ERP's order staging table holds it {raised} time(s)")
     return len(lines) == 2 and rows[0].status == "raised" and raised == 1
 
