@@ -148,6 +148,35 @@ def redis_url() -> str:
     return REDIS_URL
 
 
+RABBIT_HOST = os.environ.get("S2S_TEST_RABBIT_HOST", "127.0.0.1")
+RABBIT_PORT = int(os.environ.get("S2S_TEST_RABBIT_PORT", "5672"))
+
+
+def _rabbitmqctl(*args: str) -> None:
+    try:
+        subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        message = f"cannot run rabbitmqctl {args[0]} to give this test its own vhost: {exc}"
+        if REQUIRE:
+            pytest.fail(f"{message} (S2S_REQUIRE_SERVICES=1 forbids skipping)")
+        pytest.skip(message)
+
+
+@pytest.fixture
+def rabbit_url() -> Iterator[str]:
+    """A RabbitMQ vhost of this test's own (guest/guest), removed afterwards:
+    two test runs on one machine, or two tests, never share a queue."""
+    need_service("RabbitMQ", RABBIT_HOST, RABBIT_PORT)
+    vhost = f"s2s_test_{uuid.uuid4().hex[:12]}"
+    _rabbitmqctl("add_vhost", vhost)
+    _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    try:
+        yield f"amqp://guest:guest@{RABBIT_HOST}:{RABBIT_PORT}/{vhost}"
+    finally:
+        with contextlib.suppress(Exception):
+            subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True, timeout=60)
+
+
 @dataclass
 class Hub:
     """A configured hub for one test: env applied in-process and for workers."""

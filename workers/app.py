@@ -63,6 +63,11 @@ ROUTES = {
 
 def config_for(settings: Settings) -> dict[str, object]:
     transport: dict[str, object] = {"visibility_timeout": settings.visibility_timeout}
+    if settings.broker_url.startswith(("amqp://", "amqps://", "pyamqp://")):
+        # RabbitMQ confirms each publish once the message is safe in the
+        # queue (durable queues, persistent messages): a publish the broker
+        # did not take raises instead of being lost in a buffer.
+        transport["confirm_publish"] = True
     if settings.broker_url.startswith("sqla+"):
         # The SQLAlchemy transport polls; a short interval keeps the embedded
         # default responsive at the cost of a few idle queries a second.

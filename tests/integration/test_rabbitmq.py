@@ -1,0 +1,127 @@
+"""RabbitMQ as the broker: the sync and order end-to-end scenarios, and a
+worker SIGKILLed mid-raise, on a vhost of the test's own.
+
+Without Redis the hub keeps its account slots in the database and sends
+every "drain this source" request (no once-only markers): these tests show
+the flow is exact all the same.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+
+from hub import order_states
+from tests.conftest import Hub, _make_hub, wait_for
+from tests.faults import TcpProxy
+from tests.integration.test_orders_e2e import (
+    _all_raised,
+    _assert_exactly_once,
+    _count,
+    _shop,
+    _submit_many,
+    slow_erp,
+)
+from tests.integration.test_sync_e2e import _full_scenario
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]
+
+
+@pytest.fixture
+def rabbit_hub(
+    postgres_db: Any, rabbit_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Hub]:
+    yield from _make_hub(
+        {
+            "S2S_DATABASE_URL": postgres_db(),
+            "S2S_BROKER_URL": rabbit_url,
+            "S2S_ORDER_STALE_AFTER": "3",
+            "S2S_ORDER_LEASE": "15",
+            "S2S_SWEEP_EVERY": "2",
+            "S2S_STALE_AFTER": "5",
+            "S2S_RETRY_BASE": "0.3",
+        },
+        tmp_path,
+        monkeypatch,
+    )
+
+
+def test_sql_erp_sync_on_rabbitmq(rabbit_hub: Hub, postgres_db: Any) -> None:
+    assert rabbit_hub.env["S2S_BROKER_URL"].startswith("amqp://")
+    _full_scenario(rabbit_hub, postgres_db("s2s_erp"))
+
+
+def test_300_orders_each_raised_once_on_rabbitmq(rabbit_hub: Hub, postgres_db: Any) -> None:
+    shop = _shop(rabbit_hub, postgres_db("s2s_erp"))
+    codes = _submit_many(shop, 300)
+    _all_raised(300)
+    _assert_exactly_once(shop, codes)
+
+
+def test_worker_killed_while_raising_on_rabbitmq(rabbit_hub: Hub, postgres_db: Any) -> None:
+    shop = _shop(rabbit_hub, postgres_db("s2s_erp"))
+    slow_erp(shop.erp_url, 0.01)
+    codes = _submit_many(shop, 200)
+    wait_for(
+        lambda: _count(order_states.RAISED) >= 30,
+        timeout=120,
+        interval=0.05,
+        what="some orders raised",
+    )
+    rabbit_hub.kill(rabbit_hub.workers[0])
+    assert _count(order_states.RAISED) < 200
+    rabbit_hub.start_beat()
+    rabbit_hub.start_worker(concurrency=2, name="w2")
+    _all_raised(200)
+    _assert_exactly_once(shop, codes)
+
+
+def test_rabbitmq_cut_mid_flow_loses_and_duplicates_nothing(
+    postgres_db: Any, rabbit_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broker's connections cut twice while orders are raised (a TCP proxy
+    between the hub and RabbitMQ refuses and drops everything for 5 s): every
+    order is raised once, and the same worker process serves afterwards."""
+    parsed = urlparse(rabbit_url)
+    proxy = TcpProxy(parsed.port or 5672).start()
+    hubs = _make_hub(
+        {
+            "S2S_DATABASE_URL": postgres_db(),
+            "S2S_BROKER_URL": rabbit_url.replace(f":{parsed.port}/", f":{proxy.port}/"),
+            "S2S_ORDER_STALE_AFTER": "3",
+            "S2S_ORDER_LEASE": "15",
+            "S2S_SWEEP_EVERY": "2",
+            "S2S_STALE_AFTER": "5",
+            "S2S_RETRY_BASE": "0.3",
+        },
+        tmp_path,
+        monkeypatch,
+    )
+    hub = next(hubs)
+    try:
+        shop = _shop(hub, postgres_db("s2s_erp"))
+        worker = hub.workers[0]
+        hub.start_beat()
+        slow_erp(shop.erp_url, 0.01)
+        codes = _submit_many(shop, 200)
+        for cut in (30, 100):
+            wait_for(
+                lambda cut=cut: _count(order_states.RAISED) >= cut,
+                timeout=120,
+                interval=0.05,
+                what=f"{cut} orders raised",
+            )
+            proxy.stop()
+            time.sleep(5)
+            proxy.start()
+        _all_raised(200)
+        _assert_exactly_once(shop, codes)
+        assert worker.poll() is None, "the worker exited instead of reconnecting"
+    finally:
+        proxy.stop()
+        next(hubs, None)
