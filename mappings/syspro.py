@@ -531,7 +531,9 @@ def _order_lines(order: Mapping[str, Any], warehouse: str | None) -> list[dict[s
 
 
 def order_payload(order: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
-    """A canonical order as ``{"header", "lines", "freight"}`` for SORTOIDOC.
+    """A canonical order as ``{"header", "lines", "freight"}`` for SORTOIDOC,
+    plus ``reference`` (channel and order number) when the order names its
+    channel, from which the connector makes the CustomerPoNumber.
 
     Values are final text: prices with exactly two places (``Decimal``,
     never a float's ``8.000000000000001``), quantities without a trailing
@@ -572,7 +574,19 @@ def order_payload(order: Mapping[str, Any], settings: Mapping[str, Any]) -> dict
         Decimal(0),
     )
     freight = {"FreightValue": two_places(shipping)} if shipping > 0 else None
-    return {"header": header, "lines": lines, "freight": freight}
+    payload: dict[str, Any] = {"header": header, "lines": lines, "freight": freight}
+    channel = clean_text(order.get("channel"))
+    if channel:
+        # The connector makes CustomerPoNumber from the source's po_number
+        # template, which may name the channel: two channels of one client
+        # can share an order number. The code goes uncut, so that a result
+        # too long for SYSPRO is refused there rather than cut into another
+        # order's reference.
+        payload["reference"] = {
+            "channel": channel,
+            "channel_order_code": clean_text(order.get("channel_order_code")),
+        }
+    return payload
 
 
 ORDERS: Final = register(

@@ -18,8 +18,10 @@ from connectors.syspro.reads import MAX_PAGE
 from connectors.syspro.settings import SysproSettingsSchema
 from connectors.syspro.sortoi import (
     BUSINESS_OBJECT,
+    PO_TEMPLATE_DEFAULT,
     SORTOI_PARAMETERS,
     SortoiAnswer,
+    compose_po,
     parse_sortoi_answer,
     po_number,
     render_sortoidoc,
@@ -28,10 +30,12 @@ from connectors.syspro.sortoi import (
 __all__ = [
     "BUSINESS_OBJECT",
     "MAX_PAGE",
+    "PO_TEMPLATE_DEFAULT",
     "SORTOI_PARAMETERS",
     "SortoiAnswer",
     "SysproConnector",
     "SysproSettingsSchema",
+    "compose_po",
     "parse_sortoi_answer",
     "po_number",
     "render_sortoidoc",

@@ -14,6 +14,7 @@ from sqlalchemy.exc import ArgumentError
 
 from connectors.base import SettingsSchema
 from connectors.syspro.reads import MAX_PAGE
+from connectors.syspro.sortoi import PO_TEMPLATE_DEFAULT, check_po_template
 
 _NAME = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
 
@@ -76,6 +77,13 @@ class _Text(fields.String):
                 )
             value = str(value)
         return super()._deserialize(value, attr, data, **kwargs).strip()
+
+
+def _po_template(value: str) -> None:
+    try:
+        check_po_template(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
 
 
 def _code(max_length: int, **kwargs: Any) -> fields.String:
@@ -179,6 +187,16 @@ class SysproSettingsSchema(SettingsSchema):
         metadata={
             "description": "Unused by SYSPRO, accepted for symmetry with the other ERPs: "
             "shipping goes in as a SORTOIDOC FreightLine (FreightValue), which names no item"
+        },
+    )
+    po_number = fields.String(
+        load_default=PO_TEMPLATE_DEFAULT,
+        validate=_po_template,
+        metadata={
+            "description": "What orders are raised (and found again) under as SYSPRO's "
+            'CustomerPoNumber (30 characters): "{channel_order_code}" (the default, for one '
+            'channel), or e.g. "{channel}-{channel_order_code}" when two channels may share '
+            "an order number; a longer result is refused, never cut"
         },
     )
     order_warehouse = _code(

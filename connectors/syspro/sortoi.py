@@ -8,6 +8,7 @@ can render and parse without a database or an e.net service.
 from __future__ import annotations
 
 import re
+import string
 import unicodedata
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
@@ -84,6 +85,68 @@ def _xml_text(value: Any, limit: int | None = None) -> str:
 def po_number(reference: Any) -> str:
     """The CustomerPoNumber an order is raised under: what find_order must look up."""
     return _xml_text(reference, PO_NUMBER_MAX)
+
+
+# What CustomerPoNumber is made of. The default is the channel's order number
+# alone, as every order raised so far was, so that a source with one channel
+# (most clients) and its orders already in SorMaster are unchanged.
+PO_TEMPLATE_DEFAULT: Final = "{channel_order_code}"
+PO_PLACEHOLDERS: Final = ("channel", "channel_order_code")
+
+
+def check_po_template(template: str) -> None:
+    """Refuse a ``po_number`` template that could not tell orders apart.
+
+    Only ``{channel}`` and ``{channel_order_code}`` may appear, without
+    format specs (``{channel:.2}`` would cut "shopify" and "shop" alike),
+    and ``{channel_order_code}`` must: a PO number without the order's own
+    number would be one for every order. Raises ValueError saying which.
+    """
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"is not a template: {exc} (write {{{{ and }}}} for a brace)") from None
+    names: list[str] = []
+    for literal, name, spec, conversion in parts:
+        if _CONTROL.search(literal):
+            raise ValueError("must not contain control characters")
+        if name is None:
+            continue
+        if name not in PO_PLACEHOLDERS or spec or conversion:
+            raise ValueError(
+                f'has "{{{name}{"!" + conversion if conversion else ""}'
+                f'{":" + spec if spec else ""}}}"; only {{channel}} and '
+                "{channel_order_code} may appear, as they are"
+            )
+        names.append(name)
+    if "channel_order_code" not in names:
+        raise ValueError("must contain {channel_order_code}, the channel's order number")
+    if len(template.format(channel="", channel_order_code="")) >= PO_NUMBER_MAX:
+        raise ValueError(f"leaves no room for the order number in {PO_NUMBER_MAX} characters")
+
+
+def compose_po(template: str, channel: str, channel_order_code: str) -> str:
+    """The CustomerPoNumber for one channel's order under a ``po_number`` template.
+
+    The default template keeps today's behaviour, a reference longer than
+    30 characters cut to 30. Any other template exists to keep references
+    apart, so a result longer than SYSPRO's 30 characters is refused
+    (ValueError naming the order and the field) rather than cut: two cut
+    references could be the same, which is what the template is there to
+    prevent.
+    """
+    if template == PO_TEMPLATE_DEFAULT:
+        return po_number(channel_order_code)
+    code = _xml_text(channel_order_code)
+    if not code:
+        raise ValueError("the order has no channel_order_code")
+    po = _xml_text(template.format(channel=_xml_text(channel), channel_order_code=code))
+    if len(po) > PO_NUMBER_MAX:
+        raise ValueError(
+            f'order {code} from {channel}: CustomerPoNumber "{po}" is {len(po)} characters '
+            f"and SYSPRO holds {PO_NUMBER_MAX}"
+        )
+    return po
 
 
 def render_sortoidoc(payload: Mapping[str, Any]) -> tuple[str, str]:

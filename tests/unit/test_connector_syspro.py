@@ -437,6 +437,101 @@ def test_a_slow_answer_is_an_ambiguous_transient(served: RunningServer, fresh_ur
             raise_canonical(connector, canonical())
 
 
+# ---- one client, several channels: po_number --------------------------------------------
+
+PREFIXED = "{channel}-{channel_order_code}"
+
+
+def test_two_channels_sharing_an_order_number_raise_two_orders(
+    served: RunningServer, fresh_url: str
+) -> None:
+    """Shopify's 1001 and WooCommerce's 1001 are two orders, each found by its own channel."""
+    with SysproConnector(settings(fresh_url, served.enet_url, po_number=PREFIXED)) as connector:
+        shop = raise_canonical(connector, canonical("1001", channel="shopify"))
+        woo = raise_canonical(connector, canonical("1001", "SC000002", channel="woocommerce"))
+        assert shop != woo
+        assert connector.find_order("1001", channel="shopify") == shop
+        assert connector.find_order("1001", channel="woocommerce") == woo
+        assert connector.find_order("1001", channel="b2b") is None
+        # Without a channel the reference is the CustomerPoNumber itself.
+        assert connector.find_order("woocommerce-1001") == woo
+        assert connector.find_order("1001") is None
+    by_number = {o["SalesOrder"]: o for o in read_orders(fresh_url)}
+    assert by_number[shop]["CustomerPoNumber"] == "shopify-1001"
+    assert by_number[woo]["CustomerPoNumber"] == "woocommerce-1001"
+    assert by_number[woo]["lines"][0]["MStockCode"] == "SC000002"
+    assert order_counts(fresh_url).headers == 2
+
+
+def test_the_default_keeps_the_bare_order_number(served: RunningServer, fresh_url: str) -> None:
+    """One channel: CustomerPoNumber is the order number, as before the setting existed."""
+    loaded = SysproConnector.load_settings(settings(fresh_url, served.enet_url))
+    assert loaded["po_number"] == "{channel_order_code}"
+    with SysproConnector(loaded) as connector:
+        number = raise_canonical(connector, canonical("#1001", channel="shopify"))
+        assert connector.find_order("#1001") == number
+        assert connector.find_order("#1001", channel="shopify") == number
+        # The collision the setting exists for: under the default a second
+        # channel's #1001 is taken for the first (SYSPRO's duplicate-PO check).
+        assert raise_canonical(connector, canonical("#1001", channel="woocommerce")) == number
+    (order,) = read_orders(fresh_url)
+    assert order["CustomerPoNumber"] == "#1001"
+
+
+def test_an_order_without_a_channel_is_the_apis(served: RunningServer, fresh_url: str) -> None:
+    with SysproConnector(settings(fresh_url, served.enet_url, po_number=PREFIXED)) as connector:
+        number = raise_canonical(connector, canonical("A-7"))
+        assert connector.find_order("A-7", channel="api") == number
+    assert read_orders(fresh_url)[0]["CustomerPoNumber"] == "api-A-7"
+
+
+def test_a_lost_answer_under_a_prefix_still_raises_once(
+    served: RunningServer, fresh_url: str
+) -> None:
+    with SysproConnector(settings(fresh_url, served.enet_url, po_number=PREFIXED)) as connector:
+        served.faults.drop_after_commit_next(1)
+        with pytest.raises(TransientError):
+            raise_canonical(connector, canonical("1001", channel="shopify"))
+        assert connector.find_order("1001", channel="shopify") == "000001"
+        assert raise_canonical(connector, canonical("1001", channel="shopify")) == "000001"
+    assert order_counts(fresh_url).headers == 1
+
+
+def test_a_reference_too_long_for_syspro_is_refused_not_cut(
+    served: RunningServer, fresh_url: str
+) -> None:
+    code = "7" * 20  # "woocommerce-" + 20 digits is 32 characters
+    with SysproConnector(settings(fresh_url, served.enet_url, po_number=PREFIXED)) as connector:
+        with pytest.raises(SettingsError) as caught:
+            raise_canonical(connector, canonical(code, channel="woocommerce"))
+        assert f"order {code} from woocommerce" in str(caught.value)
+        assert "32 characters" in str(caught.value)
+        assert "po_number" in (caught.value.hint or "")
+        with pytest.raises(SettingsError):
+            connector.find_order(code, channel="woocommerce")
+    assert served.faults.count("Transaction/Post") == 0
+
+
+@pytest.mark.parametrize(
+    ("template", "words"),
+    [
+        ("{channel}", "must contain {channel_order_code}"),
+        ("{store}-{channel_order_code}", "only {channel} and {channel_order_code}"),
+        ("{channel:.2}{channel_order_code}", "only {channel}"),
+        ("{channel_order_code", "is not a template"),
+        ("W" * 30 + "{channel_order_code}", "leaves no room"),
+    ],
+)
+def test_po_number_templates_that_cannot_tell_orders_apart_are_refused(
+    fresh_url: str, template: str, words: str
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        SysproConnector.load_settings(settings(fresh_url, po_number=template))
+    assert "po_number" in str(caught.value) and words in str(caught.value)
+    loaded = SysproConnector.load_settings(settings(fresh_url, po_number="W{channel_order_code}"))
+    assert loaded["po_number"] == "W{channel_order_code}"
+
+
 # ---- scripted answers ----------------------------------------------------------------------
 
 
