@@ -46,6 +46,79 @@ def worker_redis_url(url: str, worker: str) -> str:
     return urlunsplit(parsed._replace(path=f"/{db}"))
 
 
+# The first Redis database a test run may claim for its processes (each takes
+# that database plus its number); 14 and 15 are the peers' and benchmarks'.
+REDIS_BASES = (11, 8, 5, 2)
+_CLAIM = "s2s:test-run:redis-base:{base}"
+_CLAIM_SECONDS = 3 * 3600
+
+
+def _claim_redis_base(processes: int) -> str | None:
+    """Claim a range of Redis databases for this test run, so that two runs on
+    one machine never share (and FLUSHDB) each other's brokers.
+
+    A claim is a key in database 0 holding the run's pid, taken with SET NX;
+    a claim whose process is gone is taken over. None when Redis is not
+    reachable (the service tests then skip or fail as usual) or every range
+    is taken.
+    """
+    try:
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=6379, db=0, socket_timeout=2)
+        client.ping()
+    except Exception:
+        return None
+    for base in REDIS_BASES:
+        if base + max(processes, 1) - 1 > 13 and base != REDIS_BASES[0]:
+            continue
+        key = _CLAIM.format(base=base)
+        if client.set(key, os.getpid(), nx=True, ex=_CLAIM_SECONDS):
+            return f"redis://127.0.0.1:6379/{base}"
+        holder = client.get(key)
+        if holder is not None and not _alive(int(holder)):
+            client.set(key, os.getpid(), ex=_CLAIM_SECONDS)
+            return f"redis://127.0.0.1:6379/{base}"
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In the run's controlling process, before the test processes start:
+    claim this run's Redis databases unless S2S_TEST_REDIS_URL names them."""
+    if hasattr(config, "workerinput") or os.environ.get("S2S_TEST_REDIS_URL"):
+        return
+    processes = getattr(config.option, "numprocesses", None) or 1
+    claimed = _claim_redis_base(int(processes) if str(processes).isdigit() else 3)
+    if claimed:
+        os.environ["S2S_TEST_REDIS_URL"] = claimed
+        os.environ["S2S_TEST_REDIS_CLAIM"] = str(os.getpid())
+        global REDIS_URL
+        REDIS_URL = claimed
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput") or os.environ.get("S2S_TEST_REDIS_CLAIM") != str(os.getpid()):
+        return
+    base = urlsplit(os.environ["S2S_TEST_REDIS_URL"]).path.strip("/")
+    with contextlib.suppress(Exception):
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=6379, db=0, socket_timeout=2)
+        key = _CLAIM.format(base=base)
+        if client.get(key) == str(os.getpid()).encode():
+            client.delete(key)
+
+
 REDIS_URL = worker_redis_url(
     os.environ.get("S2S_TEST_REDIS_URL", "redis://127.0.0.1:6379/11"),
     os.environ.get("PYTEST_XDIST_WORKER", ""),
