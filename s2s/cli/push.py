@@ -174,3 +174,32 @@ def channel_check(client_code: str, channel_code: str) -> None:
         connector = connector_for(row)
     with connector:
         say(connector.check())
+
+
+def _set_paused(client_code: str, channel_code: str, paused: bool) -> None:
+    channel_id, _ = _channel(client_code, channel_code)
+    with session_scope() as s:
+        row = s.get(Channel, channel_id)
+        assert row is not None
+        already = row.paused == paused
+        row.paused = paused
+    verb = "paused" if paused else "resumed"
+    say(f"{client_code}/{channel_code}: pushes {'already ' if already else ''}{verb}")
+
+
+@channel.command("pause")
+@click.argument("client_code")
+@click.argument("channel_code")
+@friendly
+def channel_pause(client_code: str, channel_code: str) -> None:
+    """No scheduled or sync-triggered pushes to this store; `s2s push` still works."""
+    _set_paused(client_code, channel_code, True)
+
+
+@channel.command("resume")
+@click.argument("client_code")
+@click.argument("channel_code")
+@friendly
+def channel_resume(client_code: str, channel_code: str) -> None:
+    """Pushes to this store on its schedule and after syncs again."""
+    _set_paused(client_code, channel_code, False)

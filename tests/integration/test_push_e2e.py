@@ -240,11 +240,22 @@ def test_a_catalogue_pushed_kept_up_to_date_and_archived(
         got = {v["sku"]: Decimal(str(v["price"])) for v in store[key]["variants"]}
         assert got == {sku: p for sku, (p, _) in hub[key]["variants"].items()}, key
 
-    # 6. What operations see: `s2s status` per channel, and /metrics by kind.
+    # 6. A paused channel gets no push after a sync; resumed, it does.
+    paused = pg_hub.run_cli("channel", "pause", "acme", "shop")
+    assert paused.returncode == 0 and "paused" in paused.stdout, paused.stderr
+    sql_erp.change_rows(erp_url, 2, seed=23)
+    _sync(source_id)
+    time.sleep(4)  # debounce 1 s, dispatch every 1 s: a push would have started
+    assert _latest_finished(after=fifth.id) is None
+    assert pg_hub.run_cli("channel", "resume", "acme", "shop").returncode == 0
+    sixth = wait_for(lambda: _latest_finished(after=fifth.id), timeout=60, what="resumed push")
+    assert sixth.status == "succeeded" and sixth.updated >= 1, sixth.error
+
+    # 7. What operations see: `s2s status` per channel, and /metrics by kind.
     status = pg_hub.run_cli("status", "--client", "acme")
     assert status.returncode == 0, status.stderr
     assert "shop" in status.stdout and "succeeded" in status.stdout
-    _assert_push_metrics(refused=1, runs=5)
+    _assert_push_metrics(refused=1, runs=6)
 
 
 def _assert_push_metrics(*, refused: int, runs: int) -> None:
