@@ -82,6 +82,10 @@ class Settings:
     dispatch_every: int
     sweep_every: int
     order_lease: int
+    # How long a worker's slot (a source's or an ERP account's) outlives its
+    # last renewal: holders renew every third of it while they work, so a
+    # killed worker blocks the ERP for at most this long.
+    slot_lease: float
     order_stale_after: int
     order_max_attempts: int
     # The retry curve (workers.backoff): the first delay, doubling per
@@ -141,6 +145,7 @@ def load_settings() -> Settings:
         dispatch_every=_int("S2S_DISPATCH_EVERY", 10),
         sweep_every=_int("S2S_SWEEP_EVERY", 60),
         order_lease=_int("S2S_ORDER_LEASE", 300),
+        slot_lease=_positive("S2S_SLOT_LEASE", 30.0, "seconds"),
         order_stale_after=_int("S2S_ORDER_STALE_AFTER", 300),
         order_max_attempts=_int("S2S_ORDER_MAX_ATTEMPTS", 8),
         retry_base=retry_base,

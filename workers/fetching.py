@@ -49,17 +49,6 @@ Read = tuple[Page, int | None] | None
 Store = Callable[[_Target, bool, Connector | None, int, Any, Page], _StoredPage | None]
 
 
-def slot_lease(connector: Connector, ceiling: float) -> float:
-    """How long an ERP account's slot is held for one page read.
-
-    Long enough for a read with its own retries (an iSync re-login and the
-    call again: a few of the connector's timeouts), short enough that a
-    worker killed mid-read frees the account in minutes rather than after
-    the whole task time limit.
-    """
-    return min(ceiling, max(60.0, 4 * connector.timeout))
-
-
 @dataclass(frozen=True)
 class Position:
     """Where a fetch picks a run up: its target, the page to read and the
@@ -175,7 +164,9 @@ class PageLoop:
         self._to_map, self._store, self._clock = to_map, store, clock
         self._until = clock() + settings.task_time_limit * FETCH_SPAN_SHARE
         self._slots = limits.session_slots(connector, None, None)
-        self._lease = slot_lease(connector, settings.task_time_limit)
+        # Renewed while a read runs (limits.holding): a read with its own
+        # retries may take longer than this, a killed worker frees it sooner.
+        self._lease = settings.slot_lease
         self._ahead: Future[Read] | None = None
 
     @classmethod

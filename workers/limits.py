@@ -13,11 +13,17 @@ A slot is keyed either by a source's id or by an ERP account
 (``Connector.session_key()``): iSync and SYSPRO log an account's earlier
 session out at every login, so every source, task and worker using one
 account must share one slot, whatever source they run for.
+
+A holder renews its leases while it works (``holding`` runs a heartbeat), so
+a lease need only outlive a few missed beats, not the longest call: a worker
+killed mid-call frees its ERP account within ``S2S_SLOT_LEASE`` seconds.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -36,16 +42,38 @@ from hub.settings import get_settings
 if TYPE_CHECKING:
     import redis
 
+log = logging.getLogger("s2s.limits")
+
 _ACQUIRE = """
 local key, now, expiry, limit, token = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]),
     tonumber(ARGV[3]), ARGV[4]
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
 if redis.call('ZCARD', key) < limit then
   redis.call('ZADD', key, expiry, token)
-  redis.call('EXPIRE', key, math.ceil(expiry - now) + 60)
+  local wanted = math.ceil(expiry - now) + 60
+  if redis.call('TTL', key) < wanted then
+    redis.call('EXPIRE', key, wanted)
+  end
   return 1
 end
 return 0
+"""
+
+# Renew only a lease the token still holds: one that expired and was taken
+# by another holder is gone from the set (the taker's ZREMRANGEBYSCORE), and
+# must not come back. The set's own expiry is only ever pushed later (as in
+# _ACQUIRE): a short lease must not end a longer one's set.
+_RENEW = """
+local key, now, expiry, token = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+if not redis.call('ZSCORE', key, token) then
+  return 0
+end
+redis.call('ZADD', key, 'XX', expiry, token)
+local wanted = math.ceil(expiry - now) + 60
+if redis.call('TTL', key) < wanted then
+  redis.call('EXPIRE', key, wanted)
+end
+return 1
 """
 
 _redis_client: redis.Redis | None = None
@@ -123,6 +151,53 @@ def release(key: Key, token: str) -> None:
         )
 
 
+def renew(key: Key, token: str, lease_seconds: float) -> bool:
+    """Extend a held lease to ``lease_seconds`` from now; False when the token
+    no longer holds a slot (its lease ran out and another holder took it)."""
+    if _uses_redis():
+        now = time.time()
+        got = _redis().eval(_RENEW, 1, f"s2s:slots:{key}", now, now + lease_seconds, token)
+        return bool(got == 1)
+    source_id = _lease_id(key)
+    with session_scope() as s:
+        done = s.connection().execute(
+            update(SourceLease)
+            .where(SourceLease.source_id == source_id, SourceLease.holder == token)
+            .values(expires_at=utcnow() + timedelta(seconds=lease_seconds))
+        )
+        return bool(done.rowcount)
+
+
+class _Heartbeat:
+    """Renews the leases of a ``holding`` block every third of the lease, so
+    a lease can be short and still outlive a slow ERP call: only a holder
+    that is gone (killed, frozen) stops renewing and loses its slot."""
+
+    def __init__(self, held: Sequence[tuple[Key, str]], lease_seconds: float) -> None:
+        self._held, self._lease = list(held), lease_seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="slot-heartbeat", daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._lease / 3):
+            for key, token in self._held:
+                try:
+                    if not renew(key, token, self._lease):
+                        # Another holder has the slot now; the block's own
+                        # errors (a logged-out session) are handled there.
+                        log.warning("slot lease of %s was lost before renewal", key)
+                except Exception as exc:  # a missed beat: the next one may still land in time
+                    log.warning("slot lease of %s not renewed: %s", key, type(exc).__name__)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+
+
 @contextmanager
 def holding(slots: Sequence[tuple[Key, int]], lease_seconds: float) -> Iterator[bool]:
     """Hold a slot of every ``(key, limit)`` for the block, or none of them.
@@ -131,17 +206,25 @@ def holding(slots: Sequence[tuple[Key, int]], lease_seconds: float) -> Iterator[
     so the caller reschedules its work instead of waiting inside a worker
     slot. Slots are taken in the order given; every caller passes the source
     before the account, so two callers cannot each hold what the other waits
-    for.
+    for. While the block runs the leases are renewed every third of
+    ``lease_seconds``, so the lease bounds how long a dead holder blocks the
+    slot, not how long the block may take.
     """
     held: list[tuple[Key, str]] = []
+    beat: _Heartbeat | None = None
     try:
         for key, limit in slots:
             token = acquire(key, limit, lease_seconds)
             if token is None:
                 break
             held.append((key, token))
+        if held and len(held) == len(slots):
+            beat = _Heartbeat(held, lease_seconds)
+            beat.start()
         yield len(held) == len(slots)
     finally:
+        if beat is not None:
+            beat.stop()
         for key, token in reversed(held):
             release(key, token)
 

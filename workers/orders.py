@@ -343,11 +343,12 @@ def _drain(source_id: int) -> None:
         unusable = exc
         slots = [(source.id, source.concurrency)]
     lease = timedelta(seconds=settings.order_lease)
-    # Stop claiming well before the slot's lease (and the task's time limit)
-    # runs out; the batch under way still has the rest of its lease.
+    # Stop claiming well before the orders' lease (and the task's time limit)
+    # runs out; the batch under way still has the rest of its lease. The
+    # slots are renewed while the drain works, so their lease is short.
     deadline = time.monotonic() + min(TASK_BUDGET, settings.order_lease * 0.5)
     handed_over = False
-    with limits.holding(slots, settings.order_lease) as held:
+    with limits.holding(slots, settings.slot_lease) as held:
         if not held:
             # Another drain (or an ERP session) holds the slot; it looks for
             # orders again when it lets go, and this ask comes back anyway.

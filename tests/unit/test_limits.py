@@ -4,6 +4,7 @@ database (the embedded broker's fallback): no Redis server needed."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -80,8 +81,8 @@ def test_a_limit_below_one_is_one(backend: str) -> None:
 
 
 def test_holding_takes_every_slot_or_none(backend: str) -> None:
-    account = [("account:erp-a", 1)]
-    both = [(11, 5), ("account:erp-a", 1)]
+    account: list[tuple[limits.Key, int]] = [("account:erp-a", 1)]
+    both: list[tuple[limits.Key, int]] = [(11, 5), ("account:erp-a", 1)]
     with limits.holding(account, 30) as held:
         assert held
         with limits.holding(both, 30) as other:
@@ -102,8 +103,76 @@ def test_holding_lets_go_when_the_block_raises(backend: str) -> None:
     assert limits.acquire(12, 1, 30) is not None
 
 
+def test_renewal_extends_a_held_lease(backend: str) -> None:
+    token = limits.acquire(7, 1, 0.5)
+    assert token is not None
+    for _ in range(4):  # renewed past its first expiry, twice over
+        time.sleep(0.3)
+        assert limits.renew(7, token, 0.5)
+    assert limits.acquire(7, 1, 30) is None  # still held
+    time.sleep(0.7)  # no more renewals: the lease runs out
+    assert limits.acquire(7, 1, 30) is not None
+
+
+def test_a_renewal_after_another_holder_took_the_slot_does_nothing(backend: str) -> None:
+    stale = limits.acquire(7, 1, 0.2)
+    assert stale is not None
+    time.sleep(0.4)
+    taker = limits.acquire(7, 1, 30)  # the lease ran out and another worker took the slot
+    assert taker is not None
+    assert not limits.renew(7, stale, 30)
+    # The taker still holds the only slot, and releasing it frees it.
+    assert limits.acquire(7, 1, 30) is None
+    limits.release(7, taker)
+    assert limits.acquire(7, 1, 30) is not None
+
+
+def test_holding_renews_its_slots_while_the_block_works(backend: str) -> None:
+    """A block longer than its lease keeps its slots: the ERP call is not cut off."""
+    both: list[tuple[limits.Key, int]] = [(13, 1), ("account:erp-b", 1)]
+    with limits.holding(both, 0.6) as held:
+        assert held
+        time.sleep(1.5)  # two and a half leases
+        assert limits.acquire(13, 1, 30) is None
+        assert limits.acquire("account:erp-b", 1, 30) is None
+    assert limits.acquire(13, 1, 30) is not None
+    assert limits.acquire("account:erp-b", 1, 30) is not None
+    assert not [t for t in threading.enumerate() if t.name == "slot-heartbeat"]
+
+
+def test_a_holder_that_stops_renewing_frees_its_slot_after_the_lease(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed inside ``holding``: its renewals stop with it, and the
+    account is free one short lease later rather than after the longest call."""
+    lease = 0.6
+    with limits.holding([("account:erp-c", 1)], lease) as held:
+        assert held
+        time.sleep(lease * 1.5)
+        assert limits.acquire("account:erp-c", 1, 30) is None  # renewed while alive
+        # The process is gone: no renewal reaches the store any more.
+        monkeypatch.setattr(limits, "renew", lambda *_: True)
+        stopped = time.monotonic()
+        while limits.acquire("account:erp-c", 1, 30) is None:
+            assert time.monotonic() - stopped < lease + 0.5, "the slot was not freed"
+            time.sleep(0.05)
+        assert time.monotonic() - stopped <= lease + 0.1
+
+
+def test_renewal_pushes_the_redis_key_expiry_later_only(
+    fake_redis: fakeredis.FakeRedis,
+) -> None:
+    long = limits.acquire("account:erp-a", 2, 600)
+    short = limits.acquire("account:erp-a", 2, 5)
+    assert long is not None and short is not None
+    assert limits.renew("account:erp-a", short, 5)
+    # The longer holder's lease keeps the set alive.
+    assert fake_redis.ttl("s2s:slots:account:erp-a") > 600
+
+
 def test_slot_keys_are_kept_apart_in_redis(fake_redis: fakeredis.FakeRedis) -> None:
     token = limits.acquire("account:erp-a", 2, 30)
+    assert token is not None
     assert fake_redis.zscore("s2s:slots:account:erp-a", token) is not None
     # The set expires on its own a minute after its last lease.
     assert 30 < fake_redis.ttl("s2s:slots:account:erp-a") <= 91
@@ -164,7 +233,8 @@ class _Erp(Connector):
 
     def __init__(self, account: str | None, limit: int = 1) -> None:
         super().__init__({})
-        self.account, self.session_limit = account, limit
+        self.account = account
+        self.session_limit = limit  # type: ignore[misc]  # per instance: each test's ERP
 
     def session_key(self) -> str | None:
         return self.account
