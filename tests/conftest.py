@@ -278,6 +278,9 @@ class Hub:
             "INFO",
             "-O",
             "fair",
+            # As `s2s worker` runs it (s2s.cli.processes.WORKER_STEPS_OFF).
+            "--without-gossip",
+            "--without-mingle",
         ]
         if queues:
             cmd += ["-Q", queues]

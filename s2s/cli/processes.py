@@ -13,6 +13,14 @@ from s2s.cli.common import CliError, friendly
 from workers.app import PROFILES, QUEUES, app
 from workers.ops import broadcasts
 
+# Gossip and mingle are off: the hub needs neither (the database says what
+# is unfinished; no worker elects or syncs with another), and gossip's stop
+# on a connection already gone is what made a worker exit, not reconnect,
+# when Redis went away ("Unrecoverable error: AttributeError ... 'hostname'":
+# the step closes its channel, kombu's Redis channel looks up the dead
+# connection's host). Heartbeats stay on: Flower shows workers by them.
+WORKER_STEPS_OFF = ("--without-gossip", "--without-mingle")
+
 
 @click.command()
 @click.option(
@@ -47,7 +55,18 @@ def worker(
         raise CliError(f"unknown queue {unknown[0]!r} (queues: {', '.join(QUEUES)})")
     if concurrency < 1:
         raise CliError("--concurrency must be at least 1")
-    argv = ["worker", "-Q", qs, "-c", str(concurrency), "--loglevel", loglevel, "-O", "fair"]
+    argv = [
+        "worker",
+        "-Q",
+        qs,
+        "-c",
+        str(concurrency),
+        "--loglevel",
+        loglevel,
+        "-O",
+        "fair",
+        *WORKER_STEPS_OFF,
+    ]
     if name:
         argv += ["-n", name]
     if events if events is not None else broadcasts():
