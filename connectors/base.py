@@ -297,8 +297,11 @@ class Connector(abc.ABC):
         """
 
     @abc.abstractmethod
-    def find_order(self, reference: str) -> str | None:
-        """The document number of an order already raised under ``reference``."""
+    def find_order(self, reference: str, channel: str | None = None) -> str | None:
+        """The document number of an order already raised under ``reference``
+        (the channel's order number). ``channel``: the sales channel it came
+        from, for an ERP whose order reference names it (SYSPRO's
+        ``po_number`` template); the others look the number up alone."""
 
     def raise_orders(self, payloads: Sequence[dict[str, Any]]) -> list[RaiseOutcome]:
         """Put several orders into the ERP: one outcome per payload, in order.

@@ -422,7 +422,9 @@ def _send(
                 # An earlier attempt may have reached the ERP before
                 # failing (a timeout after commit, a worker killed
                 # mid-batch): ask before sending again.
-                document = connector.find_order(claimed.channel_order_code)
+                document = connector.find_order(
+                    claimed.channel_order_code, channel=claimed.order.get("channel") or None
+                )
                 if document is not None:
                     found[claimed.id] = str(document)
                     continue

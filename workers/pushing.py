@@ -64,17 +64,6 @@ def debounce() -> timedelta:
         return timedelta(seconds=30)
 
 
-def lease_seconds() -> float:
-    """How long a step holds its store's slot. A worker killed mid-step
-    blocks that store's pushes for at most this long (default 5 minutes);
-    longer than any step should take, throttle waits included."""
-    raw = os.environ.get("S2S_PUSH_LEASE", "").strip()
-    try:
-        return max(float(raw), 1.0) if raw else 300.0
-    except ValueError:
-        return 300.0
-
-
 class _Beat:
     """Touches the run's heartbeat while a step works (a throttled batch or a
     bulk operation can take minutes), so the sweeper resumes only runs whose
@@ -208,7 +197,9 @@ def push_batch(self: Task[Any, Any], run_id: int) -> None:
     ctx = {"push_run": run_id, "channel": run.channel_id}
     slots = [(f"channel:{run.channel_id}", int(run.settings.get("concurrency") or 1))]
     beat_every = max(get_settings().stale_after / 3, 1.0)
-    with connector, limits.holding(slots, lease_seconds()) as held:
+    # The slot is renewed while the step works (limits.holding's heartbeat),
+    # so a killed worker frees its store within S2S_SLOT_LEASE.
+    with connector, limits.holding(slots, get_settings().slot_lease) as held:
         if not held:
             enqueue(run_id, run.kind, countdown=SLOT_WAIT)
             return

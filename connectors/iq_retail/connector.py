@@ -277,7 +277,7 @@ class IqRetailConnector(HttpConnector):
             raise self._unknown_outcome(call, "IQ answered success without a document number")
         return document
 
-    def find_order(self, reference: str) -> str | None:
+    def find_order(self, reference: str, channel: str | None = None) -> str | None:
         """The first sales order document raised under ``reference``, if any."""
         text = str(reference).strip()
         if not text:

@@ -393,7 +393,7 @@ class IsyncConnector(HttpConnector):
             raise self._unknown_outcome(call, "iSync answered success without an OrderNumber")
         return number
 
-    def find_order(self, reference: str) -> str | None:
+    def find_order(self, reference: str, channel: str | None = None) -> str | None:
         """The OrderNumber of the order raised under PONumber ``reference``, if any."""
         text = str(reference).strip()
         if not text:

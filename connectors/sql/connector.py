@@ -473,7 +473,7 @@ class SqlConnector(DatabaseConnector):
         ).first()
         return None if found is None else str(found[0])
 
-    def find_order(self, reference: str) -> str | None:
+    def find_order(self, reference: str, channel: str | None = None) -> str | None:
         return self._run(
             "orders",
             lambda conn: self._lookup(conn, str(reference)),

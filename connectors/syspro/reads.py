@@ -323,8 +323,9 @@ class SysproDatabase(DatabaseConnector):
             )
         return Page(records=records, next_cursor=str(last))
 
-    def find_order(self, reference: str) -> str | None:
-        """The sales order raised under ``reference`` (as its 30-character PO number)."""
+    def find_order(self, reference: str, channel: str | None = None) -> str | None:
+        """The sales order raised under ``reference`` taken as its 30-character
+        PO number (``SysproConnector.find_order`` makes it one from a channel)."""
         po = po_number(reference)
         if not po:
             raise ValueError("an order reference must not be blank")

@@ -312,7 +312,7 @@ def test_a_worker_killed_mid_push_and_a_dropped_answer_duplicate_nothing(
     """The worker is SIGKILLed while batches are being sent, and the store
     drops its answers after taking mutations: afterwards the store has one
     product per hub product and every product is confirmed."""
-    pg_hub.env.update({"S2S_STALE_AFTER": "3", "S2S_SWEEP_EVERY": "1", "S2S_PUSH_LEASE": "8"})
+    pg_hub.env.update({"S2S_STALE_AFTER": "3", "S2S_SWEEP_EVERY": "1", "S2S_SLOT_LEASE": "8"})
     pg_hub.env["S2S_RETRY_BASE"] = "0.2"
     erp_url = postgres_db("s2s_erp")
     source_id = _setup(erp_url, 600, seed=7)

@@ -189,7 +189,7 @@ def _confirmed(channel_id: int) -> int:
 def test_a_killed_worker_and_a_dropped_batch_duplicate_no_sku(
     pg_hub: Hub, postgres_db: Any, woo: RunningServer
 ) -> None:
-    pg_hub.env.update({"S2S_STALE_AFTER": "3", "S2S_SWEEP_EVERY": "1", "S2S_PUSH_LEASE": "8"})
+    pg_hub.env.update({"S2S_STALE_AFTER": "3", "S2S_SWEEP_EVERY": "1", "S2S_SLOT_LEASE": "8"})
     erp_url = postgres_db("s2s_erp")
     source_id = _setup(erp_url, 3000, seed=7)
     worker = pg_hub.start_worker(concurrency=2)

@@ -65,5 +65,5 @@ class ToyConnector(Connector):
                 raise self._error(RejectedError, f"toy ERP has no item {line['code']!r}")
         return erp.document_for(payload["reference"])
 
-    def find_order(self, reference: str) -> str | None:
+    def find_order(self, reference: str, channel: str | None = None) -> str | None:
         return self._erp().orders.get(reference)
