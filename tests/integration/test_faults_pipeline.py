@@ -478,6 +478,46 @@ def test_redis_restarted_mid_run_loses_and_duplicates_nothing(
         proxy.stop()
 
 
+def test_one_worker_outlives_five_redis_cuts_while_syncs_and_orders_flow(
+    hub_factory: Callable[..., Hub], redis_url: str
+) -> None:
+    """Redis cut (every connection dropped, new ones refused) for 3 s and
+    restored, five times, while a sync runs and orders are raised: the same
+    worker process serves throughout, the run succeeds with every product
+    once, and every order is in the ERP once."""
+    parsed = urlparse(redis_url)
+    proxy = TcpProxy(parsed.port or 6379).start()
+    hub = hub_factory(broker_url=redis_url.replace(f":{parsed.port}/", f":{proxy.port}/"))
+    try:
+        client_id, source_id, erp_url, expected = _sql_shop(hub, products=4000)
+        worker = hub.start_worker(concurrency=2, name="w1")
+        hub.start_beat()
+        run_id = start_sync(source_id, "products", requested_by="test").run.id
+        wait_for(lambda: _pages(run_id, "upserted") >= 2, timeout=60, what="pages upserted")
+        with session_scope() as s:
+            skus = list(s.scalars(select(Variant.sku).order_by(Variant.sku).limit(60)))
+        codes: list[str] = []
+        for cut in range(5):
+            for n in range(6):  # orders keep arriving, before and during each cut
+                code = f"C{cut}{n:02d}"
+                result, errors = submit(client_id, canonical(code, skus[n * 2 : n * 2 + 2]))
+                assert result is not None, errors
+                codes.append(code)
+            proxy.stop()
+            time.sleep(3)
+            proxy.start()
+            time.sleep(2)
+            assert worker.poll() is None, f"the worker exited at cut {cut + 1}"
+        run = _wait_run(run_id, timeout=240)
+        assert run.status == "succeeded", run.error
+        _assert_products_once(expected)
+        wait_for(lambda: _orders("raised") == len(codes), timeout=180, what="orders raised")
+        _sql_orders_once(erp_url, codes)
+        assert worker.poll() is None
+    finally:
+        proxy.stop()
+
+
 def _terminate_hub_backends(database_url: str) -> int:
     name = database_url.rsplit("/", 1)[1]
     with psycopg.connect(
