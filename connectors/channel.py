@@ -124,6 +124,32 @@ class Outcome:
         return self.error is None
 
 
+def listing_problem(listing: Listing) -> str | None:
+    """What makes a listing unsendable, or None: checked by a connector
+    before the store is asked, so the refusal is one line naming the field."""
+    if listing.status not in STATUSES:
+        allowed = ", ".join(sorted(STATUSES))
+        return f"status: {listing.status!r} is not one of {allowed}"
+    if not listing.variants:
+        return "variants: a product needs at least one variant"
+    seen: set[str] = set()
+    for n, variant in enumerate(listing.variants):
+        where = f"variants[{n}]"
+        if not variant.sku.strip():
+            return f"{where}.sku: a variant needs a SKU"
+        if variant.sku in seen:
+            return f"{where}.sku: SKU {variant.sku} appears twice in the product"
+        seen.add(variant.sku)
+        if len(variant.options) != len(listing.options):
+            return (
+                f"{where} (SKU {variant.sku}).options: {len(variant.options)} values"
+                f" for {len(listing.options)} options ({', '.join(listing.options) or 'none'})"
+            )
+    if not listing.options and len(listing.variants) > 1:
+        return "options: several variants need options to tell them apart"
+    return None
+
+
 class ChannelConnector(abc.ABC):
     """One kind of store. An instance holds one channel's settings and secrets.
 

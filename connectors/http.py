@@ -460,3 +460,77 @@ def naive_stamp(value: Any) -> datetime | None:
     else:
         return None
     return stamp.replace(tzinfo=None) if stamp.tzinfo is not None else stamp
+
+
+_STORE_TLS = re.compile(r"certificate|ssl|tls", re.IGNORECASE)
+CHECK_STORE = "check store_url in the channel's settings"
+
+
+def store_transport_rules(store: str, resend_hint: str) -> tuple[TransportRule, ...]:
+    """The transport table of a channel connector, worded for ``store`` (the
+    store's title). ``resend_hint``: what the hub does after an answer lost
+    with a write in flight (the store may have made the change). One table
+    for every store kind: they differ only in those words."""
+    return (
+        TransportRule(
+            (httpx.UnsupportedProtocol, httpx.InvalidURL),
+            SettingsError,
+            "store_url {where} cannot be called: {detail}",
+            CHECK_STORE,
+        ),
+        TransportRule(
+            (httpx.ConnectError,),
+            SettingsError,
+            "store_url {where}: no such host ({detail})",
+            CHECK_STORE,
+            matches=HOST,
+            not_temporary=True,
+        ),
+        TransportRule(
+            (httpx.ConnectError,),
+            SettingsError,
+            "store_url {where} has a TLS certificate the hub does not trust: {detail}",
+            "check store_url (http or https) and the store's certificate",
+            matches=_STORE_TLS,
+        ),
+        TransportRule(
+            (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout),
+            TransientError,
+            f"could not connect to the {store} store {{where}} while {{what}}: {{detail}}",
+            "the hub will try again",
+        ),
+        TransportRule(
+            (httpx.TimeoutException,),
+            TransientError,
+            f"the {store} store {{where}} did not answer in time while {{what}}",
+            resend_hint,
+            submitting=True,
+            unknown_outcome=True,
+        ),
+        TransportRule(
+            (httpx.TimeoutException,),
+            TransientError,
+            f"the {store} store {{where}} did not answer in time while {{what}}",
+            "the hub will try again (raise timeout if this persists)",
+        ),
+        TransportRule(
+            (httpx.TransportError,),
+            TransientError,
+            f"the connection to the {store} store {{where}} was lost while {{what}} ({{detail}})",
+            resend_hint,
+            submitting=True,
+            unknown_outcome=True,
+        ),
+        TransportRule(
+            (httpx.TransportError,),
+            TransientError,
+            f"the connection to the {store} store {{where}} was lost while {{what}}: {{detail}}",
+            "the hub will try again",
+        ),
+        TransportRule(
+            (httpx.TooManyRedirects,),
+            SettingsError,
+            "store_url {where} redirects without end: {detail}",
+            CHECK_STORE,
+        ),
+    )

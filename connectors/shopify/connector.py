@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.base import SettingsError
-from connectors.channel import Bound, ChannelConnector, Listing, Outcome, PushItem
+from connectors.channel import Bound, ChannelConnector, Listing, Outcome, PushItem, listing_problem
 
 from . import bulk, documents
 from .graphql import AdminApi
-from .inputs import identifier, listing_problem, permanent, product_set_variables, words
+from .inputs import identifier, permanent, product_set_variables, words
 from .stock import StockJob, set_stock
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,13 @@ from typing import Any
 import httpx
 
 from connectors.base import ConnectorError, PermanentError, SettingsError, TransientError
-from connectors.http import HOST, TransportRule, client, retry_seconds, short, transport_failure
+from connectors.http import (
+    client,
+    retry_seconds,
+    short,
+    store_transport_rules,
+    transport_failure,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,73 +50,11 @@ MAX_THROTTLED = 4
 # Times a mutation safe to repeat is sent again after its answer was lost.
 RESENDS = 2
 
-_TLS = re.compile(r"certificate|ssl|tls", re.IGNORECASE)
-_CHECK_STORE = "check store_url in the channel's settings"
 _TOKEN_WORDS = re.compile(r"invalid api key or access token", re.IGNORECASE)
 
 # First match wins (see connectors.http.TransportRule); worded for a channel.
-RULES: tuple[TransportRule, ...] = (
-    TransportRule(
-        (httpx.UnsupportedProtocol, httpx.InvalidURL),
-        SettingsError,
-        "store_url {where} cannot be called: {detail}",
-        _CHECK_STORE,
-    ),
-    TransportRule(
-        (httpx.ConnectError,),
-        SettingsError,
-        "store_url {where}: no such host ({detail})",
-        _CHECK_STORE,
-        matches=HOST,
-        not_temporary=True,
-    ),
-    TransportRule(
-        (httpx.ConnectError,),
-        SettingsError,
-        "store_url {where} has a TLS certificate the hub does not trust: {detail}",
-        "check store_url (http or https) and the server's certificate",
-        matches=_TLS,
-    ),
-    TransportRule(
-        (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout),
-        TransientError,
-        "could not connect to the Shopify store {where} while {what}: {detail}",
-        "the hub will try again",
-    ),
-    TransportRule(
-        (httpx.TimeoutException,),
-        TransientError,
-        "the Shopify store {where} did not answer in time while {what}",
-        "the store may have made the change; sending it again is safe",
-        submitting=True,
-        unknown_outcome=True,
-    ),
-    TransportRule(
-        (httpx.TimeoutException,),
-        TransientError,
-        "the Shopify store {where} did not answer in time while {what}",
-        "the hub will try again (raise timeout if this persists)",
-    ),
-    TransportRule(
-        (httpx.TransportError,),
-        TransientError,
-        "the connection to the Shopify store {where} was lost while {what} ({detail})",
-        "the store may have made the change; sending it again is safe",
-        submitting=True,
-        unknown_outcome=True,
-    ),
-    TransportRule(
-        (httpx.TransportError,),
-        TransientError,
-        "the connection to the Shopify store {where} was lost while {what}: {detail}",
-        "the hub will try again",
-    ),
-    TransportRule(
-        (httpx.TooManyRedirects,),
-        SettingsError,
-        "store_url {where} redirects without end: {detail}",
-        _CHECK_STORE,
-    ),
+RULES = store_transport_rules(
+    "Shopify", "the store may have made the change; sending it again is safe"
 )
 
 

@@ -26,7 +26,7 @@ from connectors.channel import ACTIVE, ARCHIVED, Bound, Listing
 
 from .documents import KEY, NAMESPACE
 
-STATUSES = {ACTIVE: "ACTIVE", ARCHIVED: "ARCHIVED", "draft": "DRAFT"}
+STATUSES = {ACTIVE: "ACTIVE", ARCHIVED: "ARCHIVED"}
 # What Shopify calls the single option of a product without options.
 DEFAULT_OPTION = ("Title", "Default Title")
 # userError codes that say "try again", not "this product is wrong".
@@ -52,31 +52,6 @@ def version_stamp(api_version: str) -> tuple[int, int]:
 
 def identifier(key: str) -> dict[str, Any]:
     return {"customId": {"namespace": NAMESPACE, "key": KEY, "value": key}}
-
-
-def listing_problem(listing: Listing) -> str | None:
-    """What makes a listing unsendable before Shopify is asked, or None."""
-    if listing.status not in STATUSES:
-        allowed = ", ".join(sorted(STATUSES))
-        return f"status: {listing.status!r} is not one of {allowed}"
-    if not listing.variants:
-        return "variants: a product needs at least one variant"
-    seen: set[str] = set()
-    for n, variant in enumerate(listing.variants):
-        where = f"variants[{n}]"
-        if not variant.sku.strip():
-            return f"{where}.sku: a variant needs a SKU"
-        if variant.sku in seen:
-            return f"{where}.sku: SKU {variant.sku} appears twice in the product"
-        seen.add(variant.sku)
-        if len(variant.options) != len(listing.options):
-            return (
-                f"{where} (SKU {variant.sku}).options: {len(variant.options)} values"
-                f" for {len(listing.options)} options ({', '.join(listing.options) or 'none'})"
-            )
-    if not listing.options and len(listing.variants) > 1:
-        return "options: several variants need options to tell them apart"
-    return None
 
 
 def _option_values(listing: Listing) -> list[tuple[str, list[str]]]:

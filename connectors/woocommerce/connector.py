@@ -47,9 +47,17 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from connectors.base import SettingsError
-from connectors.channel import ARCHIVED, Bound, ChannelConnector, Listing, Outcome, PushItem
+from connectors.channel import (
+    ARCHIVED,
+    Bound,
+    ChannelConnector,
+    Listing,
+    Outcome,
+    PushItem,
+    listing_problem,
+)
 
-from .inputs import DELETED, PUBLISH, key_of, listing_problem, product_body, product_code, stock
+from .inputs import DELETED, PUBLISH, key_of, product_body, product_code, stock
 from .jobs import ARCHIVE, STOCK, WRITE, Job
 from .lookup import products_by_sku, resolve, variations_of
 from .rest import Answer, AnswerLost, StoreApi, error_status, log_requests, said, total

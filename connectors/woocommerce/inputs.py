@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from connectors.channel import ACTIVE, ARCHIVED, Listing, ListingVariant
+from connectors.channel import Listing, ListingVariant
 
 # The product meta the hub's key is written into (B2 ``meta_data``); the
 # leading underscore keeps it out of the storefront's custom fields box.
@@ -57,30 +57,6 @@ def parent_sku(listing: Listing) -> str | None:
     if not code or code in {v.sku for v in listing.variants}:
         return None
     return code
-
-
-def listing_problem(listing: Listing) -> str | None:
-    """What makes a listing unsendable before WooCommerce is asked, or None."""
-    if listing.status not in (ACTIVE, ARCHIVED):
-        return f"status: {listing.status!r} is not one of {ACTIVE}, {ARCHIVED}"
-    if not listing.variants:
-        return "variants: a product needs at least one variant"
-    seen: set[str] = set()
-    for n, variant in enumerate(listing.variants):
-        where = f"variants[{n}]"
-        if not variant.sku.strip():
-            return f"{where}.sku: a variant needs a SKU"
-        if variant.sku in seen:
-            return f"{where}.sku: SKU {variant.sku} appears twice in the product"
-        seen.add(variant.sku)
-        if len(variant.options) != len(listing.options):
-            return (
-                f"{where} (SKU {variant.sku}).options: {len(variant.options)} values"
-                f" for {len(listing.options)} options ({', '.join(listing.options) or 'none'})"
-            )
-    if not listing.options and len(listing.variants) > 1:
-        return "options: several variants need options to tell them apart"
-    return None
 
 
 def prices(variant: ListingVariant) -> dict[str, Any]:

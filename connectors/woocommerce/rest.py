@@ -28,7 +28,13 @@ from typing import Any
 import httpx
 
 from connectors.base import ConnectorError, PermanentError, SettingsError, TransientError
-from connectors.http import HOST, TransportRule, client, retry_seconds, short, transport_failure
+from connectors.http import (
+    client,
+    retry_seconds,
+    short,
+    store_transport_rules,
+    transport_failure,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +49,6 @@ MAX_WAIT = 5.0
 WAITS = 3
 
 KEYS = "consumer_key/consumer_secret"
-_CHECK_STORE = "check store_url in the channel's settings"
-_TLS = re.compile(r"certificate|ssl|tls", re.IGNORECASE)
 # Codes that say the keys are wrong or may not do this (B1, B5); an unknown
 # key over HTTPS runs anonymously and meets a cannot_* code.
 AUTH_CODES = re.compile(
@@ -52,68 +56,8 @@ AUTH_CODES = re.compile(
 )
 
 # First match wins (see connectors.http.TransportRule); worded for a channel.
-RULES: tuple[TransportRule, ...] = (
-    TransportRule(
-        (httpx.UnsupportedProtocol, httpx.InvalidURL),
-        SettingsError,
-        "store_url {where} cannot be called: {detail}",
-        _CHECK_STORE,
-    ),
-    TransportRule(
-        (httpx.ConnectError,),
-        SettingsError,
-        "store_url {where}: no such host ({detail})",
-        _CHECK_STORE,
-        matches=HOST,
-        not_temporary=True,
-    ),
-    TransportRule(
-        (httpx.ConnectError,),
-        SettingsError,
-        "store_url {where} has a TLS certificate the hub does not trust: {detail}",
-        "check store_url and the site's certificate",
-        matches=_TLS,
-    ),
-    TransportRule(
-        (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout),
-        TransientError,
-        "could not connect to the WooCommerce store {where} while {what}: {detail}",
-        "the hub will try again",
-    ),
-    TransportRule(
-        (httpx.TimeoutException,),
-        TransientError,
-        "the WooCommerce store {where} did not answer in time while {what}",
-        "the store may have saved it; the hub looks the products up before sending again",
-        submitting=True,
-        unknown_outcome=True,
-    ),
-    TransportRule(
-        (httpx.TimeoutException,),
-        TransientError,
-        "the WooCommerce store {where} did not answer in time while {what}",
-        "the hub will try again (raise timeout if this persists)",
-    ),
-    TransportRule(
-        (httpx.TransportError,),
-        TransientError,
-        "the connection to the WooCommerce store {where} was lost while {what} ({detail})",
-        "the store may have saved it; the hub looks the products up before sending again",
-        submitting=True,
-        unknown_outcome=True,
-    ),
-    TransportRule(
-        (httpx.TransportError,),
-        TransientError,
-        "the connection to the WooCommerce store {where} was lost while {what}: {detail}",
-        "the hub will try again",
-    ),
-    TransportRule(
-        (httpx.TooManyRedirects,),
-        SettingsError,
-        "store_url {where} redirects without end: {detail}",
-        _CHECK_STORE,
-    ),
+RULES = store_transport_rules(
+    "WooCommerce", "the store may have saved it; the hub looks the products up before sending again"
 )
 
 
