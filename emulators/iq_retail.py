@@ -102,9 +102,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
 from emulators import serving
+from emulators.serving import DROP_KEY as _DROP_KEY
+from emulators.serving import DroppableApp
 
 __all__ = [
     "DEBTORS",
@@ -862,30 +863,6 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
     return (user, password) if sep else None
 
 
-async def _close_connection(send: Send) -> bool:
-    """Close the client's connection without a response; False if impossible here.
-
-    ASGI has no way to abort a connection, so this reaches uvicorn's
-    request-response cycle through the ``send`` it handed to the app (its
-    bound method) and closes the transport. It then waits until uvicorn has
-    noticed, so the response the app still returns goes nowhere instead of
-    being logged as an error.
-    """
-    cycle = getattr(send, "__self__", None)
-    transport = getattr(cycle, "transport", None)
-    if cycle is None or transport is None or not hasattr(cycle, "disconnected"):
-        return False
-    transport.close()
-    for _ in range(200):
-        if cycle.disconnected:
-            break
-        await asyncio.sleep(0.005)
-    return True
-
-
-_DROP_KEY = "iq_emulator.close_connection"
-
-
 class _Validation:
     """Errors found in one processing document, echoed back in IQ's shape."""
 
@@ -1106,17 +1083,11 @@ class _Backend:
         return validation, (header, lines)
 
 
-class IQRetailApp(Starlette):
+class IQRetailApp(DroppableApp):
     """The Starlette app, with a hook that can drop the client's connection.
 
     The hook must see the server's own ``send`` (Starlette's middleware wraps
-    it), so it is put into the scope before Starlette runs.
-    """
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            scope[_DROP_KEY] = lambda: _close_connection(send)
-        await super().__call__(scope, receive, send)
+    it), so it is put into the scope before Starlette runs."""
 
 
 def create_app(

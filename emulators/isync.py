@@ -69,13 +69,13 @@ from xml.sax.saxutils import escape
 import uvicorn
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as safe_fromstring
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
 from emulators import serving
+from emulators.serving import DROP_KEY as _DROP_KEY
+from emulators.serving import DroppableApp
 
 __all__ = [
     "COLOURS",
@@ -701,39 +701,11 @@ def _status_phrase(status: int) -> str:
         return "Error"
 
 
-async def _close_connection(send: Send) -> bool:
-    """Close the client's connection without a response; False if impossible here.
-
-    ASGI has no way to abort a connection, so this reaches uvicorn's
-    request-response cycle through the ``send`` it handed to the app and
-    closes the transport, then waits until uvicorn has noticed.
-    """
-    cycle = getattr(send, "__self__", None)
-    transport = getattr(cycle, "transport", None)
-    if cycle is None or transport is None or not hasattr(cycle, "disconnected"):
-        return False
-    transport.close()
-    for _ in range(200):
-        if cycle.disconnected:
-            break
-        await asyncio.sleep(0.005)
-    return True
-
-
-_DROP_KEY = "isync_emulator.close_connection"
-
-
-class IsyncApp(Starlette):
+class IsyncApp(DroppableApp):
     """The Starlette app, with a hook that can drop the client's connection.
 
     The hook must see the server's own ``send`` (Starlette's middleware wraps
-    it), so it is put into the scope before Starlette runs.
-    """
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            scope[_DROP_KEY] = lambda: _close_connection(send)
-        await super().__call__(scope, receive, send)
+    it), so it is put into the scope before Starlette runs."""
 
 
 def create_app(

@@ -9,6 +9,7 @@ taken without a race, and the block begins only once the app answers its
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -17,6 +18,8 @@ from contextlib import contextmanager
 from typing import Any, Literal
 
 import uvicorn
+from starlette.applications import Starlette
+from starlette.types import Receive, Scope, Send
 
 
 @contextmanager
@@ -68,3 +71,37 @@ def _wait_until_up(
                 pass
         time.sleep(0.02)
     raise RuntimeError(f"the {title} emulator did not answer within {timeout} s")
+
+
+# Where a request finds how to drop its own connection (``DroppableApp``).
+DROP_KEY = "emulator.close_connection"
+
+
+async def close_connection(send: Send) -> bool:
+    """Close the client's connection without a response; False if impossible here.
+
+    ASGI cannot abort a connection, so this reaches uvicorn's request cycle
+    through the ``send`` it handed to the app and closes the transport, then
+    waits until uvicorn noticed, so the response still returned goes nowhere.
+    """
+    cycle = getattr(send, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if cycle is None or transport is None or not hasattr(cycle, "disconnected"):
+        return False
+    transport.close()
+    for _ in range(200):
+        if cycle.disconnected:
+            break
+        await asyncio.sleep(0.005)
+    return True
+
+
+class DroppableApp(Starlette):
+    """A Starlette app whose requests can drop their connection after the
+    work is done (the fault "the answer was lost after the server committed"):
+    ``await request.scope[DROP_KEY]()``, False when served without uvicorn."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope[DROP_KEY] = lambda: close_connection(send)
+        await super().__call__(scope, receive, send)

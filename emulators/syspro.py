@@ -92,9 +92,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
 from emulators import serving
+from emulators.serving import DROP_KEY as _DROP_KEY
+from emulators.serving import DroppableApp
 
 __all__ = [
     "BASE_PATH",
@@ -1022,35 +1023,8 @@ _DOCTYPE_ANSWER = (
 )
 
 
-async def _close_connection(send: Send) -> bool:
-    """Close the client's connection without a response; False if impossible here.
-
-    ASGI cannot abort a connection, so this reaches uvicorn's request cycle
-    through the ``send`` it handed to the app and closes the transport, then
-    waits until uvicorn noticed, so the response still returned goes nowhere.
-    """
-    cycle = getattr(send, "__self__", None)
-    transport = getattr(cycle, "transport", None)
-    if cycle is None or transport is None or not hasattr(cycle, "disconnected"):
-        return False
-    transport.close()
-    for _ in range(200):
-        if cycle.disconnected:
-            break
-        await asyncio.sleep(0.005)
-    return True
-
-
-_DROP_KEY = "syspro_emulator.close_connection"
-
-
-class EnetApp(Starlette):
+class EnetApp(DroppableApp):
     """The Starlette app, with a hook that can drop the client's connection."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            scope[_DROP_KEY] = lambda: _close_connection(send)
-        await super().__call__(scope, receive, send)
 
 
 def _param(request: Request, name: str) -> str | None:

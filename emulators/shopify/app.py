@@ -10,7 +10,6 @@ staged upload as a multipart form (the target's parameters, then ``file``),
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import threading
@@ -30,11 +29,12 @@ from graphql import (
     parse,
     validate,
 )
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+
+from emulators.serving import DROP_KEY as _DROP_KEY
+from emulators.serving import DroppableApp
 
 from . import resolvers
 from .cost import SINGLE_QUERY_MAX_COST, CostBucket, CostCalculator
@@ -375,34 +375,8 @@ def _graphql(
     return answer, ctx.mutated
 
 
-async def _close_connection(send: Send) -> bool:
-    """Close the client's connection without a response; False if impossible here.
-
-    ASGI cannot abort a connection, so this reaches uvicorn's request cycle
-    through the ``send`` it handed to the app and closes the transport.
-    """
-    cycle = getattr(send, "__self__", None)
-    transport = getattr(cycle, "transport", None)
-    if cycle is None or transport is None or not hasattr(cycle, "disconnected"):
-        return False
-    transport.close()
-    for _ in range(200):
-        if cycle.disconnected:
-            break
-        await asyncio.sleep(0.005)
-    return True
-
-
-_DROP_KEY = "shopify_emulator.close_connection"
-
-
-class ShopifyApp(Starlette):
+class ShopifyApp(DroppableApp):
     """The Starlette app, with the server's own ``send`` kept for dropping a connection."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            scope[_DROP_KEY] = lambda: _close_connection(send)
-        await super().__call__(scope, receive, send)
 
 
 def _shop(request: Request) -> Shop:

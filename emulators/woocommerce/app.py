@@ -11,7 +11,6 @@ then have its connection dropped without an answer (``drop_after_commit``).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import Callable
@@ -20,11 +19,12 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+
+from emulators.serving import DROP_KEY as _DROP_KEY
+from emulators.serving import DroppableApp
 
 from . import auth
 from .errors import NO_ROUTE, RestError
@@ -366,34 +366,8 @@ def _server_error(status: int) -> Response:
     return PlainTextResponse(html, status, media_type="text/html")
 
 
-async def _close_connection(send: Send) -> bool:
-    """Close the client's connection without a response; False if impossible here.
-
-    ASGI cannot abort a connection, so this reaches uvicorn's request cycle
-    through the ``send`` it handed to the app and closes the transport.
-    """
-    cycle = getattr(send, "__self__", None)
-    transport = getattr(cycle, "transport", None)
-    if cycle is None or transport is None or not hasattr(cycle, "disconnected"):
-        return False
-    transport.close()
-    for _ in range(200):
-        if cycle.disconnected:
-            break
-        await asyncio.sleep(0.005)
-    return True
-
-
-_DROP_KEY = "woocommerce_emulator.close_connection"
-
-
-class WooCommerceApp(Starlette):
+class WooCommerceApp(DroppableApp):
     """The Starlette app, with the server's own ``send`` kept for dropping a connection."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            scope[_DROP_KEY] = lambda: _close_connection(send)
-        await super().__call__(scope, receive, send)
 
 
 def create_app(shop: Shop, authenticator: auth.Authenticator) -> WooCommerceApp:
