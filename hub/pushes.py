@@ -316,19 +316,27 @@ def due_channels(session: Session, now: datetime, debounce: timedelta) -> list[C
     )
 
 
+def waiting(session: Session, client_id: int, after: int, upto: int | None = None) -> int:
+    """The client's products changed after change number ``after`` (and at
+    most ``upto``): what a push from there has still to go through."""
+    query = (
+        select(func.count())
+        .select_from(Product)
+        .where(Product.client_id == client_id, Product.change_seq > after)
+    )
+    if upto is not None:
+        query = query.where(Product.change_seq <= upto)
+    return int(session.scalar(query) or 0)
+
+
 def lag(session: Session, channel: Channel) -> int:
     """Products changed since the store was last brought up to date."""
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(Product)
-            .where(
-                Product.client_id == channel.client_id,
-                Product.change_seq > (channel.push_cursor or 0),
-            )
-        )
-        or 0
-    )
+    return waiting(session, channel.client_id, int(channel.push_cursor or 0))
+
+
+def refused_retried(session: Session, run_id: int) -> None:
+    """The run's ``--retry-refused`` pass is done: it goes on with the feed."""
+    session.execute(update(PushRun).where(PushRun.id == run_id).values(retry_refused=False))
 
 
 def refused_count(session: Session, channel_id: int) -> int:

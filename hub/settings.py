@@ -103,6 +103,11 @@ class Settings:
     retention_days: float
     retention_keep_runs: int
     prune_every: int
+    # The push (workers.pushing): attempts at a step that met a passing
+    # failure before its run fails, and how long after a sync changed a
+    # client's products its channels' push waits (more syncs may follow).
+    push_max_attempts: int
+    push_debounce: float
 
     @property
     def embedded(self) -> bool:
@@ -155,6 +160,8 @@ def load_settings() -> Settings:
         retention_days=_positive("S2S_RETENTION_DAYS", 30.0, "days"),
         retention_keep_runs=_positive_int("S2S_RETENTION_KEEP_RUNS", 20),
         prune_every=_positive_int("S2S_PRUNE_EVERY", 3600),
+        push_max_attempts=_positive_int("S2S_PUSH_MAX_ATTEMPTS", 6),
+        push_debounce=_positive("S2S_PUSH_DEBOUNCE", 30.0, "seconds"),
     )
 
 

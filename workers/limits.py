@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -38,6 +37,7 @@ from connectors.base import Connector
 from hub.db import session_scope
 from hub.models import SourceLease, utcnow
 from hub.settings import get_settings
+from workers.repeat import repeating
 
 if TYPE_CHECKING:
     import redis
@@ -168,34 +168,16 @@ def renew(key: Key, token: str, lease_seconds: float) -> bool:
         return bool(done.rowcount)
 
 
-class _Heartbeat:
-    """Renews the leases of a ``holding`` block every third of the lease, so
-    a lease can be short and still outlive a slow ERP call: only a holder
-    that is gone (killed, frozen) stops renewing and loses its slot."""
-
-    def __init__(self, held: Sequence[tuple[Key, str]], lease_seconds: float) -> None:
-        self._held, self._lease = list(held), lease_seconds
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="slot-heartbeat", daemon=True)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._lease / 3):
-            for key, token in self._held:
-                try:
-                    if not renew(key, token, self._lease):
-                        # Another holder has the slot now; the block's own
-                        # errors (a logged-out session) are handled there.
-                        log.warning("slot lease of %s was lost before renewal", key)
-                except Exception as exc:  # a missed beat: the next one may still land in time
-                    log.warning("slot lease of %s not renewed: %s", key, type(exc).__name__)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(5)
+def _renew_all(held: Sequence[tuple[Key, str]], lease_seconds: float) -> None:
+    """One heartbeat of a ``holding`` block: renew each of its leases."""
+    for key, token in held:
+        try:
+            if not renew(key, token, lease_seconds):
+                # Another holder has the slot now; the block's own errors (a
+                # logged-out session) are handled there.
+                log.warning("slot lease of %s was lost before renewal", key)
+        except Exception as exc:  # a missed beat: the next one may still land in time
+            log.warning("slot lease of %s not renewed: %s", key, type(exc).__name__)
 
 
 @contextmanager
@@ -211,20 +193,23 @@ def holding(slots: Sequence[tuple[Key, int]], lease_seconds: float) -> Iterator[
     slot, not how long the block may take.
     """
     held: list[tuple[Key, str]] = []
-    beat: _Heartbeat | None = None
     try:
         for key, limit in slots:
             token = acquire(key, limit, lease_seconds)
             if token is None:
                 break
             held.append((key, token))
-        if held and len(held) == len(slots):
-            beat = _Heartbeat(held, lease_seconds)
-            beat.start()
-        yield len(held) == len(slots)
+        if len(held) < len(slots):
+            yield False
+            return
+        if not held:  # nothing to hold, nothing to renew
+            yield True
+            return
+        with repeating(
+            lease_seconds / 3, lambda: _renew_all(held, lease_seconds), "slot-heartbeat"
+        ):
+            yield True
     finally:
-        if beat is not None:
-            beat.stop()
         for key, token in reversed(held):
             release(key, token)
 

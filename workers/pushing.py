@@ -20,8 +20,6 @@ spent, then is recorded as refused too, so one product never blocks a store.
 from __future__ import annotations
 
 import logging
-import os
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,13 +33,14 @@ from connectors.channel import ChannelConnector, Outcome
 from hub import pushes
 from hub import schedule as schedules
 from hub.db import session_scope
-from hub.models import Channel, ChannelProduct, PushRun
+from hub.models import Channel, PushRun
 from hub.settings import get_settings
 from workers import channels as channel_records
 from workers import kinds, limits
 from workers.app import app
 from workers.backoff import delay
 from workers.rendering import Decision, decide, ids_of, whole
+from workers.repeat import repeating
 
 log = logging.getLogger("s2s.push")
 
@@ -50,45 +49,15 @@ SLOT_WAIT = 5.0
 _BULK_READ = 2000
 
 
-def max_attempts() -> int:
-    raw = os.environ.get("S2S_PUSH_MAX_ATTEMPTS", "").strip()
-    return max(int(raw), 1) if raw.isdigit() else 6
-
-
-def debounce() -> timedelta:
-    """How long after a sync changed products its push waits (more syncs may follow)."""
-    raw = os.environ.get("S2S_PUSH_DEBOUNCE", "").strip()
+def _touch(run_id: int) -> None:
+    """One heartbeat of a push step: the sweeper resumes only runs whose
+    worker is gone, even when a throttled batch or a bulk operation takes
+    minutes."""
     try:
-        return timedelta(seconds=max(float(raw), 0.0)) if raw else timedelta(seconds=30)
-    except ValueError:
-        return timedelta(seconds=30)
-
-
-class _Beat:
-    """Touches the run's heartbeat while a step works (a throttled batch or a
-    bulk operation can take minutes), so the sweeper resumes only runs whose
-    worker is gone."""
-
-    def __init__(self, run_id: int, every: float) -> None:
-        self._run_id, self._every = run_id, every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="push-heartbeat", daemon=True)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._every):
-            try:
-                with session_scope() as s:
-                    pushes.touch(s, self._run_id)
-            except Exception as exc:  # a missed beat only risks a resumed duplicate step
-                log.warning("push heartbeat failed: %s", exc, extra={"push_run": self._run_id})
-
-    def __enter__(self) -> _Beat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
+        with session_scope() as s:
+            pushes.touch(s, run_id)
+    except Exception as exc:  # a missed beat only risks a resumed duplicate step
+        log.warning("push heartbeat failed: %s", exc, extra={"push_run": run_id})
 
 
 def queue_of(kind: str) -> str:
@@ -204,7 +173,7 @@ def push_batch(self: Task[Any, Any], run_id: int) -> None:
             enqueue(run_id, run.kind, countdown=SLOT_WAIT)
             return
         try:
-            with _Beat(run_id, beat_every):
+            with repeating(beat_every, lambda: _touch(run_id), "push-heartbeat"):
                 more = _step(run, connector)
         except PermanentError as exc:
             _end(run_id, f"settings: {_words(exc)}", ctx)
@@ -227,7 +196,7 @@ def _words(exc: ConnectorError) -> str:
 def _retry_or_fail(run: _Loaded, exc: TransientError, ctx: dict[str, Any]) -> None:
     with session_scope() as s:
         attempts = pushes.count_attempt(s, run.run_id)
-    if attempts >= max_attempts():
+    if attempts >= get_settings().push_max_attempts:
         _end(run.run_id, f"gave up after {attempts} attempts: {_words(exc)}", ctx)
         return
     wait = max(exc.retry_after or 0.0, delay(attempts - 1))
@@ -258,7 +227,7 @@ def _step(run: _Loaded, connector: ChannelConnector) -> bool | None:
             threshold is not None
             and run.position == 0
             and pushes.bound_count(s, run.channel_id) == 0
-            and _remaining(s, channel, run) >= threshold
+            and pushes.waiting(s, channel.client_id, run.position, run.target) >= threshold
         )
         limit = _BULK_READ if bulk else connector.batch_size
         plan = _plan(s, channel, run, limit, read_all=bulk)
@@ -268,32 +237,13 @@ def _step(run: _Loaded, connector: ChannelConnector) -> bool | None:
     outcomes: list[Outcome] = []
     if items:
         outcomes = connector.push_bulk(items) if bulk else connector.push(items)
-    final = run.attempts + 1 >= max_attempts()
+    final = run.attempts + 1 >= get_settings().push_max_attempts
     held = _record(run, plan, outcomes, final=final)
     if held:
         exc = TransientError(f"the store could not take {held} now; the step is retried")
         _retry_or_fail(run, exc, {"push_run": run.run_id, "channel": run.channel_id})
         return None
     return True
-
-
-def _remaining(s: Any, channel: Channel, run: _Loaded) -> int:
-    from sqlalchemy import func, select
-
-    from hub.models import Product
-
-    return int(
-        s.scalar(
-            select(func.count())
-            .select_from(Product)
-            .where(
-                Product.client_id == channel.client_id,
-                Product.change_seq > run.position,
-                Product.change_seq <= run.target,
-            )
-        )
-        or 0
-    )
 
 
 @dataclass(frozen=True)
@@ -303,7 +253,7 @@ class _Plan:
     seqs: list[int]
 
 
-def _plan(s: Any, channel: Channel, run: _Loaded, limit: int, *, read_all: bool) -> _Plan:
+def _plan(s: Session, channel: Channel, run: _Loaded, limit: int, *, read_all: bool) -> _Plan:
     decisions: list[Decision] = []
     seqs: list[int] = []
     after = run.position
@@ -392,7 +342,7 @@ def _retry_refused(run: _Loaded, connector: ChannelConnector) -> None:
         plan = _Plan(len(decisions), decisions, [0] * len(decisions))
         _record(run, plan, outcomes, final=True)
     with session_scope() as s:
-        s.query(PushRun).filter(PushRun.id == run.run_id).update({"retry_refused": False})
+        pushes.refused_retried(s, run.run_id)
 
 
 # --------------------------------------------------------------- schedule
@@ -403,7 +353,7 @@ def dispatch_pushes(now: datetime) -> int:
     sync changed the client's products and the debounce has passed."""
     started = 0
     with session_scope() as s:
-        due = pushes.due_channels(s, now, debounce())
+        due = pushes.due_channels(s, now, timedelta(seconds=get_settings().push_debounce))
         plans: list[tuple[int, str]] = []
         for channel in due:
             if not channel_records.pushes(channel):
@@ -439,19 +389,6 @@ def sweep_pushes(older_than: timedelta) -> int:
         enqueue(run_id, kind)
         log.warning("resumed stalled push", extra={"push_run": run_id})
     return len(kinds)
-
-
-def binder_rows(channel_id: int) -> list[ChannelProduct]:
-    """Every binder row of a channel (tests and the demo check the store against it)."""
-    from sqlalchemy import select
-
-    with session_scope() as s:
-        rows = list(
-            s.scalars(select(ChannelProduct).where(ChannelProduct.channel_id == channel_id))
-        )
-        for row in rows:
-            s.expunge(row)
-        return rows
 
 
 def channel_summary(row: Channel, s: Session) -> dict[str, Any]:

@@ -24,8 +24,8 @@ from typing import Any
 
 from connectors.channel import ACTIVE, ARCHIVED, Bound, Listing, ListingVariant, PushItem
 from hub.models import ChannelProduct, Product
+from workers.channels import ALL_ACTIVE
 
-ALL_ACTIVE = "all_active"
 SKU_OPTION = "Variant"
 
 
