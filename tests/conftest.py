@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -149,13 +149,17 @@ def _reachable(host: str, port: int) -> bool:
         return False
 
 
-def need_service(name: str, host: str, port: int) -> None:
-    if _reachable(host, port):
-        return
-    message = f"{name} is not reachable at {host}:{port}"
+def unavailable(message: str) -> NoReturn:
+    """A service a test needs is missing: skipped with the reason on a
+    machine without it, a failure where S2S_REQUIRE_SERVICES=1 (CI)."""
     if REQUIRE:
         pytest.fail(f"{message} and S2S_REQUIRE_SERVICES=1 forbids skipping")
     pytest.skip(f"{message} (service tests are skipped on machines without it)")
+
+
+def need_service(name: str, host: str, port: int) -> None:
+    if not _reachable(host, port):
+        unavailable(f"{name} is not reachable at {host}:{port}")
 
 
 def pg_url(database: str) -> str:
@@ -229,10 +233,7 @@ def _rabbitmqctl(*args: str) -> None:
     try:
         subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
     except (OSError, subprocess.SubprocessError) as exc:
-        message = f"cannot run rabbitmqctl {args[0]} to give this test its own vhost: {exc}"
-        if REQUIRE:
-            pytest.fail(f"{message} (S2S_REQUIRE_SERVICES=1 forbids skipping)")
-        pytest.skip(message)
+        unavailable(f"cannot run rabbitmqctl {args[0]} to give this test its own vhost: {exc}")
 
 
 @pytest.fixture

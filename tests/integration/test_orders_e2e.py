@@ -199,22 +199,28 @@ def slow_erp(erp_url: str, seconds: float, deferred: bool = False) -> None:
     engine.dispose()
 
 
-def test_worker_killed_while_raising_every_order_once(orders_hub: Hub, postgres_db: Any) -> None:
-    shop = _shop(orders_hub, postgres_db("s2s_erp"))
+def killed_mid_raise(hub: Hub, erp_url: str, orders: int, raised_first: int) -> None:
+    """Submit ``orders`` to a slow ERP, SIGKILL the worker once
+    ``raised_first`` are raised, start another: every order once (on any broker)."""
+    shop = _shop(hub, erp_url)
     slow_erp(shop.erp_url, 0.01)
-    codes = _submit_many(shop, 300)
+    codes = _submit_many(shop, orders)
     wait_for(
-        lambda: _count(order_states.RAISED) >= 40,
+        lambda: _count(order_states.RAISED) >= raised_first,
         timeout=120,
         interval=0.05,
         what="some orders raised",
     )
-    orders_hub.kill(orders_hub.workers[0])
-    assert _count(order_states.RAISED) < 300
-    orders_hub.start_beat()
-    orders_hub.start_worker(concurrency=2, name="w2")
-    _all_raised(300)
+    hub.kill(hub.workers[0])
+    assert _count(order_states.RAISED) < orders
+    hub.start_beat()
+    hub.start_worker(concurrency=2, name="w2")
+    _all_raised(orders)
     _assert_exactly_once(shop, codes)
+
+
+def test_worker_killed_while_raising_every_order_once(orders_hub: Hub, postgres_db: Any) -> None:
+    killed_mid_raise(orders_hub, postgres_db("s2s_erp"), orders=300, raised_first=40)
 
 
 def test_redis_flushed_mid_flow_sweeper_finishes(

@@ -25,6 +25,7 @@ from tests.integration.test_orders_e2e import (
     _count,
     _shop,
     _submit_many,
+    killed_mid_raise,
     slow_erp,
 )
 from tests.integration.test_sync_e2e import _full_scenario
@@ -64,21 +65,7 @@ def test_300_orders_each_raised_once_on_rabbitmq(rabbit_hub: Hub, postgres_db: A
 
 
 def test_worker_killed_while_raising_on_rabbitmq(rabbit_hub: Hub, postgres_db: Any) -> None:
-    shop = _shop(rabbit_hub, postgres_db("s2s_erp"))
-    slow_erp(shop.erp_url, 0.01)
-    codes = _submit_many(shop, 200)
-    wait_for(
-        lambda: _count(order_states.RAISED) >= 30,
-        timeout=120,
-        interval=0.05,
-        what="some orders raised",
-    )
-    rabbit_hub.kill(rabbit_hub.workers[0])
-    assert _count(order_states.RAISED) < 200
-    rabbit_hub.start_beat()
-    rabbit_hub.start_worker(concurrency=2, name="w2")
-    _all_raised(200)
-    _assert_exactly_once(shop, codes)
+    killed_mid_raise(rabbit_hub, postgres_db("s2s_erp"), orders=200, raised_first=30)
 
 
 def test_rabbitmq_cut_mid_flow_loses_and_duplicates_nothing(
