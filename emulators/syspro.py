@@ -40,7 +40,9 @@ password``. A UserId that is not (or no longer) logged on: ``ERROR: Session
 is not logged on or has expired``.
 
 Faults (:class:`Faults`): latency, HTTP 5xx, ``ERROR:`` bodies (a licence
-or any other text), a connection dropped after the order was committed, an
+or any other text), a session e.net ends under a Post (as its idle timeout
+or another Logon as the operator does), a connection dropped after the
+order was committed (either after a number of Posts, for a batch), an
 answer carrying a DOCTYPE with an entity (to prove the connector never
 expands one), answers with lower-case element names, and answers wrapped
 in WCF's ``<string>`` element. ``serve(...).faults`` holds them; by hand,
@@ -518,9 +520,12 @@ class Faults:
     Thread-safe: the test changes it from its own thread while the server's
     event loop reads it. Pending faults are consumed one call at a time, in
     this order: ``fail_next`` (HTTP status), ``error_next`` (an ``ERROR:``
-    body); ``doctype_next`` replaces the next Post's answer (nothing is
-    committed) and ``drop_after_commit_next`` is consumed only by a Post
-    that committed an order. ``lowercase`` and ``wrap`` are switches.
+    body); ``expire_session_next`` ends the session a Post names;
+    ``doctype_next`` replaces the next Post's answer (nothing is committed)
+    and ``drop_after_commit_next`` is consumed only by a Post that committed
+    an order. ``expire_session_next`` and ``drop_after_commit_next`` can
+    let ``after`` Posts (committed ones, for the drop) by before they fire.
+    ``lowercase`` and ``wrap`` are switches.
     """
 
     def __init__(self) -> None:
@@ -531,6 +536,8 @@ class Faults:
         self._errors: list[tuple[str | None, str]] = []
         self._doctype = 0
         self._drop = 0
+        self._expire = 0
+        self._skip: Counter[str] = Counter()
         self._lowercase = False
         self._wrap = False
         self._calls: Counter[str] = Counter()
@@ -596,18 +603,32 @@ class Faults:
         with self._lock:
             self._doctype = n
 
-    def drop_after_commit_next(self, n: int) -> None:
-        """Commit the next ``n`` orders, then close the connection unanswered."""
-        if n < 0:
-            raise ValueError("n must be >= 0")
+    def drop_after_commit_next(self, n: int, after: int = 0) -> None:
+        """Commit the next ``n`` orders, then close the connection unanswered;
+        ``after``: answer that many committed orders first."""
+        if n < 0 or after < 0:
+            raise ValueError("n and after must be >= 0")
         with self._lock:
             self._drop = n
+            self._skip["drop"] = after
+
+    def expire_session_next(self, n: int = 1, after: int = 0) -> None:
+        """End the session of the next ``n`` Posts before they run, as e.net's
+        idle timeout or another Logon as the operator does: the Post answers
+        ``ERROR: Session is not logged on or has expired`` and so does any
+        later call with that UserId. ``after``: let that many Posts run first."""
+        if n < 0 or after < 0:
+            raise ValueError("n and after must be >= 0")
+        with self._lock:
+            self._expire = n
+            self._skip["expire"] = after
 
     def reset(self) -> None:
         """Clear latency, switches and pending faults; counts are kept."""
         with self._lock:
             self._latency = 0.0
-            self._fail = self._doctype = self._drop = 0
+            self._fail = self._doctype = self._drop = self._expire = 0
+            self._skip.clear()
             self._errors.clear()
             self._lowercase = self._wrap = False
 
@@ -621,7 +642,7 @@ class Faults:
             return dict(self._calls)
 
     def injected(self) -> dict[str, int]:
-        """How many faults fired: ``fail``, ``error``, ``doctype``, ``drop``."""
+        """How many faults fired: ``fail``, ``error``, ``expire``, ``doctype``, ``drop``."""
         with self._lock:
             return dict(self._injected)
 
@@ -635,6 +656,9 @@ class Faults:
                 "error_next": [{"call": c, "text": t} for c, t in self._errors],
                 "doctype_next": self._doctype,
                 "drop_after_commit_next": self._drop,
+                "drop_after": self._skip["drop"],
+                "expire_session_next": self._expire,
+                "expire_after": self._skip["expire"],
                 "lowercase": self._lowercase,
                 "wrap": self._wrap,
                 "calls": dict(self._calls),
@@ -646,7 +670,8 @@ class Faults:
 
         ``{"reset": true, "latency": 0.5, "fail_next": 2 | {"n": 2, "status": 502},
         "error_next": {"n": 1, "text": "ERROR: ...", "call": "Transaction/Post"},
-        "doctype_next": 1, "drop_after_commit_next": 1, "lowercase": true, "wrap": false}``;
+        "doctype_next": 1, "drop_after_commit_next": 1 | {"n": 1, "after": 2},
+        "expire_session_next": 1 | {"n": 1, "after": 2}, "lowercase": true, "wrap": false}``;
         ``reset`` is applied first, absent keys leave their fault as it is.
         """
         if spec.get("reset"):
@@ -671,8 +696,16 @@ class Faults:
                 self.error_next(int(value))
         if "doctype_next" in spec:
             self.doctype_next(int(spec["doctype_next"]))
-        if "drop_after_commit_next" in spec:
-            self.drop_after_commit_next(int(spec["drop_after_commit_next"]))
+        for name, arm in (
+            ("drop_after_commit_next", self.drop_after_commit_next),
+            ("expire_session_next", self.expire_session_next),
+        ):
+            if name in spec:
+                value = spec[name]
+                if isinstance(value, dict):
+                    arm(int(value.get("n", 1)), int(value.get("after", 0)))
+                else:
+                    arm(int(value))
         if "lowercase" in spec:
             self.lowercase = bool(spec["lowercase"])
         if "wrap" in spec:
@@ -705,6 +738,9 @@ class Faults:
         with self._lock:
             attribute = f"_{name}"
             if getattr(self, attribute) <= 0:
+                return False
+            if self._skip[name] > 0:
+                self._skip[name] -= 1
                 return False
             setattr(self, attribute, getattr(self, attribute) - 1)
             self._injected[name] += 1
@@ -1101,7 +1137,10 @@ def create_app(
         early = await before("Transaction/Post")
         if early is not None:
             return early
-        session_operator = sessions.operator(_param(request, "UserId") or "")
+        user_id = _param(request, "UserId") or ""
+        if sessions.operator(user_id) is not None and state_faults._take("expire"):
+            sessions.logoff(user_id)
+        session_operator = sessions.operator(user_id)
         if session_operator is None:
             return _plain("ERROR: Session is not logged on or has expired")
         business_object = (_param(request, "BusinessObject") or "").strip()

@@ -6,9 +6,9 @@ SYSPRO is spoken to in two ways, and this package keeps them apart:
   field) with a read-only user, three SELECTs per page of products
   (``reads``, on the shared ``connectors.database`` base).
 * **Orders** go in through e.net Solutions' REST service: ``Logon``,
-  ``Transaction/Post`` running ``SORTOI``, and ``Logoff`` always
-  (``enet``, on the shared ``connectors.http`` base), as SORTOIDOC XML
-  (``sortoi``).
+  ``Transaction/Post`` running ``SORTOI`` for each order of a batch, and
+  ``Logoff`` always (``enet``, on the shared ``connectors.http`` base), as
+  SORTOIDOC XML (``sortoi``).
 
 ``connector`` joins the two halves; ``settings`` holds the schema.
 """
@@ -20,6 +20,7 @@ from connectors.syspro.sortoi import (
     BUSINESS_OBJECT,
     PO_TEMPLATE_DEFAULT,
     SORTOI_PARAMETERS,
+    SORTOI_VALIDATE_PARAMETERS,
     SortoiAnswer,
     compose_po,
     parse_sortoi_answer,
@@ -32,6 +33,7 @@ __all__ = [
     "MAX_PAGE",
     "PO_TEMPLATE_DEFAULT",
     "SORTOI_PARAMETERS",
+    "SORTOI_VALIDATE_PARAMETERS",
     "SortoiAnswer",
     "SysproConnector",
     "SysproSettingsSchema",

@@ -3,7 +3,11 @@
 ``Logon`` gives a session id, ``Transaction/Post`` runs the ``SORTOI``
 business object, and ``Logoff`` always follows, because SYSPRO allows one
 session per operator (workers also hold a shared slot keyed by
-``SysproConnector.session_key``). Answers are HTTP 200 whatever happened:
+``SysproConnector.session_key``). A batch of orders shares one session
+(``EnetSession``): sessions are slow to open and each holds a licence. The
+errors say what a batch may do next: ``SessionEnded`` (nothing ran; log on
+and post again), ``ConnectionDropped`` (look the order up first) and any
+other ``AnswerLost``. Answers are HTTP 200 whatever happened:
 plain ``ERROR: ...`` text or XML whose element case varies. XML is parsed
 with :mod:`connectors.xmlsafe`, which refuses a DOCTYPE or entity
 declaration outright.
@@ -43,6 +47,15 @@ from connectors.syspro.sortoi import (
     SortoiAnswer,
     parse_sortoi_answer,
 )
+
+# How many times one batch of orders may log on again after its session died
+# (ended by e.net, or lost with a dropped connection). Past that the batch's
+# other orders wait for the hub's retry, rather than fight another program
+# that keeps logging on as the same operator.
+REOPENS_PER_BATCH = 3
+# Transport failures after a Post was sent that are a broken connection (not
+# a timeout, not an HTTP status): the session may have gone with it.
+_DROPS = (httpx.NetworkError, httpx.RemoteProtocolError)
 
 _SESSION = re.compile(r"\A[0-9A-Fa-f]{16,64}\s*\Z")
 _XML_DECLARATION = re.compile(r"\A\s*<\?xml[^>]*\?>")
@@ -89,6 +102,24 @@ _TRANSPORT_RULES: tuple[TransportRule, ...] = (
         "the hub will try again",
     ),
 )
+
+
+class AnswerLost(TransientError):
+    """A Post's answer was lost after the order was sent (a timeout, HTTP 5xx,
+    a broken answer): SYSPRO may have recorded the order, so it is looked up
+    in SorMaster before it is posted again."""
+
+
+class ConnectionDropped(AnswerLost):
+    """The connection broke after a Post was sent. Unlike a timeout, this says
+    nothing about SYSPRO being slow, so a batch opens a new session, looks
+    the order up and goes on with the others."""
+
+
+class SessionEnded(TransientError):
+    """e.net no longer knows the session (another Logon as the operator ended
+    it, or e.net's idle timeout did): nothing was run, so a new session may
+    post the same document again."""
 
 
 class SysproEnet(HttpConnector):
@@ -170,6 +201,21 @@ class SysproEnet(HttpConnector):
             )
         return response
 
+    def _unknown_outcome(
+        self, call: Call, happened: str, retry_after: float | None = None
+    ) -> ConnectorError:
+        """The shared "may or may not have recorded it" error, as ``AnswerLost``."""
+        error = super()._unknown_outcome(call, happened, retry_after)
+        return AnswerLost(error.message, hint=error.hint, retry_after=retry_after)
+
+    def _transport_error(self, exc: httpx.HTTPError, call: Call) -> ConnectorError:
+        """The shared classification; a connection broken after a Post was sent
+        is ``ConnectionDropped``, so that a batch knows to log on again."""
+        error = super()._transport_error(exc, call)
+        if type(error) is AnswerLost and isinstance(exc, _DROPS):
+            return ConnectionDropped(error.message, hint=error.hint)
+        return error
+
     def _unwrap(self, response: httpx.Response, call: Call) -> tuple[str, ET.Element | None]:
         """The answer's text, and its XML root when it is XML.
 
@@ -246,7 +292,7 @@ class SysproEnet(HttpConnector):
             )
         if _SESSION_LOST.search(reason) and not re.search("password", reason, re.IGNORECASE):
             return self._error(
-                TransientError,
+                SessionEnded,
                 f"{self.where} ended the session while {call.what}: {said}",
                 "another login as this operator ends the hub's session; the hub will log on again",
             )
@@ -328,33 +374,94 @@ class SysproEnet(HttpConnector):
             self._session_ids.discard(session)
 
     def _post(self, xml_in: str, call: Call) -> tuple[SortoiAnswer, str]:
-        """Log on, post one SORTOIDOC and log off whatever happened.
+        """Log on, post one SORTOIDOC and log off whatever happened (one order alone)."""
+        session = self._logon()
+        try:
+            return self._post_in(session, xml_in, call)
+        finally:
+            self._logoff(session)
+
+    def _post_in(
+        self, session: str, xml_in: str, call: Call, parameters: str = SORTOI_PARAMETERS
+    ) -> tuple[SortoiAnswer, str]:
+        """Post one SORTOIDOC in an open session.
 
         Returns SYSPRO's answer and the name of its root element (for the
         message when it is not a SORTOI answer); an ``ERROR`` answer or one
         that is not XML raises.
         """
-        session = self._logon()
-        try:
-            response = self._get(
-                "Transaction/Post",
-                {
-                    "UserId": session,
-                    "BusinessObject": BUSINESS_OBJECT,
-                    "XmlParameters": SORTOI_PARAMETERS,
-                    "XmlIn": xml_in,
-                },
-                call,
-            )
-            text, root = self._unwrap(response, call)
-            if root is None:
-                if text.strip().upper().startswith("ERROR"):
-                    raise self._enet_error(text, call)
-                raise self._unknown_outcome(
-                    call,
-                    "the answer was neither XML nor an ERROR "
+        response = self._get(
+            "Transaction/Post",
+            {
+                "UserId": session,
+                "BusinessObject": BUSINESS_OBJECT,
+                "XmlParameters": parameters,
+                "XmlIn": xml_in,
+            },
+            call,
+        )
+        text, root = self._unwrap(response, call)
+        if root is None:
+            if text.strip().upper().startswith("ERROR"):
+                raise self._enet_error(text, call)
+            if not call.submitting:
+                raise self._error(
+                    PermanentError,
+                    f"{self.where} answered {call.what} with neither XML nor an ERROR "
                     f"({short(text, 80) if text.strip() else 'an empty body'})",
+                    "check that enet_url is the REST base of e.net Solutions",
                 )
-            return parse_sortoi_answer(root), xmlsafe.local(root.tag)
-        finally:
-            self._logoff(session)
+            raise self._unknown_outcome(
+                call,
+                "the answer was neither XML nor an ERROR "
+                f"({short(text, 80) if text.strip() else 'an empty body'})",
+            )
+        return parse_sortoi_answer(root), xmlsafe.local(root.tag)
+
+
+class EnetSession:
+    """One e.net session for a batch of Posts (``SysproConnector.raise_orders``).
+
+    Logged on at the first Post, logged on again when it died (``ended``),
+    logged off once at the end (``close``; a failed Logoff changes nothing).
+    ``refused`` keeps a Logon refusal that no retry can help (a changed
+    password), for the batch's other orders.
+    """
+
+    def __init__(self, enet: SysproEnet, reopens: int = REOPENS_PER_BATCH) -> None:
+        self._enet = enet
+        self._id: str | None = None
+        self._reopens_left = reopens
+        self.refused: PermanentError | None = None
+
+    def current(self) -> str:
+        """The live session's id, logging on when there is none."""
+        if self._id is None:
+            try:
+                self._id = self._enet._logon()
+            except PermanentError as exc:
+                self.refused = exc
+                raise
+        return self._id
+
+    def ended(self, error: TransientError) -> None:
+        """The session died with ``error``: forget it, so the next Post logs on
+        again, or raise ``error`` when the batch has logged on again too often.
+
+        After a dropped connection the old session is logged off first (e.net
+        may still hold it, and with it a licence); one e.net ended is gone.
+        """
+        if self._id is not None:
+            session, self._id = self._id, None
+            if isinstance(error, ConnectionDropped):
+                self._enet._logoff(session)
+            else:
+                self._enet._session_ids.discard(session)
+        if self._reopens_left <= 0:
+            raise error
+        self._reopens_left -= 1
+
+    def close(self) -> None:
+        if self._id is not None:
+            session, self._id = self._id, None
+            self._enet._logoff(session)

@@ -20,16 +20,26 @@ from connectors import xmlsafe
 from connectors.http import ci_get as _ci
 
 BUSINESS_OBJECT: Final = "SORTOI"
+
+
+def _parameters(validate_only: bool) -> str:
+    return (
+        "<SalesOrders><Parameters><Process>Import</Process>"
+        f"<ValidateOnly>{'Y' if validate_only else 'N'}</ValidateOnly>"
+        "<IgnoreWarnings>W</IgnoreWarnings><AllocationAction>A</AllocationAction>"
+        "<AlwaysUsePriceEntered>Y</AlwaysUsePriceEntered>"
+        "<AllowDuplicateOrderNumbers>N</AllowDuplicateOrderNumbers>"
+        "<CheckForCustomerPoNumbers>Y</CheckForCustomerPoNumbers>"
+        "<OrderStatus>1</OrderStatus></Parameters></SalesOrders>"
+    )
+
+
 # The reference's exact parameters: import now, allocate, take our price, and
 # refuse a CustomerPoNumber SYSPRO already holds (the retry guard).
-SORTOI_PARAMETERS: Final = (
-    "<SalesOrders><Parameters><Process>Import</Process><ValidateOnly>N</ValidateOnly>"
-    "<IgnoreWarnings>W</IgnoreWarnings><AllocationAction>A</AllocationAction>"
-    "<AlwaysUsePriceEntered>Y</AlwaysUsePriceEntered>"
-    "<AllowDuplicateOrderNumbers>N</AllowDuplicateOrderNumbers>"
-    "<CheckForCustomerPoNumbers>Y</CheckForCustomerPoNumbers>"
-    "<OrderStatus>1</OrderStatus></Parameters></SalesOrders>"
-)
+SORTOI_PARAMETERS: Final = _parameters(validate_only=False)
+# The same with ValidateOnly=Y: SORTOI checks the document as it would import
+# it and answers, recording nothing (what ``check`` sends).
+SORTOI_VALIDATE_PARAMETERS: Final = _parameters(validate_only=True)
 PO_NUMBER_MAX: Final = 30
 SHIP_ADDRESS_MAX: Final = 40
 MAX_QUOTED_ERRORS: Final = 20

@@ -95,13 +95,18 @@ def sortoidoc(
     )
 
 
-def post(client: TestClient, session: str, xml_in: str, check: str = "Y") -> httpx.Response:
+def post(
+    client: TestClient, session: str, xml_in: str, check: str = "Y", validate_only: bool = False
+) -> httpx.Response:
+    parameters = PARAMETERS.format(check=check)
+    if validate_only:
+        parameters = parameters.replace("<ValidateOnly>N<", "<ValidateOnly>Y<")
     return client.get(
         f"{BASE_PATH}/Transaction/Post",
         params={
             "UserId": session,
             "BusinessObject": "SORTOI",
-            "XmlParameters": PARAMETERS.format(check=check),
+            "XmlParameters": parameters,
             "XmlIn": xml_in,
         },
     )
@@ -254,6 +259,23 @@ def test_a_repeated_po_number_is_refused_only_when_checked(client: TestClient, u
     assert order_counts(url).headers == 2 and order_counts(url).orders == 1
 
 
+def test_validate_only_validates_and_answers_but_writes_nothing(
+    client: TestClient, url: str
+) -> None:
+    session = logon(client)
+    good = answer(post(client, session, sortoidoc(), validate_only=True))
+    assert good.findtext("Order/SalesOrder") in (None, "")
+    assert good.findtext("StatusOfItems/ItemsProcessed") == "000001"
+    assert good.findtext("StatusOfItems/ItemsRejectedWithWarnings") == "000000"
+    assert errors(good) == []
+    bad = answer(post(client, session, sortoidoc(customer="GHOST"), validate_only=True))
+    assert errors(bad) == ["Customer 'GHOST' not found"]
+    assert order_counts(url).headers == 0
+    # Validated, the same document imports as it would have without the validation.
+    assert answer(post(client, session, sortoidoc())).findtext("Order/SalesOrder") == "000001"
+    assert order_counts(url).headers == 1
+
+
 def test_only_sortoi_and_well_formed_safe_xml(client: TestClient) -> None:
     session = logon(client)
     other = client.get(
@@ -292,6 +314,40 @@ def test_faults_fail_error_doctype_lowercase_wrap(url: str) -> None:
         assert faults.count("Transaction/Post") == 4
         state = client.post("/_faults", json={"reset": True, "latency": 0.01, "fail_next": 0})
         assert state.json()["latency"] == 0.01 and state.json()["wrap"] is False
+
+
+def test_a_session_expires_after_the_posts_it_is_told_to_let_by(url: str) -> None:
+    faults = Faults()
+    with TestClient(create_app(url, operator_password=PASSWORD, faults=faults)) as client:
+        faults.expire_session_next(1, after=2)
+        session = logon(client)
+        for po in ("#1", "#2"):
+            assert answer(post(client, session, sortoidoc(po=po))).findtext("Order/SalesOrder")
+        ended = post(client, session, sortoidoc(po="#3"))
+        assert ended.text == "ERROR: Session is not logged on or has expired"
+        logoff = client.get(f"{BASE_PATH}/Logoff", params={"UserId": session})
+        assert logoff.text == "ERROR: Session is not logged on or has expired"
+        again = logon(client)
+        assert answer(post(client, again, sortoidoc(po="#3"))).findtext("Order/SalesOrder")
+        assert faults.injected() == {"expire": 1}
+        state = client.post("/_faults", json={"expire_session_next": {"n": 2, "after": 1}})
+        assert state.json()["expire_session_next"] == 2
+        assert state.json()["expire_after"] == 1 and state.json()["drop_after"] == 0
+    assert [o["CustomerPoNumber"] for o in read_orders(url)] == ["#1", "#2", "#3"]
+
+
+def test_drop_after_commit_lets_committed_orders_by_first(url: str) -> None:
+    faults = Faults()
+    with TestClient(create_app(url, operator_password=PASSWORD, faults=faults)) as client:
+        faults.drop_after_commit_next(1, after=1)
+        session = logon(client)
+        refused = answer(post(client, session, sortoidoc(customer="GHOST")))
+        assert errors(refused), "a refused order is not counted"
+        assert answer(post(client, session, sortoidoc(po="#1"))).findtext("Order/SalesOrder")
+        with pytest.raises(ConnectionDropped):
+            post(client, session, sortoidoc(po="#2"))
+        assert answer(post(client, session, sortoidoc(po="#3"))).findtext("Order/SalesOrder")
+    assert order_counts(url).headers == 3
 
 
 def test_drop_after_commit_under_testclient_raises(url: str) -> None:
