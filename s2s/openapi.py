@@ -36,6 +36,7 @@ from s2s.openapi_parts import (
     path_param,
     ref,
 )
+from s2s.order_example import order_example
 
 # Prices and quantities are read leniently ("12.50" or 12.5), as the order schema does.
 _NUMBER_LIKE: Json = {"type": ["number", "string"]}
@@ -384,7 +385,17 @@ def _order_paths() -> Json:
                 "parameters": [CLIENT_PARAM],
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": ref("Order")}},
+                    "content": {
+                        "application/json": {
+                            "schema": ref("Order"),
+                            "examples": {
+                                "complete": {
+                                    "summary": "Every field (`s2s orders template` prints it)",
+                                    "value": order_example(),
+                                }
+                            },
+                        }
+                    },
                 },
                 "responses": {
                     "201": answer("Stored; it will be routed to the ERP.", ref("OrderStored")),

@@ -1,4 +1,4 @@
-"""Channel orders: ``s2s orders submit``, ``list`` and ``show``."""
+"""Channel orders: ``s2s orders template``, ``submit``, ``list`` and ``show``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from hub.db import session_scope
 from hub.models import Client, Order, Source
 from s2s.cli.common import CliError, cell, console, friendly, say, say_facts, stamp
 from s2s.cli.dlq import letters_table
+from s2s.order_example import order_example_json
 from workers.orders import submit
 from workers.sources import get_client
 
@@ -49,7 +50,18 @@ def _read_orders(file: Path) -> list[Any]:
 
 @click.group()
 def orders() -> None:
-    """Channel orders: submit, list, show their state history."""
+    """Channel orders: a template, submit, list, show their state history."""
+
+
+@orders.command("template")
+def orders_template() -> None:
+    """Print a complete canonical order, every field filled, to edit and submit.
+
+    The same example as the README's and the API document's: ``s2s orders
+    template > order.json`` gives a file ``s2s orders submit`` takes as it is
+    (change the SKUs and the customer code to ones your ERP knows).
+    """
+    click.echo(order_example_json())
 
 
 @orders.command("submit")

@@ -18,6 +18,8 @@ from starlette.testclient import TestClient
 from connectors.shopify.intake import sign as sign_shopify
 from emulators import sql_erp
 from hub.db import session_scope
+from hub.models import Order
+from hub.schemas.orders import load_order
 from s2s.api import create_app
 from s2s.openapi import document
 from tests.conftest import Hub, wait_for
@@ -133,6 +135,24 @@ def test_order_intake_and_status_conform(api: tuple[TestClient, dict[str, str]])
     status = client.get(f"{url}/{order['order']}", headers=auth)
     assert status.status_code == 200
     assert _conforms(status, f"{C}/orders/{{order_id}}")["history"]
+
+
+def test_the_order_example_is_an_order_the_intake_stores(
+    api: tuple[TestClient, dict[str, str]],
+) -> None:
+    """The document's example, sent as it is, validates and is stored (201)."""
+    client, auth = api
+    doc = document()
+    media = doc["paths"][f"{C}/orders"]["post"]["requestBody"]["content"]["application/json"]
+    example = media["examples"]["complete"]["value"]
+    Draft202012Validator({**media["schema"], "components": doc["components"]}).validate(example)
+    created = client.post("/api/v1/clients/acme/orders", headers=auth, json=example)
+    assert created.status_code == 201, created.text
+    stored = _conforms(created, f"{C}/orders", "post")
+    assert stored["channel_order_code"] == example["channel_order_code"]
+    with session_scope() as s:
+        order = s.get(Order, stored["order"])
+        assert order is not None and order.order == load_order(example)[0]
 
 
 def test_webhooks_conform(api: tuple[TestClient, dict[str, str]]) -> None:
