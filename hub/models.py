@@ -255,6 +255,9 @@ class SyncRun(Base):
     updated: Mapped[int] = mapped_column(Integer, default=0)
     unchanged: Mapped[int] = mapped_column(Integer, default=0)
     deleted: Mapped[int] = mapped_column(Integer, default=0)
+    # Delete / inactive rows for records the hub never stored (hub.store.Counts
+    # says what each count means).
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
     ignored: Mapped[int] = mapped_column(Integer, default=0)
     quarantined: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
@@ -280,6 +283,7 @@ class RunTotal(Base):
     updated: Mapped[int] = mapped_column(BigInteger, default=0)
     unchanged: Mapped[int] = mapped_column(BigInteger, default=0)
     deleted: Mapped[int] = mapped_column(BigInteger, default=0)
+    skipped: Mapped[int] = mapped_column(BigInteger, default=0)
     ignored: Mapped[int] = mapped_column(BigInteger, default=0)
     quarantined: Mapped[int] = mapped_column(BigInteger, default=0)
 

@@ -160,13 +160,17 @@ def touch(session: Session, run_id: int) -> None:
 
 # What a run counts of its records, in the order status tables show them,
 # and its counters (the outcomes and the pages done): named once here for
-# the run's updates, the metrics and the benchmark.
+# the run's updates, the metrics, retention's totals and the benchmark.
+# ``fetched`` counts raw rows as read (an ERP may send a product as several
+# rows); ``quarantined`` the records rejected by mapping or validation; the
+# others are records, as ``hub.store.Counts`` says.
 RECORD_OUTCOMES: tuple[str, ...] = (
     "fetched",
     "created",
     "updated",
     "unchanged",
     "deleted",
+    "skipped",
     "ignored",
     "quarantined",
 )

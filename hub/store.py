@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
@@ -49,21 +49,32 @@ class StoreItem:
 
 @dataclass
 class Counts:
+    """What a page's write did with each record, each counted once.
+
+    ``created``: new to the hub. ``updated``: stored, content changed (or
+    listed active again after a delete). ``unchanged``: stored, nothing to
+    write: the same content, or a Delete / inactive row for a record the hub
+    already holds deleted (the fetch counts records whose raw rows hash as
+    before unchanged too, unmapped: ``workers.pages``). ``deleted``: a
+    Delete / inactive row for a record the hub held active, soft-deleted.
+    ``skipped``: a Delete / inactive row for a record the hub never stored,
+    nothing to remove (apart from ``unchanged`` so that withdrawn items do
+    not look held). ``ignored``: flagged Ignore; whatever the hub holds of
+    it, if anything, is left alone. Rejected records are the run's
+    ``quarantined``, not counted here.
+    """
+
     created: int = 0
     updated: int = 0
     unchanged: int = 0
     deleted: int = 0
+    skipped: int = 0
     ignored: int = 0
     written_keys: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, int]:
-        return {
-            "created": self.created,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "deleted": self.deleted,
-            "ignored": self.ignored,
-        }
+        """The counts, for the run's counters (``hub.runs.add_counts``) and logs."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "written_keys"}
 
 
 class Stored(NamedTuple):
@@ -199,7 +210,7 @@ def _existing(
 
 def _plan(items: Sequence[StoreItem], existing: dict[str, Stored], counts: Counts) -> Plan:
     """Split a page into inserts, updates, soft-deletes and raw-hash-only
-    writes; count the rest."""
+    writes; count every record (see ``Counts`` for what each count means)."""
     plan = Plan([], [], [], [])
     seen: set[str] = set()
     for item in items:
@@ -213,10 +224,16 @@ def _plan(items: Sequence[StoreItem], existing: dict[str, Stored], counts: Count
         seen.add(item.key)
         current = existing.get(item.key)
         if item.action == "delete":
-            if current is not None and current.deleted_at is None:
+            if current is None:
+                # No row to keep a raw hash on: the next fetch maps it
+                # again and it is skipped again, never counted unchanged.
+                counts.skipped += 1
+            elif current.deleted_at is None:
                 plan.deletes.append((current.id, item.raw_hash))
                 counts.deleted += 1
             else:
+                # Held deleted already; with its raw hash kept, the next
+                # fetch counts it unchanged as well.
                 counts.unchanged += 1
                 _keep_raw_hash(plan, current, item)
             continue

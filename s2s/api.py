@@ -58,6 +58,8 @@ async def health(_: Request) -> JSONResponse:
 
 
 def _run_json(run: SyncRun) -> dict[str, Any]:
+    """A run with every count (``hub.runs.RECORD_OUTCOMES``; their meanings
+    in ``hub.store.Counts``), as the OpenAPI document's run schema lists them."""
     return {
         "id": run.id,
         "stream": run.stream,
@@ -68,6 +70,7 @@ def _run_json(run: SyncRun) -> dict[str, Any]:
         "updated": run.updated,
         "unchanged": run.unchanged,
         "deleted": run.deleted,
+        "skipped": run.skipped,
         "ignored": run.ignored,
         "quarantined": run.quarantined,
         "pages_done": run.pages_done,

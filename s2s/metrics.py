@@ -90,6 +90,7 @@ def _runs(out: Exposition, session: Session) -> None:
         "Sync runs in progress, by stream.",
         (({"stream": t.stream}, t.runs) for t in totals if t.status == ACTIVE),
     )
+    # Every outcome of hub.runs.RECORD_OUTCOMES (their meanings: hub.store.Counts).
     records: dict[str, dict[str, int]] = {}
     for t in totals:
         by_outcome = records.setdefault(t.stream, dict.fromkeys(RECORD_OUTCOMES, 0))
@@ -98,7 +99,8 @@ def _runs(out: Exposition, session: Session) -> None:
     out.family(
         "s2s_sync_records_total",
         "counter",
-        "Records handled by sync runs, by stream and outcome.",
+        "Records handled by sync runs, by stream and outcome (fetched counts raw rows; "
+        "skipped: Delete or inactive rows for records the hub never stored).",
         (
             ({"stream": stream, "outcome": outcome}, n)
             for stream, by_outcome in records.items()

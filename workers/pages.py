@@ -132,8 +132,9 @@ class _RunEnded(Exception):
 
 
 def _added(written: Counts | None, unchanged: int) -> dict[str, int]:
-    """A page's counts for the run: what was written here, and what was
-    counted unchanged by raw hash."""
+    """A page's counts for the run: the write's (every outcome of
+    ``hub.store.Counts``, skipped included), and what was counted unchanged
+    by raw hash."""
     counts = written.as_dict() if written is not None else {}
     counts["unchanged"] = counts.get("unchanged", 0) + unchanged
     return counts
@@ -242,7 +243,12 @@ def _changed(
     records: list[dict[str, Any]],
 ) -> tuple[list[dict[str, Any]], dict[str, str], int]:
     """The page's rows still to map, their records' raw hashes, and how many
-    records were skipped as unchanged (one SELECT of stored raw hashes)."""
+    records were passed over as unchanged (one SELECT of stored raw hashes).
+
+    Only a stored record has a raw hash, so a Delete / inactive row for a
+    record the hub never stored is mapped at every sync and counted
+    ``skipped`` each time (``hub.store.Counts``), never ``unchanged`` here.
+    """
     if stream not in UPSERTS or not records:
         return records, {}, 0
     groups, unkeyed = raw_groups(kind, stream, records, settings)

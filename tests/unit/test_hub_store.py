@@ -38,6 +38,7 @@ def test_created_then_unchanged_writes_nothing(db: str) -> None:
         "updated": 0,
         "unchanged": 0,
         "deleted": 0,
+        "skipped": 0,
         "ignored": 0,
     }
     second = run(db, [item("A"), item("B", skus=("B-1", "B-2"))], run_id=2)
