@@ -107,13 +107,13 @@ def run_demo(console: Console, *, products: int = 2000, keep_worker: bool = Fals
 
     upgrade()
     erp_path = settings.var_dir / "demo-erp.sqlite"
-    source_id, client_id = _sql_source(console, erp_path, products)
+    source_id, client_id, flagged = _sql_source(console, erp_path, products)
     worker = start_worker(settings.var_dir)
     console.print(
         f"worker started (pid {worker.pid}); log in {settings.var_dir / 'demo-worker.log'}"
     )
     try:
-        syncs_ok = _sql_syncs(console, source_id, erp_path)
+        syncs_ok = _sql_syncs(console, source_id, erp_path, flagged)
         orders_ok = _orders_act(console, client_id, erp_path)
         run = f"{int(time.time()) % 1_000_000:06d}"
         stage = Stage(console, client_id, settings.var_dir, products, run)
@@ -128,7 +128,8 @@ def run_demo(console: Console, *, products: int = 2000, keep_worker: bool = Fals
     if syncs_ok and orders_ok and push_ok and woo_ok and erps_ok:
         console.print(
             "[bold green]demo finished:[/] every run succeeded; the unchanged resync wrote "
-            "nothing; the catalogue was pushed to the Shopify store, a change sent only the "
+            "nothing; Delete-flagged products the hub never held were counted skipped at "
+            "every sync; the catalogue was pushed to the Shopify store, a change sent only the "
             "changed products, the store's refusal is recorded in its words, and its order "
             "was raised once; pushed to the WooCommerce store too (simple and variable "
             "products, each SKU once), a change sent only the changed products, and its order "
@@ -140,9 +141,10 @@ def run_demo(console: Console, *, products: int = 2000, keep_worker: bool = Fals
     return 1
 
 
-def _sql_source(console: Console, erp_path: Path, products: int) -> tuple[int, int]:
+def _sql_source(console: Console, erp_path: Path, products: int) -> tuple[int, int, int]:
     """Seed the emulated SQL ERP and register the demo client and its source;
-    returns the source's and the client's ids."""
+    returns the source's and the client's ids, and how many products the ERP
+    flags Delete (the hub never held them: each sync counts them skipped)."""
 
     erp_path.unlink(missing_ok=True)
     erp_url = f"sqlite:///{erp_path}"
@@ -168,12 +170,14 @@ def _sql_source(console: Console, erp_path: Path, products: int) -> tuple[int, i
             },
             name="Demo SQL ERP",
         )
-        return src.id, client.id
+        return src.id, client.id, summary.deleted
 
 
-def _sql_syncs(console: Console, source_id: int, erp_path: Path) -> bool:
+def _sql_syncs(console: Console, source_id: int, erp_path: Path, flagged: int) -> bool:
     """Sync, sync again unchanged, change rows and sync once more: True when
-    every run succeeded and the unchanged resync wrote nothing."""
+    every run succeeded, the unchanged resync wrote nothing, and the
+    ``flagged`` Delete rows (products the hub never held) were counted
+    skipped by both full syncs, not unchanged."""
 
     console.print("[bold]first sync[/]")
     first = [sync(console, source_id, "products"), sync(console, source_id, "customers")]
@@ -184,12 +188,17 @@ def _sql_syncs(console: Console, source_id: int, erp_path: Path) -> bool:
     console.print("[bold]second sync[/] (nothing changed in the ERP)")
     second = [sync(console, source_id, "products"), sync(console, source_id, "customers")]
     console.print(runs_table(second, title="second sync"))
+    console.print(
+        f"  skipped: {second[0].skipped} products flagged Delete in the ERP that the hub never "
+        f"held (the ERP flags {flagged}): nothing to remove, and not counted unchanged"
+    )
     changed = sql_erp.change_rows(f"sqlite:///{erp_path}", 10, seed=11)
     console.print(f"[bold]third sync[/] after changing {len(changed)} rows in the ERP")
     third = [sync(console, source_id, "products")]
     console.print(runs_table(third, title="third sync"))
     ok = all(r.status == "succeeded" for r in first + second + third)
-    return ok and all(r.created == 0 and r.updated == 0 for r in second)
+    skipped_ok = first[0].skipped == second[0].skipped == flagged
+    return ok and skipped_ok and all(r.created == 0 and r.updated == 0 for r in second)
 
 
 def _orders_act(console: Console, client_id: int, erp_path: Path) -> bool:

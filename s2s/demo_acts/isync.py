@@ -40,6 +40,13 @@ def play(stage: Stage) -> bool:
         )
         synced = sync(console, source_id, "products")
         console.print(runs_table([synced], title="iSync products"))
+        flagged = len(
+            {ln["JobProductID"] for ln in data.stock_lines() if ln["WebSale"] == "Delete"}
+        )
+        console.print(
+            f"  skipped: {synced.skipped} products whose lines say WebSale Delete ({flagged} in "
+            "iSync), never held by the hub: nothing to remove"
+        )
         skus = source_skus(source_id, 10)
         lines = data.stock_lines()
         withdrawn = skus[-1]
@@ -52,7 +59,8 @@ def play(stage: Stage) -> bool:
     good_ok = all(o.status == "raised" for o in rows[:2]) and set(counts.values()) == {1}
     refused = letters.get(rows[2].id)
     refused_ok = refused is not None and withdrawn in refused.message
-    return synced.status == "succeeded" and synced.created > 0 and good_ok and refused_ok
+    synced_ok = synced.status == "succeeded" and synced.created > 0 and synced.skipped == flagged
+    return synced_ok and good_ok and refused_ok
 
 
 ACT = Act(play, secrets=(PASSWORD,))
