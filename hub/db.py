@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Final
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DisconnectionError
@@ -36,6 +37,21 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
     cur.close()
 
 
+# libpq's limits for a database across a network: a connection attempt gives
+# up after 10 s, and a connection whose peer went silent (a partition: no
+# reset, no close) is declared dead after about 25 s instead of the system's
+# two hours, so a worker's task ends with an error well inside its time limit
+# and the sweeper hands its work to a worker that can reach the database.
+_PG_NETWORK: Final = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 25000,
+}
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[-1]
@@ -44,7 +60,13 @@ def make_engine(url: str) -> Engine:
         eng = create_engine(url, connect_args={"timeout": 60})
         event.listen(eng, "connect", _sqlite_pragmas)
         return eng
-    eng = create_engine(url, pool_size=5, max_overflow=5, pool_recycle=1800)
+    eng = create_engine(
+        url,
+        pool_size=5,
+        max_overflow=5,
+        pool_recycle=1800,
+        connect_args=_PG_NETWORK if url.startswith(("postgresql", "postgres")) else {},
+    )
     event.listen(eng, "checkout", _ping_if_idle)
     event.listen(eng, "checkin", _note_checkin)
     return eng

@@ -78,6 +78,11 @@ class Settings:
     page_size: int
     visibility_timeout: int
     task_time_limit: int
+    # How long one Redis command (the broker's, or the slots') may wait for
+    # an answer. Across a network a broker can vanish without closing the
+    # connection; without a limit a worker's main loop waits on it forever,
+    # its time limits stop firing, and a task's result is lost in the pipe.
+    broker_timeout: float
     stale_after: int
     dispatch_every: int
     sweep_every: int
@@ -146,6 +151,7 @@ def load_settings() -> Settings:
         page_size=_int("S2S_PAGE_SIZE", 500),
         visibility_timeout=visibility,
         task_time_limit=time_limit,
+        broker_timeout=_positive("S2S_BROKER_TIMEOUT", 10.0, "seconds"),
         stale_after=_int("S2S_STALE_AFTER", 120),
         dispatch_every=_int("S2S_DISPATCH_EVERY", 10),
         sweep_every=_int("S2S_SWEEP_EVERY", 60),

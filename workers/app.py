@@ -63,6 +63,17 @@ ROUTES = {
 
 def config_for(settings: Settings) -> dict[str, object]:
     transport: dict[str, object] = {"visibility_timeout": settings.visibility_timeout}
+    if settings.broker_url.startswith(("redis://", "rediss://")):
+        # A broker cut off by the network (no FIN, no reset) must not hold the
+        # worker's main loop: found by the partition test, where a heartbeat
+        # PUBLISH waited for the whole cut, the loop's time limits fired late
+        # and killed a child while it wrote its result, and the pool's pipe
+        # was corrupted ("Unrecoverable error: UnpicklingError").
+        transport.update(
+            socket_timeout=settings.broker_timeout,
+            socket_connect_timeout=settings.broker_timeout,
+            socket_keepalive=True,
+        )
     if settings.broker_url.startswith(("amqp://", "amqps://", "pyamqp://")):
         # RabbitMQ confirms each publish once the message is safe in the
         # queue (durable queues, persistent messages): a publish the broker
@@ -84,7 +95,8 @@ def config_for(settings: Settings) -> dict[str, object]:
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         "task_time_limit": settings.task_time_limit,
-        "task_soft_time_limit": max(settings.task_time_limit - 30, 1),
+        # A soft limit first, so a task can end cleanly before the hard kill.
+        "task_soft_time_limit": max(settings.task_time_limit - 30, settings.task_time_limit * 0.8),
         "task_queues": [Queue(q) for q in QUEUES],
         "task_default_queue": "maintenance",
         "task_routes": ROUTES,
@@ -169,7 +181,8 @@ _heartbeat: object | None = None
 
 @worker_ready.connect
 def _start_heartbeat(sender: object = None, **_: object) -> None:
-    # Workers online, on the embedded broker (which cannot broadcast a ping).
+    # Worker events for Flower (off the event loop), or, on the embedded
+    # broker (which cannot broadcast a ping), a heartbeat file.
     global _heartbeat
     # Imported here: workers.ops reads the queues and the app from this module.
     from workers.ops import start_heartbeat

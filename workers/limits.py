@@ -84,7 +84,13 @@ def _redis() -> redis.Redis:
     if _redis_client is None:
         import redis
 
-        _redis_client = redis.Redis.from_url(get_settings().broker_url)
+        settings = get_settings()
+        _redis_client = redis.Redis.from_url(
+            settings.broker_url,
+            socket_timeout=settings.broker_timeout,
+            socket_connect_timeout=settings.broker_timeout,
+            socket_keepalive=True,
+        )
     return _redis_client
 
 

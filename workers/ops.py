@@ -118,9 +118,75 @@ class Heartbeat:
             self.path.unlink()
 
 
-def start_heartbeat(consumer: Any) -> Heartbeat | None:
-    """Called when a worker is ready; a no-op on brokers that can broadcast."""
+class EventHeartbeat:
+    """Celery's worker events (online, heartbeat, offline), sent from a thread
+    with a broker connection of its own, so that Flower and event monitors
+    see the worker.
+
+    Celery's own heartbeat publishes from the worker's event loop and retries
+    until the broker answers: across a network partition that froze the
+    loop, so task time limits fired late and all at once and a child killed
+    while writing its result corrupted the pool ("Unrecoverable error:
+    UnpicklingError"). Here a beat that cannot be sent is skipped; the next
+    one tries again.
+    """
+
+    def __init__(self, hostname: str, every: float = 2.0) -> None:
+        self.hostname = hostname
+        self.every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="s2s-events", daemon=True)
+
+    def start(self) -> EventHeartbeat:
+        self._thread.start()
+        return self
+
+    def _send(self, dispatcher: Any, event: str) -> None:
+        from celery.worker import state
+
+        dispatcher.send(
+            event,
+            freq=self.every,
+            active=len(state.active_requests),
+            processed=state.all_total_count[0],
+            loadavg=_loadavg(),
+            retry=False,
+            **state.SOFTWARE_INFO,
+        )
+
+    def _run(self) -> None:
+        event = "worker-online"
+        while not self._stop.is_set():
+            try:
+                with app.connection_for_write() as conn:
+                    dispatcher = app.events.Dispatcher(
+                        conn, hostname=self.hostname, enabled=True, groups=["worker"]
+                    )
+                    while not self._stop.is_set():
+                        self._send(dispatcher, event)
+                        event = "worker-heartbeat"
+                        self._stop.wait(self.every)
+                    self._send(dispatcher, "worker-offline")
+            except Exception:
+                # The broker is away: the next beat, on a new connection.
+                self._stop.wait(self.every)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def _loadavg() -> tuple[float, ...]:
+    try:
+        return tuple(round(x, 2) for x in os.getloadavg())
+    except OSError:
+        return ()
+
+
+def start_heartbeat(consumer: Any) -> Heartbeat | EventHeartbeat | None:
+    """Called when a worker is ready: on brokers that broadcast, Celery's
+    worker events from a thread; on the embedded one, a heartbeat file."""
     if broadcasts():
-        return None
+        return EventHeartbeat(consumer.hostname if consumer else socket.gethostname()).start()
     queues = sorted(q.name for q in consumer.task_consumer.queues) if consumer else []
     return Heartbeat(consumer.hostname if consumer else socket.gethostname(), queues).start()

@@ -18,8 +18,12 @@ from workers.ops import broadcasts
 # on a connection already gone is what made a worker exit, not reconnect,
 # when Redis went away ("Unrecoverable error: AttributeError ... 'hostname'":
 # the step closes its channel, kombu's Redis channel looks up the dead
-# connection's host). Heartbeats stay on: Flower shows workers by them.
-WORKER_STEPS_OFF = ("--without-gossip", "--without-mingle")
+# connection's host). Celery's heartbeat is off too: it publishes from the
+# worker's event loop and retries forever, so a broker cut off by the network
+# froze the loop (time limits and results included) until it came back; the
+# worker sends the same events from a thread of its own instead
+# (workers.ops.EventHeartbeat), which Flower shows workers by.
+WORKER_STEPS_OFF = ("--without-gossip", "--without-mingle", "--without-heartbeat")
 
 
 @click.command()

@@ -108,6 +108,15 @@ def test_flower_shows_workers_and_named_tasks_without_secrets(
 
         shown_workers = wait_for(workers, timeout=30, interval=1, what="both workers in Flower")
 
+        def online() -> bool:
+            # Flower's own page: a worker is online while its heartbeat
+            # events arrive (sent by workers.ops.EventHeartbeat, off the loop).
+            rows = http.get("/workers", params={"json": "1"}).json()["data"]
+            alive = {r["hostname"].split("@")[0] for r in rows if r.get("status")}
+            return {"fl1", "fl2"} <= alive
+
+        wait_for(online, timeout=30, interval=1, what="both workers online by their events")
+
         runs = [run_id]
 
         def tasks() -> dict[str, Any] | None:
