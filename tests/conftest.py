@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -260,11 +260,20 @@ class Hub:
     workers: list[subprocess.Popen[bytes]]
 
     def start_worker(
-        self, *, queues: str | None = None, concurrency: int = 2, name: str | None = None
+        self,
+        *,
+        queues: str | None = None,
+        concurrency: int = 2,
+        name: str | None = None,
+        prefix: Sequence[str] = (),
+        env: dict[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
+        """A worker process; ``prefix`` runs it elsewhere (another network
+        namespace), ``env`` replaces the hub's (other service addresses)."""
         name = name or f"w{len(self.workers) + 1}"
         log = (self.var_dir / f"worker-{name}.log").open("ab")
         cmd = [
+            *prefix,
             sys.executable,
             "-m",
             "celery",
@@ -282,6 +291,7 @@ class Hub:
             # As `s2s worker` runs it (s2s.cli.processes.WORKER_STEPS_OFF).
             "--without-gossip",
             "--without-mingle",
+            "--without-heartbeat",
         ]
         if queues:
             cmd += ["-Q", queues]
@@ -294,7 +304,7 @@ class Hub:
             cmd,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=self.env,
+            env=env or self.env,
             cwd=ROOT,
             start_new_session=True,
         )

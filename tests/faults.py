@@ -10,18 +10,32 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
 
 
 class TcpProxy:
-    def __init__(self, target_port: int, port: int | None = None, target_host: str = "127.0.0.1"):
+    """``host`` is the address it listens on (a bridge's, to be reached from
+    network namespaces); ``delay`` holds each chunk the server sends for that
+    many seconds, a slow link that keeps a run in the middle for a while."""
+
+    def __init__(
+        self,
+        target_port: int,
+        port: int | None = None,
+        target_host: str = "127.0.0.1",
+        host: str = "127.0.0.1",
+        delay: float = 0.0,
+    ):
         self.target = (target_host, target_port)
-        self.port = port or free_port()
+        self.host = host
+        self.delay = delay
+        self.port = port or free_port(host)
         self._listener: socket.socket | None = None
         self._conns: set[socket.socket] = set()
         self._lock = threading.Lock()
@@ -29,7 +43,7 @@ class TcpProxy:
     def start(self) -> TcpProxy:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
+        listener.bind((self.host, self.port))
         listener.listen(64)
         self._listener = listener
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
@@ -63,12 +77,14 @@ class TcpProxy:
                 continue
             with self._lock:
                 self._conns.update((client, upstream))
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            for a, b, answers in ((client, upstream, False), (upstream, client, True)):
+                threading.Thread(target=self._pipe, args=(a, b, answers), daemon=True).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, answers: bool = False) -> None:
         try:
             while data := src.recv(65536):
+                if answers and self.delay:
+                    time.sleep(self.delay)
                 dst.sendall(data)
         except OSError:
             pass
