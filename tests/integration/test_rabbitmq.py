@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 import pytest
 
+from emulators import sql_erp
 from hub import order_states
 from tests.conftest import Hub, _make_hub, wait_for
 from tests.faults import TcpProxy
@@ -28,7 +29,8 @@ from tests.integration.test_orders_e2e import (
     killed_mid_raise,
     slow_erp,
 )
-from tests.integration.test_sync_e2e import _full_scenario
+from tests.integration.test_sync_e2e import _full_scenario, _wait_run
+from workers.tasks import start_sync
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
@@ -71,9 +73,10 @@ def test_worker_killed_while_raising_on_rabbitmq(rabbit_hub: Hub, postgres_db: A
 def test_rabbitmq_cut_mid_flow_loses_and_duplicates_nothing(
     postgres_db: Any, rabbit_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The broker's connections cut five times while orders are raised (a TCP
-    proxy between the hub and RabbitMQ refuses and drops everything for 5 s):
-    every order is raised once, and the same worker process serves throughout."""
+    """The broker's connections cut five times while orders are raised and
+    syncs run (a TCP proxy between the hub and RabbitMQ refuses and drops
+    everything for 5 s): every run succeeds, every order is raised once, and
+    the same worker process serves throughout."""
     parsed = urlparse(rabbit_url)
     proxy = TcpProxy(parsed.port or 5672).start()
     hubs = _make_hub(
@@ -96,13 +99,17 @@ def test_rabbitmq_cut_mid_flow_loses_and_duplicates_nothing(
         hub.start_beat()
         slow_erp(shop.erp_url, 0.01)
         codes = _submit_many(shop, 200)
-        for cut in (20, 60, 100, 140, 180):
+        runs = []
+        for n, cut in enumerate((20, 60, 100, 140, 180)):
             wait_for(
                 lambda cut=cut: _count(order_states.RAISED) >= cut,
                 timeout=120,
                 interval=0.05,
                 what=f"{cut} orders raised",
             )
+            # A sync with something to write is under way at every cut.
+            sql_erp.change_rows(shop.erp_url, 20, seed=n)
+            runs.append(start_sync(shop.source_id, "products", requested_by="test").run.id)
             proxy.stop()
             time.sleep(5)
             proxy.start()
@@ -110,6 +117,12 @@ def test_rabbitmq_cut_mid_flow_loses_and_duplicates_nothing(
             assert worker.poll() is None, f"the worker exited at the cut after {cut} orders"
         _all_raised(200)
         _assert_exactly_once(shop, codes)
+        for run_id in runs:
+            run = _wait_run(run_id)
+            assert run.status == "succeeded", run.error
+        # Every change reached the hub: one more sync finds nothing to write.
+        last = _wait_run(start_sync(shop.source_id, "products", requested_by="test").run.id)
+        assert (last.status, last.created, last.updated, last.deleted) == ("succeeded", 0, 0, 0)
         assert worker.poll() is None, "the worker exited instead of reconnecting"
     finally:
         proxy.stop()
