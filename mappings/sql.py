@@ -9,7 +9,11 @@ tables the hub writes.
 A source's query may also alias columns straight to hub paths
 (`SELECT code AS source_product_code, on_hand AS "variants.qty"`), which is
 how one template serves Sage, Pastel, Omni and bespoke databases; such an
-alias wins over the template column a row reads.
+alias wins over the template column a row reads. A customer query may give
+two addresses as ``billing_address1`` ... ``shipping_country`` (see
+``ADDRESS_ALIASES``), the customer's ``phone`` and its ``price_tier``; the
+template's own customers table has none of them, so they come only from a
+query that aliases them, and any it leaves out is simply not there.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final
 
+from mappings.addresses import AddressColumns, AddressesMap, AddressField
 from mappings.core import (
     Compute,
     Map,
@@ -60,8 +65,30 @@ def _customer_active(record: Mapping[str, Any], settings: Mapping[str, Any]) -> 
     return record.get("customer_active", True)
 
 
+# The aliases a customer query may give for its addresses: <type>_<part>.
+ADDRESS_ALIASES: Final = (
+    ("address1", "address1", "line 1 (street)"),
+    ("address2", "address2", "line 2"),
+    ("city", "city", "city or town"),
+    ("province", "province", "province or state"),
+    ("postal_code", "zip", "postal code"),
+    ("country", "country", "country"),
+    ("phone", "phone", "telephone (else the phone column)"),
+)
+
+
+def _aliased(kind: str) -> AddressColumns:
+    return AddressColumns(
+        kind,
+        tuple(
+            AddressField(name, (f"{kind}_{alias}",), words)
+            for alias, name, words in ADDRESS_ALIASES
+        ),
+    )
+
+
 CUSTOMERS: Final = register(
-    Map(
+    AddressesMap(
         erp=ERP,
         erp_title=TITLE,
         stream="customers",
@@ -76,6 +103,21 @@ CUSTOMERS: Final = register(
             Row("FirstName", "first_name", "Customer's first name"),
             Row("LastName", "last_name", "Customer's last name"),
             Row("Email", "email", "Customer's email address"),
+            Row(
+                "price_tier",
+                "price_tier",
+                "The price tier the customer buys at, if the query has it",
+            ),
+        ),
+        # A custom query's aliases: billing_address1 ... shipping_country and
+        # phone, each optional (a missing alias is a missing field, and an
+        # address without any line is left out); any hub path (price_tier,
+        # "meta.rep") also comes through as it is.
+        addresses=(_aliased("billing"), _aliased("shipping")),
+        shared=(
+            AddressField(
+                "phone", ("phone",), "The customer's telephone, on each address without its own"
+            ),
         ),
         passthrough=hub_paths("customers"),
     )

@@ -23,6 +23,12 @@ is decided by the source's settings, which reach every computed row:
   the seed's table has one line for both, so the products map carries that
   second output as a *derived* row, applied but not rendered.
 
+* Customers keep what the seed's table leaves out and ArCustomer has:
+  ``PriceCode -> price_tier`` (named as the products' tiers are) and the
+  sold-to and ship-to lines as a billing and a shipping address, with the
+  account's telephone (``mappings.syspro_customers``). Seed 003's rows come
+  first in the rendered table, these after them.
+
 The connector hands over one record per stock code: the ``InvMaster``
 columns plus ``InvPrice`` and ``InvWarehouse`` lists of their rows (see
 ``connectors.syspro``). The orders map builds a plain payload (header,
@@ -40,6 +46,7 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Final
 
+from mappings.addresses import AddressesMap
 from mappings.core import (
     Flat,
     Map,
@@ -51,6 +58,7 @@ from mappings.core import (
     register,
     shown,
 )
+from mappings.syspro_customers import ADDRESSES, SHARED, price_tier
 from mappings.syspro_settings import (
     active_field,
     chosen_warehouses,
@@ -280,11 +288,19 @@ def _customer_active(record: Mapping[str, Any], settings: Mapping[str, Any]) -> 
     return record.get(name)
 
 
+@dataclass(frozen=True)
+class CustomersMap(DerivedRowsMap, AddressesMap):
+    """The customers map: the seed's rows, the derived channel, and the
+    sold-to (billing) and ship-to (shipping) addresses of ArCustomer."""
+
+
 CUSTOMERS: Final = register(
-    DerivedRowsMap(
+    CustomersMap(
         erp=ERP,
         erp_title=TITLE,
         stream="customers",
+        addresses=ADDRESSES,
+        shared=SHARED,
         # SYSPRO's customers are trade accounts: the hub marks them for the
         # B2B trade store channel only (seed 003), not the web shops.
         derived=(
@@ -309,6 +325,13 @@ CUSTOMERS: Final = register(
             Row("Name", "first_name", "There is no first name field, Name is used"),
             Row("Name", "last_name", "There is no last name field, Name is used"),
             Row("Email", "email", "email field for the email address of the customer"),
+            computed(
+                "PriceCode",
+                "price_tier",
+                price_tier,
+                "The customer's price list: the code, or its tier name under price_codes "
+                "(a code not listed there gives no tier)",
+            ),
         ),
     )
 )

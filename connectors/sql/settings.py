@@ -84,7 +84,10 @@ class SqlSettingsSchema(SettingsSchema):
         load_default=None,
         metadata={
             "description": "SELECT for customers. Default: SELECT Customer, FirstName, "
-            "LastName, Email, customer_active FROM <customers_table>"
+            "LastName, Email, customer_active FROM <customers_table>. A custom query may "
+            "add price_tier, phone and the addresses as billing_address1, billing_address2, "
+            "billing_city, billing_province, billing_postal_code, billing_country, "
+            "billing_phone and the same with shipping_"
         },
     )
     page_size = fields.Integer(

@@ -13,6 +13,7 @@ from marshmallow import post_load
 from hub.schemas.fields import Canonical, Coerced, ListOf, MetaSchema, load_with, settle_active
 from hub.schemas.lists import finish_meta
 from hub.schemas.loading import (
+    MISSING,
     Loaded,
     Spec,
     action_of,
@@ -22,7 +23,14 @@ from hub.schemas.loading import (
     load_meta,
     load_scalars,
 )
-from hub.schemas.scalars import Errors, coerce_code, coerce_text, tri_state
+from hub.schemas.scalars import (
+    CoercionError,
+    Errors,
+    coerce_code,
+    coerce_text,
+    shown,
+    tri_state,
+)
 
 
 class AddressSchema(Canonical):
@@ -42,6 +50,27 @@ class AddressSchema(Canonical):
 
 
 ADDRESS_FIELDS: Final = tuple(AddressSchema().fields)
+ADDRESS_TYPES: Final = ("billing", "shipping")
+
+
+def coerce_address_type(value: Any, name: str) -> str | None:
+    """``billing`` or ``shipping`` (any case); blank is null."""
+    text = coerce_text(value, name)
+    if text is None:
+        return None
+    kind = text.lower()
+    if kind not in ADDRESS_TYPES:
+        raise CoercionError(f'{name} "{shown(text)}" is not billing or shipping')
+    return kind
+
+
+class CustomerAddressSchema(AddressSchema):
+    """A customer's address, which says whether it is the billing or the
+    shipping one: an ERP account has both (SYSPRO's sold-to and ship-to),
+    and a list of two untyped addresses could not tell them apart. Absent
+    ``type`` stays absent (an order's address has none)."""
+
+    type = Coerced(coerce_address_type)
 
 
 class CustomerSchema(Canonical):
@@ -54,7 +83,7 @@ class CustomerSchema(Canonical):
     email = Coerced(coerce_text, load_default=None)
     customer_active = Coerced(tri_state, load_only=True)
     active = Coerced(tri_state)
-    addresses = ListOf(AddressSchema, item_message=AddressSchema.error_messages["type"])
+    addresses = ListOf(CustomerAddressSchema, item_message=AddressSchema.error_messages["type"])
     price_tier = Coerced(coerce_text, load_default=None)
     qty_availability = Coerced(coerce_text, load_default=None)
     meta = ListOf(MetaSchema, finish=finish_meta, item_message=MetaSchema.error_messages["type"])
@@ -77,7 +106,20 @@ _CUSTOMER_SPEC: Final[Spec] = (
 )
 
 
-_load_address: Final = flat_item(_ADDRESS_SPEC)
+_load_plain_address: Final = flat_item(_ADDRESS_SPEC)
+
+
+def _load_address(raw: Mapping[str, Any], prefix: str, errors: Errors) -> dict[str, Any]:
+    """`CustomerAddressSchema`'s fast twin: ``type`` first, and only when given."""
+    out = _load_plain_address(raw, prefix, errors)
+    kind = raw.get("type", MISSING)
+    if kind is MISSING:
+        return out
+    try:
+        return {"type": coerce_address_type(kind, "type"), **out}
+    except CoercionError as exc:
+        errors.append((prefix + "type", str(exc)))
+        return out
 
 
 def load_customer(raw: Any) -> Loaded:

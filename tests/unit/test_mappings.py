@@ -99,6 +99,22 @@ CORRECTED_CUSTOMERS: Pairs = [
     ("FirstName", "first_name"),
     ("LastName", "last_name"),
     ("Email", "email"),
+    ("price_tier", "price_tier"),
+    # A custom query's address aliases (issue 19): billing then shipping.
+    *(
+        (f"{kind}_{alias}", f"addresses.{field}")
+        for kind in ("billing", "shipping")
+        for alias, field in (
+            ("address1", "address1"),
+            ("address2", "address2"),
+            ("city", "city"),
+            ("province", "province"),
+            ("postal_code", "zip"),
+            ("country", "country"),
+            ("phone", "phone"),
+        )
+    ),
+    ("phone", "addresses.phone"),
 ]
 
 # Likewise the order table: the seed's is the product table again. These are

@@ -50,8 +50,26 @@ def test_the_three_maps_render_seed_003_row_for_row() -> None:
     seed = tables(SEED.read_text())
     assert [header for header, _ in seed] == ["Syspro", "Syspro", "Syspro"]
     assert rendered(syspro.PRODUCTS) == seed[0]
-    assert rendered(syspro.CUSTOMERS) == seed[1]
+    # The customers table is the seed's, row for row, then what the seed
+    # leaves out and ArCustomer has (issue 19): price tier and addresses.
+    header, rows = rendered(syspro.CUSTOMERS)
+    assert (header, rows[: len(seed[1][1])]) == seed[1]
+    assert [(erp, hub) for erp, hub, _ in rows[len(seed[1][1]) :]] == CUSTOMER_EXTRA_ROWS
     assert rendered(syspro.ORDERS) == seed[2]
+
+
+CUSTOMER_EXTRA_ROWS = [
+    ("PriceCode", "price_tier"),
+    ("SoldToAddr1", "addresses.address1"),
+    ("SoldToAddr2", "addresses.address2"),
+    ("SoldToAddr3-5", "addresses.city"),
+    ("SoldPostalCode", "addresses.zip"),
+    ("ShipToAddr1", "addresses.address1"),
+    ("ShipToAddr2", "addresses.address2"),
+    ("ShipToAddr3-5", "addresses.city"),
+    ("ShipPostalCode", "addresses.zip"),
+    ("Telephone", "addresses.phone"),
+]
 
 
 def test_maps_are_registered() -> None:
@@ -232,6 +250,8 @@ def test_name_goes_to_first_and_last_name_and_customers_are_active() -> None:
         "first_name": "Karoo Hardware CC",
         "last_name": "Karoo Hardware CC",
         "email": "accounts@karoo.co.za",
+        "price_tier": None,  # the record has no PriceCode
+        "addresses": [{"type": "shipping", "address1": "1 Main Road"}],
         "meta": [{"key": "channels", "value": "trade"}],  # for the B2B trade store only
     }
     record, action, problems = load_customer(customer)
@@ -248,6 +268,125 @@ def test_customer_active_field_is_read_when_set() -> None:
     assert errors == []
     assert [c["customer_active"] for c in customers] == ["Y", "0"]
     assert [load_customer(c)[1] for c in customers] == ["active", "delete"]
+
+
+def full_account(**over: Any) -> dict[str, Any]:
+    """An ArCustomer row with every column the connector reads, CHAR-padded as SYSPRO keeps them."""
+    columns = dict(
+        Telephone="021 555 0100 ",
+        Salesperson="001",
+        PriceCode="B ",
+        SoldToAddr1="12 Long Street      ",
+        SoldToAddr2="Suite 4",
+        SoldToAddr3="   ",
+        SoldToAddr4="Cape Town",
+        SoldToAddr5="Western Cape",
+        SoldPostalCode="8001 ",
+        ShipToAddr1="Unit 9, Montague Park",
+        ShipToAddr2="",
+        ShipToAddr3="Montague Gardens",
+        ShipToAddr4=None,
+        ShipToAddr5="Cape Town",
+        ShipPostalCode="7441",
+    )
+    return account(**{**columns, **over})
+
+
+def test_customers_keep_billing_and_shipping_addresses_phone_and_price_tier() -> None:
+    (customer,), errors = map_records(
+        syspro.CUSTOMERS, [full_account()], {"price_codes": {"A": "retail", "B": "wholesale"}}
+    )
+    assert errors == []
+    assert customer["price_tier"] == "wholesale"
+    assert customer["addresses"] == [
+        {
+            "type": "billing",
+            "address1": "12 Long Street",
+            "address2": "Suite 4",
+            # lines 3-5: blank ones dropped, the rest kept in order
+            "city": "Cape Town, Western Cape",
+            "zip": "8001",
+            "phone": "021 555 0100",
+        },
+        {
+            "type": "shipping",
+            "address1": "Unit 9, Montague Park",
+            "city": "Montague Gardens, Cape Town",
+            "zip": "7441",
+            "phone": "021 555 0100",
+        },
+    ]
+    # The hub's schema takes them as they are, each marked billing or shipping.
+    record, action, problems = load_customer(customer)
+    assert action == "active" and not problems and record is not None
+    assert [(a["type"], a["address1"], a["zip"]) for a in record["addresses"]] == [
+        ("billing", "12 Long Street", "8001"),
+        ("shipping", "Unit 9, Montague Park", "7441"),
+    ]
+    assert record["price_tier"] == "wholesale"
+
+
+def test_an_address_without_lines_is_left_out() -> None:
+    blank = {f"{side}{n}": "  " for side in ("SoldToAddr", "ShipToAddr") for n in range(1, 6)}
+    # A postal code or a telephone alone is not an address.
+    (customer,), errors = map_records(syspro.CUSTOMERS, [full_account(**blank)], {})
+    assert errors == []
+    assert "addresses" not in customer
+    record, _, problems = load_customer(customer)
+    assert not problems and record is not None and record["addresses"] == []
+    # Only the ship-to lines filled in: one address, the shipping one.
+    only_ship = {**blank, "ShipToAddr3": "Paarl"}
+    (customer,), _ = map_records(syspro.CUSTOMERS, [full_account(**only_ship)], {})
+    assert customer["addresses"] == [
+        {"type": "shipping", "city": "Paarl", "zip": "7441", "phone": "021 555 0100"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("code", "settings", "tier"),
+    [
+        ("B ", {}, "B"),  # no price_codes: the code is the tier, as the products' tiers
+        ("b", {"price_codes": {"B": "wholesale"}}, "wholesale"),
+        ("C", {"price_codes": {"A": "retail", "B": "wholesale"}}, None),  # stays home
+        ("  ", {}, None),
+        (None, {}, None),
+    ],
+)
+def test_price_code_becomes_the_tier_the_products_use(
+    code: Any, settings: dict[str, Any], tier: str | None
+) -> None:
+    (customer,), errors = map_records(syspro.CUSTOMERS, [account(PriceCode=code)], settings)
+    assert errors == []
+    assert customer["price_tier"] == tier
+
+
+def test_columns_an_older_arcustomer_lacks_are_simply_absent() -> None:
+    """What the connector reads from a site without ShipToAddr3-5 and the postal codes."""
+    old = full_account()
+    for name in ("ShipToAddr3", "ShipToAddr4", "ShipToAddr5", "SoldPostalCode", "ShipPostalCode"):
+        del old[name]
+    (customer,), errors = map_records(syspro.CUSTOMERS, [old], {})
+    assert errors == []
+    assert customer["addresses"] == [
+        {
+            "type": "billing",
+            "address1": "12 Long Street",
+            "address2": "Suite 4",
+            "city": "Cape Town, Western Cape",
+            "phone": "021 555 0100",
+        },
+        {"type": "shipping", "address1": "Unit 9, Montague Park", "phone": "021 555 0100"},
+    ]
+
+
+def test_an_address_line_that_is_not_text_quarantines_the_customer_by_name() -> None:
+    records = [full_account(ShipToAddr2=["not", "text"]), account(Customer="C2")]
+    customers, errors = map_records(syspro.CUSTOMERS, records, {})
+    assert [c["source_customer_code"] for c in customers] == ["C2"]
+    (error,) = errors
+    assert error.key == "C000001"
+    assert error.field == "addresses.address2"
+    assert "ShipToAddr2" in error.message and "is not text" in error.message
 
 
 # --------------------------------------------------------------------------
