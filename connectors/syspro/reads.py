@@ -6,19 +6,24 @@ database with a read-only user, three SELECTs per page of products.
 value is a bound parameter, and a page of products costs exactly three
 queries whatever its size: the page of ``InvMaster`` (keyed on
 ``StockCode``), then the prices and the warehouse rows of those stock codes
-with one ``IN`` each. ``queries`` counts them.
+with one ``IN`` each. ``queries`` counts them. Customers read the
+``ArCustomer`` columns the site has: older schemas lack some, which are
+left out with one warning (the first customers page costs one probe more).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, ClassVar, Final, TypeVar
 
-from sqlalchemy import Column, MetaData, Table, event, select
+from sqlalchemy import Column, MetaData, Table, event, false, literal_column, select
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.sql import Select
+from sqlalchemy.sql.elements import ColumnElement
 
 from connectors.base import Page, PermanentError, SettingsError, TransientError
 from connectors.database import (
@@ -33,6 +38,8 @@ from connectors.database import (
 from connectors.syspro.sortoi import po_number
 
 T = TypeVar("T")
+
+log = logging.getLogger("s2s.connectors.syspro")
 
 # SQL Server accepts at most 2100 parameters in one statement; a page's IN
 # list stays below that so that a page is always three queries.
@@ -66,6 +73,9 @@ CUSTOMER_COLUMNS: Final = (
     *(f"ShipToAddr{n}" for n in range(1, 6)),
     "ShipPostalCode",
 )
+# Without the key there is no paging; every other customer column may be
+# missing from an older ArCustomer and is then left out of the SELECT.
+CUSTOMER_KEY: Final = "Customer"
 
 
 # --------------------------------------------------------------------------
@@ -211,6 +221,9 @@ class SysproDatabase(DatabaseConnector):
         super().__init__(settings)
         self._url = make_url(self.settings["database_url"])
         self._tables = _tables(self.settings["customer_active_field"])
+        # The ArCustomer columns this site has, as the SELECT names them:
+        # learnt by one probe on the first customers page (see _customer_columns).
+        self._customer_select: tuple[ColumnElement[Any], list[ColumnElement[Any]]] | None = None
         self.queries = 0  # SELECTs run by this connector: three per product page
 
     @property
@@ -305,11 +318,71 @@ class SysproDatabase(DatabaseConnector):
         return self._page(records, "StockCode", limit, after)
 
     def _customers(self, conn: Connection, after: str | None, limit: int) -> Page:
-        table = self._tables["ArCustomer"]
-        statement = select(*table.c).order_by(table.c.Customer).limit(limit)
+        key, columns = self._customer_columns(conn)
+        statement = select(*columns).order_by(key).limit(limit)
         if after is not None:
-            statement = statement.where(table.c.Customer > after)
-        return self._page(self._rows(conn, statement), "Customer", limit, after)
+            statement = statement.where(key > after)
+        return self._page(self._rows(conn, statement), CUSTOMER_KEY, limit, after)
+
+    def _customer_columns(
+        self, conn: Connection
+    ) -> tuple[ColumnElement[Any], list[ColumnElement[Any]]]:
+        """The key column and the ArCustomer columns to SELECT: those of ours
+        the site's table has.
+
+        Older SYSPRO schemas lack some of them (a second set of address
+        lines, the postal codes), and a SELECT naming one would fail every
+        customers run. One probe per connector, ``SELECT * ... WHERE 1 = 0``
+        (no rows; only the rights the reads need already, where reflection
+        needs more), gives the table's columns; the ones missing are left out
+        with one warning naming them. Names match case-insensitively and are
+        selected in the site's spelling under ours, so the maps see ours.
+        """
+        if self._customer_select is not None:
+            return self._customer_select
+        declared = self._tables["ArCustomer"]
+        probe: Select[Any] = select(literal_column("*")).select_from(declared).where(false())
+        names = conn.execute(probe).keys()  # a result's column names, not a dict's
+        found = {str(name).lower(): str(name) for name in names}
+        wanted = [c.name for c in declared.c]
+        present = [name for name in wanted if name.lower() in found]
+        missing = [name for name in wanted if name.lower() not in found]
+        self._refuse_missing(missing)
+        site = Table("ArCustomer", MetaData(), *(Column(found[n.lower()]) for n in present))
+        columns: list[ColumnElement[Any]] = [
+            site.c[found[n.lower()]].label(n) if found[n.lower()] != n else site.c[n]
+            for n in present
+        ]
+        if missing:
+            log.warning(
+                "SYSPRO's ArCustomer in %s has no %s column%s: customers are synced "
+                "without %s (an older SYSPRO schema)",
+                self._database_label(),
+                ", ".join(missing),
+                "s" if len(missing) > 1 else "",
+                "them" if len(missing) > 1 else "it",
+            )
+        self._customer_select = (site.c[found[CUSTOMER_KEY.lower()]], columns)
+        return self._customer_select
+
+    def _refuse_missing(self, missing: list[str]) -> None:
+        """The two columns a customers run cannot do without: its key, and
+        the column the source's ``customer_active_field`` names (without it
+        every customer would read as inactive and be deleted)."""
+        if CUSTOMER_KEY in missing:
+            raise self._error(
+                SettingsError,
+                "ArCustomer has no Customer column, the key customers are read by",
+                _SCHEMA_HINT,
+            )
+        active = self.settings["customer_active_field"]
+        if active and active in missing:
+            raise self._error(
+                SettingsError,
+                f"customer_active_field names {active}, which ArCustomer does not have",
+                "set customer_active_field to a column of ArCustomer, or leave it unset "
+                "to mark every customer active",
+            )
 
     def _page(self, records: list[dict[str, Any]], key: str, limit: int, after: str | None) -> Page:
         if len(records) < limit:
