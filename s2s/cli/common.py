@@ -1,4 +1,5 @@
-"""What every command shares: the consoles, one-line errors, literal output.
+"""What every command shares: the consoles, one-line errors, literal output,
+tables that never cut a sentence, and JSON for scripts.
 
 Every failure an operator can cause (a missing client, a bad setting, an ERP
 that refuses the credentials, a database that is not upgraded) prints one
@@ -8,13 +9,18 @@ line saying what is wrong and exits 1; tracebacks are for bugs only.
 from __future__ import annotations
 
 import functools
+import json
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 import click
 from click.shell_completion import CompletionItem
-from rich.console import Console
+from rich.console import Console, ConsoleOptions
+from rich.measure import Measurement
+from rich.table import Table
 from rich.text import Text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
@@ -24,10 +30,18 @@ from hub.orders import ReplayError
 from workers import kinds
 from workers.sources import SetupError
 
-# Piped output (CI logs, files) gets a width that fits the run tables
-# instead of rich's 80-column fallback.
-console = Console(width=None if sys.stdout.isatty() else 140)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
+
+def _width(tty: bool) -> int | None:
+    """A terminal's own width; piped output (CI logs, files) the width COLUMNS
+    gives, else one that fits the run tables instead of rich's 80 columns."""
+    if tty:
+        return None
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else 140
+
+
+console = Console(width=_width(sys.stdout.isatty()))
+err_console = Console(stderr=True, width=_width(sys.stderr.isatty()))
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -111,12 +125,90 @@ def stamp(at: Any) -> str:
     return at.strftime("%Y-%m-%d %H:%M:%S") if at is not None else "-"
 
 
-def short(text: str | None, width: int = 60) -> str:
-    flat = " ".join((text or "").split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
-
-
 def pages(run: Any) -> str:
     """Pages landed of pages known: '12/?' while the ERP is still being read."""
     total = run.pages_total if run.pages_total is not None else "?"
     return f"{run.pages_done}/{total}"
+
+
+def flat(text: str | None) -> str:
+    """Outside free text (an error, the ERP's words) on one line, whole."""
+    return " ".join((text or "").split())
+
+
+# Below this many characters a folded column of sentences is harder to read
+# than the sentence on a line of its own.
+TEXT_MIN = 30
+# A column's padding and its border.
+_COLUMN_EDGE = 3
+
+
+class Listing:
+    """A table of short cells whose sentences (errors, the ERP's words) are never cut.
+
+    The sentence is the point of these columns: cut to a column's width, it
+    loses the part that says what to fix. Where the terminal leaves room,
+    each sentence column folds over as many lines as it needs; where it
+    does not (a folded column a few letters wide reads as noise), the table
+    goes without those columns and each sentence follows it, whole, on a
+    line of its own named by its row. Decided when printed, at the width of
+    the console it is printed on.
+    """
+
+    def __init__(
+        self, texts: Sequence[str], *, title: str | None = None, caption: str | None = None
+    ) -> None:
+        self.texts = tuple(texts)
+        self.title = title
+        self.caption = caption
+        self._columns: list[tuple[str, dict[str, Any]]] = []
+        self._rows: list[tuple[str, list[Text], list[str]]] = []
+
+    def column(self, name: str, **options: Any) -> None:
+        """A short column; ``options`` are rich's (justify, no_wrap, ...)."""
+        self._columns.append((name, options))
+
+    def row(self, label: str, cells: Sequence[Any], texts: Sequence[str | None]) -> None:
+        """One row: ``label`` names it above its sentences ("run 12")."""
+        shown = [c if isinstance(c, Text) else cell(c) for c in cells]
+        self._rows.append((label, shown, [flat(t) for t in texts]))
+
+    def table(self, *, with_texts: bool = True) -> Table:
+        table = Table(title=self.title, caption=self.caption)
+        for name, options in self._columns:
+            table.add_column(name, **options)
+        for name in self.texts if with_texts else ():
+            table.add_column(name, overflow="fold", no_wrap=False)
+        for _, cells, texts in self._rows:
+            table.add_row(*cells, *(Text(t) for t in texts if with_texts))
+        return table
+
+    def _room_wanted(self) -> int:
+        wanted = 0
+        for index, name in enumerate(self.texts):
+            longest = max((len(texts[index]) for _, _, texts in self._rows), default=0)
+            wanted += min(TEXT_MIN, max(longest, len(name))) + _COLUMN_EDGE
+        return wanted
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Any]:
+        bare = self.table(with_texts=False)
+        natural = Measurement.get(console, options, bare).maximum
+        if natural + self._room_wanted() <= options.max_width:
+            yield self.table()
+            return
+        yield bare
+        for label, _, texts in self._rows:
+            for name, text in zip(self.texts, texts, strict=True):
+                if text:
+                    yield Text(f"{label} {name}: {text}", overflow="fold")
+
+
+def iso(at: datetime | None) -> str | None:
+    """A time for scripts: ISO 8601 with its UTC offset."""
+    return at.isoformat() if at is not None else None
+
+
+def print_json(doc: Any) -> None:
+    """For scripts: one JSON document on stdout and nothing else (no rich
+    wrapping or colour; texts whole)."""
+    click.echo(json.dumps(doc, indent=2, ensure_ascii=False))

@@ -6,46 +6,77 @@ import json
 from typing import Any
 
 import click
-from rich.table import Table
 
 from hub import queries
 from hub.db import session_scope
 from hub.models import Client, DeadLetter, Order, Source
 from hub.orders import ReplayError, discard, replay
-from s2s.cli.common import CliError, cell, console, friendly, say, say_facts, short, stamp
+from s2s.cli.common import (
+    CliError,
+    Listing,
+    cell,
+    console,
+    friendly,
+    iso,
+    print_json,
+    say,
+    say_facts,
+    stamp,
+)
 from workers.orders import route_order
 from workers.sources import get_client
 
 
-def letters_table(letters: list[tuple[DeadLetter, Order, str]], *, full: bool) -> Table:
-    """Dead letters; ``full`` adds the outcome columns (for --all and order pages)."""
-    # Piped output is 140 columns: identifiers and classes never wrap (so they
-    # can be read and grepped whole); the free-text columns take the squeeze.
-    table = Table()
+def letters_table(
+    letters: list[tuple[DeadLetter, Order, str]], *, full: bool, title: str | None = None
+) -> Listing:
+    """Dead letters with the ERP's words whole; ``full`` adds the outcome (for
+    --all and order pages)."""
+    # Identifiers and classes never wrap, so they can be read and grepped whole.
+    table = Listing(("message", "resolution") if full else ("message",), title=title)
     for name in ("id", "order", "order code", "client", "stage", "error"):
-        table.add_column(name, no_wrap=True)
-    table.add_column("message", ratio=3)
-    table.add_column("attempts", justify="right", no_wrap=True)
-    table.add_column("created (UTC)", no_wrap=True)
+        table.column(name, no_wrap=True)
+    table.column("attempts", justify="right", no_wrap=True)
+    table.column("created (UTC)", no_wrap=True)
     if full:
-        table.add_column("status", no_wrap=True)
-        table.add_column("resolution", ratio=2)
+        table.column("status", no_wrap=True)
     for letter, order, ccode in letters:
-        row: list[Any] = [
+        cells: list[Any] = [
             str(letter.id),
             str(letter.order_id),
             cell(order.channel_order_code),
             cell(ccode),
             letter.stage,
             cell(letter.error_class),
-            cell(short(letter.message)),
             str(letter.attempts),
             stamp(letter.created_at),
         ]
+        texts: list[str | None] = [letter.message]
         if full:
-            row += [letter.status, cell(short(letter.resolution, 40))]
-        table.add_row(*row)
+            cells.append(letter.status)
+            texts.append(letter.resolution)
+        table.row(f"dead letter {letter.id}", cells, texts)
     return table
+
+
+def letter_json(letter: DeadLetter, order: Order, client_code: str) -> dict[str, Any]:
+    """A dead letter for scripts: the table's fields, whole, with what to fix."""
+    return {
+        "id": letter.id,
+        "order": letter.order_id,
+        "channel": order.channel,
+        "channel_order_code": order.channel_order_code,
+        "client": client_code,
+        "stage": letter.stage,
+        "error_class": letter.error_class,
+        "message": letter.message,
+        "fix": letter.fix,
+        "attempts": letter.attempts,
+        "status": letter.status,
+        "created_at": iso(letter.created_at),
+        "resolved_at": iso(letter.resolved_at),
+        "resolution": letter.resolution,
+    }
 
 
 @click.group()
@@ -56,12 +87,16 @@ def dlq() -> None:
 @dlq.command("list")
 @click.option("--client", "client_code", help="Only this client's dead letters.")
 @click.option("--all", "show_all", is_flag=True, help="Also replayed and discarded ones.")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array on stdout, for scripts.")
 @friendly
-def dlq_list(client_code: str | None, show_all: bool) -> None:
+def dlq_list(client_code: str | None, show_all: bool, as_json: bool) -> None:
     """List open dead letters (all of them with --all), oldest first."""
     with session_scope() as s:
         client_id = get_client(s, client_code).id if client_code else None
         letters = queries.dead_letters(s, client_id=client_id, open_only=not show_all)
+        if as_json:
+            print_json([letter_json(*found) for found in letters])
+            return
         if letters:
             console.print(letters_table(letters, full=show_all))
     if not letters:

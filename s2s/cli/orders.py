@@ -8,12 +8,22 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.table import Table
 
 from hub import queries
 from hub.db import session_scope
 from hub.models import Client, Order, Source
-from s2s.cli.common import CliError, cell, console, friendly, say, say_facts, stamp
+from s2s.cli.common import (
+    CliError,
+    Listing,
+    console,
+    flat,
+    friendly,
+    iso,
+    print_json,
+    say,
+    say_facts,
+    stamp,
+)
 from s2s.cli.dlq import letters_table
 from s2s.order_example import order_example_json
 from workers.orders import submit
@@ -106,39 +116,59 @@ def orders_submit(file: Path, client_code: str) -> None:
 @click.option("--client", "client_code", help="Only this client's orders.")
 @click.option("--status", help=f"Only orders in this state ({', '.join(ORDER_STATES)}).")
 @click.option("--limit", default=50, show_default=True, help="How many, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array on stdout, for scripts.")
 @friendly
-def orders_list(client_code: str | None, status: str | None, limit: int) -> None:
-    """List orders, newest first, with where each stands."""
+def orders_list(client_code: str | None, status: str | None, limit: int, as_json: bool) -> None:
+    """List orders, newest first, with where each stands and the last error whole."""
     if status is not None and status not in ORDER_STATES:
         raise CliError(f"unknown order status {status!r} (one of {', '.join(ORDER_STATES)})")
-    table = Table(
-        "id",
-        "client",
-        "channel",
-        "order code",
-        "status",
-        "source",
-        "document",
-        "attempts",
-        "updated (UTC)",
-    )
     with session_scope() as s:
         client_id = get_client(s, client_code).id if client_code else None
-        for order, ccode, scode in queries.orders_listing(
-            s, client_id=client_id, status=status, limit=limit
-        ):
-            table.add_row(
-                str(order.id),
-                cell(ccode),
-                cell(order.channel),
-                cell(order.channel_order_code),
-                order.status,
-                cell(scode or "-"),
-                cell(order.document_number or "-"),
-                str(order.attempts),
-                stamp(order.updated_at),
+        found = queries.orders_listing(s, client_id=client_id, status=status, limit=limit)
+        if as_json:
+            print_json([_order_json(*row) for row in found])
+            return
+        table = Listing(("last error",))
+        for name in ("id", "client", "channel", "order code", "status", "source", "document"):
+            table.column(name, justify="right" if name == "id" else "left")
+        table.column("attempts", justify="right")
+        table.column("updated (UTC)")
+        for order, ccode, scode in found:
+            table.row(
+                f"order {order.id}",
+                [
+                    str(order.id),
+                    ccode,
+                    order.channel,
+                    order.channel_order_code,
+                    order.status,
+                    scode or "-",
+                    order.document_number or "-",
+                    str(order.attempts),
+                    stamp(order.updated_at),
+                ],
+                [order.last_error],
             )
     console.print(table)
+
+
+def _order_json(order: Order, client_code: str, source_code: str | None) -> dict[str, Any]:
+    """An order for scripts: the table's fields, whole, with ISO times."""
+    return {
+        "id": order.id,
+        "client": client_code,
+        "channel": order.channel,
+        "channel_order_code": order.channel_order_code,
+        "instruction": order.instruction,
+        "status": order.status,
+        "source": source_code,
+        "document_number": order.document_number,
+        "attempts": order.attempts,
+        "last_error": order.last_error,
+        "created_at": iso(order.created_at),
+        "updated_at": iso(order.updated_at),
+        "raised_at": iso(order.raised_at),
+    }
 
 
 def _order_facts(order: Order, c: Client | None, src: Source | None) -> list[tuple[str, str]]:
@@ -153,7 +183,7 @@ def _order_facts(order: Order, c: Client | None, src: Source | None) -> list[tup
         ("received", f"{stamp(order.created_at)} UTC"),
         ("updated", f"{stamp(order.updated_at)} UTC"),
         ("raised", f"{stamp(order.raised_at)} UTC" if order.raised_at else "-"),
-        ("last error", " ".join((order.last_error or "-").split())),
+        ("last error", flat(order.last_error) or "-"),
     ]
 
 
@@ -169,14 +199,14 @@ def orders_show(order_id: int) -> None:
         c = s.get(Client, order.client_id)
         src = s.get(Source, order.source_id) if order.source_id else None
         say_facts(_order_facts(order, c, src))
-        history = Table("time (UTC)", "status", "message", title="history")
+        history = Listing(("message",), title="history")
+        history.column("time (UTC)")
+        history.column("status")
         for ev in queries.order_history(s, order.id):
-            history.add_row(stamp(ev.at), ev.status, cell(ev.message))
+            history.row(f"{stamp(ev.at)} {ev.status}", [stamp(ev.at), ev.status], [ev.message])
         console.print(history)
         letters = [
             (letter, order, c.code if c else "") for letter in queries.letters_of_order(s, order.id)
         ]
         if letters:
-            table = letters_table(letters, full=True)
-            table.title = "dead letters"
-            console.print(table)
+            console.print(letters_table(letters, full=True, title="dead letters"))

@@ -8,13 +8,12 @@ from typing import Any
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from hub import queries
 from hub.db import session_scope
 from hub.models import SyncRun
 from hub.runs import RECORD_OUTCOMES
-from s2s.cli.common import CliError, cell, console, friendly, pages, say
+from s2s.cli.common import CliError, Listing, console, friendly, iso, pages, print_json, say
 from workers.sources import connector_class, get_source, unsupported_stream
 from workers.tasks import start_sync
 
@@ -37,9 +36,10 @@ def wait_for_run(run_id: int, *, timeout: float = 3600, show: bool = True) -> An
             with session_scope() as s:
                 run = s.get(SyncRun, run_id)
                 assert run is not None
-                done = run.created + run.updated + run.unchanged + run.deleted + run.ignored
+                # Every outcome but "fetched" is a record settled one way or another.
+                done = sum(getattr(run, o) for o in RECORD_OUTCOMES if o != "fetched")
                 total = run.fetched if run.pages_total is not None else None
-                progress.update(bar, completed=done + run.quarantined, total=total)
+                progress.update(bar, completed=done, total=total)
                 if run.status != "running":
                     progress.update(bar, total=max(run.fetched, 1), completed=max(run.fetched, 1))
                     return run
@@ -50,32 +50,51 @@ def wait_for_run(run_id: int, *, timeout: float = 3600, show: bool = True) -> An
             time.sleep(0.25)
 
 
-_RUN_COLUMNS = ("run", "stream", "status", *RECORD_OUTCOMES, "pages", "seconds", "error")
+def _seconds(run: Any) -> float | None:
+    return (run.finished_at - run.created_at).total_seconds() if run.finished_at else None
 
 
-def runs_table(rows: list[Any], title: str | None = None) -> Table:
-    """Runs with their counts; the CLI's run listings and the demo share it."""
-    table = Table(title=title)
-    for col in _RUN_COLUMNS:
-        table.add_column(col, justify="left" if col in ("stream", "status", "error") else "right")
+def runs_table(rows: list[Any], title: str | None = None) -> Listing:
+    """Runs with their counts and whole errors; the CLI's run listings and the demo share it."""
+    table = Listing(("error",), title=title)
+    table.column("run", justify="right")
+    for col in ("stream", "status"):
+        table.column(col)
+    for col in (*RECORD_OUTCOMES, "pages", "seconds"):
+        table.column(col, justify="right")
     for r in rows:
-        secs = (r.finished_at - r.created_at).total_seconds() if r.finished_at else None
-        table.add_row(
-            str(r.id),
-            r.stream,
-            r.status,
-            str(r.fetched),
-            str(r.created),
-            str(r.updated),
-            str(r.unchanged),
-            str(r.deleted),
-            str(r.ignored),
-            str(r.quarantined),
-            pages(r),
-            f"{secs:.1f}" if secs is not None else "…",
-            cell((r.error or "")[:80]),
+        secs = _seconds(r)
+        table.row(
+            f"run {r.id}",
+            [
+                str(r.id),
+                r.stream,
+                r.status,
+                *(str(getattr(r, outcome)) for outcome in RECORD_OUTCOMES),
+                pages(r),
+                f"{secs:.1f}" if secs is not None else "…",
+            ],
+            [r.error],
         )
     return table
+
+
+def run_json(run: Any) -> dict[str, Any]:
+    """A run for scripts: what the table shows, whole, with ISO times."""
+    secs = _seconds(run)
+    return {
+        "id": run.id,
+        "stream": run.stream,
+        "status": run.status,
+        "requested_by": run.requested_by,
+        **{outcome: getattr(run, outcome) for outcome in RECORD_OUTCOMES},
+        "pages_done": run.pages_done,
+        "pages_total": run.pages_total,
+        "seconds": round(secs, 3) if secs is not None else None,
+        "created_at": iso(run.created_at),
+        "finished_at": iso(run.finished_at),
+        "error": run.error,
+    }
 
 
 def _parse_since(value: str) -> str:
@@ -154,15 +173,35 @@ def resync(
 @click.argument("source_code")
 @click.option("--limit", default=20, show_default=True)
 @click.option("--quarantine", is_flag=True, help="Also list the latest run's quarantined records.")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array on stdout, for scripts.")
 @friendly
-def runs_cmd(client_code: str, source_code: str, limit: int, quarantine: bool) -> None:
-    """List a source's sync runs with their counts and errors."""
+def runs_cmd(
+    client_code: str, source_code: str, limit: int, quarantine: bool, as_json: bool
+) -> None:
+    """List a source's sync runs, newest first, with their counts and errors.
+
+    With --json and --quarantine, the latest run carries its held-back
+    records as ``quarantined_records``.
+    """
     with session_scope() as s:
         src = get_source(s, client_code, source_code)
         rows = queries.recent_runs(s, src.id, limit)
+        held = queries.quarantined_in(s, rows[0].id) if quarantine and rows else []
+        if as_json:
+            doc = [run_json(r) for r in rows]
+            if quarantine and doc:
+                doc[0]["quarantined_records"] = [
+                    {"record": q.record_key, "field": q.field, "reason": q.message} for q in held
+                ]
+            print_json(doc)
+            return
         console.print(runs_table(rows))
         if quarantine and rows:
-            table = Table("record", "field", "reason")
-            for row in queries.quarantined_in(s, rows[0].id):
-                table.add_row(row.record_key, row.field, row.message)
+            table = Listing(("reason",))
+            table.column("record")
+            table.column("field")
+            for q in held:
+                table.row(
+                    f"record {q.record_key} ({q.field})", [q.record_key, q.field], [q.message]
+                )
             console.print(table)

@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
-from rich.table import Table
 from sqlalchemy.orm import Session
 
 from hub import queries, schedule
 from hub.db import session_scope
-from s2s.cli.common import CliError, cell, console, friendly, pages, say, stamp
+from hub.models import Channel
+from hub.runs import RECORD_OUTCOMES
+from s2s.cli.common import CliError, Listing, console, friendly, iso, pages, print_json, say, stamp
+from s2s.cli.runs import run_json
 from workers import channels as channel_records
 from workers.ops import broadcasts, queue_depths, workers_online
 from workers.pushing import channel_summary
@@ -18,18 +22,29 @@ from workers.sources import get_client, get_source
 
 @click.command()
 @click.option("--client", "client_code", help="Only this client's sources.")
+@click.option("--json", "as_json", is_flag=True, help="A JSON object on stdout, for scripts.")
 @friendly
-def status(client_code: str | None) -> None:
-    """Per source and stream: schedule, paused, next due, last run with counts and
-    progress; then open dead letters, queue depths and the workers online."""
+def status(client_code: str | None, as_json: bool) -> None:
+    """Per source and stream: schedule, paused, next due, last run with counts,
+    progress and error; per pushing channel its last push; then open dead
+    letters, queue depths and the workers online."""
     with session_scope() as s:
         client_id = get_client(s, client_code).id if client_code else None
-        table = _streams_table(queries.stream_statuses(s, client_id))
-        channels = _channels_table(s, client_id)
+        streams = queries.stream_statuses(s, client_id)
+        channels = _pushing_channels(s, client_id)
         letters, oldest = queries.open_letters(s)
-    console.print(table)
-    if channels is not None:
-        console.print(channels)
+        if as_json:
+            doc = {
+                "streams": [_stream_json(row) for row in streams],
+                "channels": [{"client": code, **summary} for code, _, summary in channels],
+                "dead_letters": {"open": letters, "oldest_at": iso(oldest)},
+            }
+    if as_json:
+        print_json({**doc, **_broker_json()})
+        return
+    console.print(_streams_table(streams))
+    if channels:
+        console.print(_channels_table(channels))
     if letters:
         say(f"dead letters: {letters} open, oldest {stamp(oldest)} UTC (s2s dlq list shows them)")
     else:
@@ -37,54 +52,93 @@ def status(client_code: str | None) -> None:
     _say_broker()
 
 
-def _streams_table(rows: list[queries.StreamStatus]) -> Table:
-    table = Table(caption="counts: +created ~updated =unchanged -deleted !quarantined")
+# The status table's short form of a run's counts, in RECORD_OUTCOMES' order.
+_SIGNS = {
+    "created": "+",
+    "updated": "~",
+    "unchanged": "=",
+    "deleted": "-",
+    "skipped": "/",
+    "quarantined": "!",
+}
+_SHOWN = tuple(name for name in RECORD_OUTCOMES if name in _SIGNS)
+
+
+def _counts(run: Any) -> str:
+    return " ".join(f"{_SIGNS[name]}{getattr(run, name)}" for name in _SHOWN) if run else ""
+
+
+def _streams_table(rows: list[queries.StreamStatus]) -> Listing:
+    caption = "counts: " + " ".join(f"{_SIGNS[name]}{name}" for name in _SHOWN)
+    table = Listing(("error",), caption=caption)
     for col in ("client", "source", "stream", "schedule", "paused", "next due (UTC)"):
-        table.add_column(col, no_wrap=True)
+        table.column(col, no_wrap=True)
     for col in ("last run", "status", "counts", "pages"):
-        table.add_column(col)
+        table.column(col)
     for row in rows:
         src, st, last = row.source, row.stream, row.last_run
-        counts = (
-            f"+{last.created} ~{last.updated} ={last.unchanged} -{last.deleted} !{last.quarantined}"
-            if last
-            else ""
-        )
         state = last.status if last else "never run"
         if st.queued_at is not None:
             state += " (+1 queued)"
         paused = "yes" if st.paused else ("source disabled" if not src.enabled else "no")
-        table.add_row(
-            cell(row.client_code),
-            cell(src.code),
-            st.stream,
-            cell(schedule.of(st).describe()),
-            paused,
-            stamp(st.next_due_at) if st.next_due_at else "-",
-            str(last.id) if last else "-",
-            state,
-            counts,
-            pages(last) if last else "",
+        table.row(
+            f"{row.client_code}/{src.code} {st.stream} run {last.id}" if last else "",
+            [
+                row.client_code,
+                src.code,
+                st.stream,
+                schedule.of(st).describe(),
+                paused,
+                stamp(st.next_due_at) if st.next_due_at else "-",
+                str(last.id) if last else "-",
+                state,
+                _counts(last),
+                pages(last) if last else "",
+            ],
+            [last.error if last else None],
         )
     return table
 
 
-def _channels_table(s: Session, client_id: int | None) -> Table | None:
-    """Per pushing channel: products waiting (feed lag), the last push, refusals."""
-    rows = [
-        (code, ch)
+def _stream_json(row: queries.StreamStatus) -> dict[str, Any]:
+    """A stream for scripts, as the table shows it, the last run whole."""
+    src, st = row.source, row.stream
+    return {
+        "client": row.client_code,
+        "source": src.code,
+        "kind": src.kind,
+        "stream": st.stream,
+        "enabled": src.enabled,
+        "schedule": schedule.of(st).describe(),
+        "paused": st.paused,
+        "next_due_at": iso(st.next_due_at),
+        "resync_queued": st.queued_at is not None,
+        "last_run": run_json(row.last_run) if row.last_run else None,
+    }
+
+
+PushingChannel = tuple[str, Channel, dict[str, Any]]
+
+
+def _pushing_channels(s: Session, client_id: int | None) -> list[PushingChannel]:
+    """Per pushing channel: its client's code, the row and its summary
+    (products waiting, the last push, refusals)."""
+    return [
+        (code, ch, channel_summary(ch, s))
         for code, ch in queries.channels_with_clients(s, client_id)
         if channel_records.pushes(ch)
     ]
-    if not rows:
-        return None
-    table = Table(caption="last push: +created ~updated $stock-only ^archived !refused")
+
+
+def _channels_table(rows: list[PushingChannel]) -> Listing:
+    table = Listing(
+        ("error",), caption="last push: +created ~updated $stock-only ^archived !refused"
+    )
     for col in ("client", "channel", "kind", "paused", "waiting", "refused", "next push (UTC)"):
-        table.add_column(col, no_wrap=True)
-    for col in ("last push", "status", "counts", "error"):
-        table.add_column(col)
-    for client_code, ch in rows:
-        v = channel_summary(ch, s)
+        table.column(col, no_wrap=True)
+    for col in ("last push", "status", "counts"):
+        table.column(col)
+    for client_code, ch, v in rows:
         last = v["last_push"]
         counts = (
             f"+{last['created']} ~{last['updated']} ${last['stock']} ^{last['archived']} "
@@ -92,27 +146,44 @@ def _channels_table(s: Session, client_id: int | None) -> Table | None:
             if last
             else ""
         )
-        table.add_row(
-            cell(client_code),
-            cell(ch.code),
-            ch.kind,
-            "yes" if ch.paused else "no",
-            str(v["waiting"]),
-            str(v["refused"]),
-            stamp(ch.next_push_at) if ch.next_push_at else "-",
-            str(last["id"]) if last else "-",
-            last["status"] if last else "never pushed",
-            counts,
-            cell(last["error"] or "") if last else "",
+        table.row(
+            f"{client_code}/{ch.code} push {last['id']}" if last else "",
+            [
+                client_code,
+                ch.code,
+                ch.kind,
+                "yes" if ch.paused else "no",
+                str(v["waiting"]),
+                str(v["refused"]),
+                stamp(ch.next_push_at) if ch.next_push_at else "-",
+                str(last["id"]) if last else "-",
+                last["status"] if last else "never pushed",
+                counts,
+            ],
+            [last["error"] if last else None],
         )
     return table
 
 
+def _broker_json() -> dict[str, Any]:
+    """Queue depths (null: the broker did not answer), the workers online
+    (null: unknown) and the queues holding messages that no worker consumes."""
+    depths = queue_depths()
+    workers = workers_online()
+    served = {q for qs in (workers or {}).values() for q in qs}
+    idle = [q for q, n in depths.items() if n and q not in served] if workers is not None else []
+    return {
+        "queues": depths,
+        "workers": None if workers is None else dict(sorted(workers.items())),
+        "unconsumed_queues": idle,
+    }
+
+
 def _say_broker() -> None:
     """Queue depths and the workers online, warning of a queue nobody serves."""
-    depths = queue_depths()
+    facts = _broker_json()
+    depths, workers = facts["queues"], facts["workers"]
     say("queues: " + ", ".join(f"{q}={n if n is not None else '?'}" for q, n in depths.items()))
-    workers = workers_online()
     if workers is None:
         say("workers: unknown (the broker did not answer)")
     elif not workers:
@@ -120,10 +191,9 @@ def _say_broker() -> None:
         say(f"workers: none online{how}")
     else:
         say(f"workers: {len(workers)} online")
-        for name, queues in sorted(workers.items()):
+        for name, queues in workers.items():
             say(f"  {name}: {', '.join(queues)}")
-        served = {q for qs in workers.values() for q in qs}
-        idle = [q for q, n in depths.items() if n and q not in served]
+        idle = facts["unconsumed_queues"]
         if idle:
             say(f"warning: no worker consumes {', '.join(idle)}, which hold messages")
 
