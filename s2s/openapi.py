@@ -15,6 +15,7 @@ from functools import cache
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from hub.runs import COUNTERS
 from hub.schemas.customers import ADDRESS_FIELDS
 from hub.schemas.orders import OrderCustomerSchema
 from s2s import openapi_push
@@ -49,8 +50,8 @@ _SOURCE_PARAM = path_param("source", "One of the client's sources (its ERP), by 
 
 
 def _run_schema() -> Json:
-    counts: tuple[str, ...] = ("fetched", "created", "updated", "unchanged", "deleted", "ignored")
-    counts += ("quarantined", "pages_done")
+    # The run's counters as the hub names them, so that a count added there shows here.
+    counts = COUNTERS
     return obj(
         {
             "id": INT,
