@@ -254,6 +254,9 @@ def test_listings_show_errors_whole_at_any_width(troubled: Hub, columns: int | N
     runs = shown["runs", "acme", "erp"]
     in_column = any(c.startswith("error") and "SoldToAddr1" in c for c in _columns(runs))
     assert in_column == (columns == 250), runs
+    if columns == 250:
+        assert re.search(r"┃ skipped ┃", runs), runs
+        assert "/skipped" in shown["status",]  # the status table's counts say what "/" is
     assert (f"run {run.id} error: " in runs) == (not in_column)
 
 
@@ -273,6 +276,7 @@ def test_json_for_scripts(troubled: Hub) -> None:
 
     (shown,) = parsed("runs", "acme", "erp")
     assert shown["id"] == run.id and shown["status"] == "failed"
+    assert shown["skipped"] == run.skipped  # records the hub never held, not "unchanged"
     assert shown["error"] == run.error
     for outcome in RECORD_OUTCOMES:
         assert shown[outcome] == getattr(run, outcome) and isinstance(shown[outcome], int)
