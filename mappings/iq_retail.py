@@ -4,6 +4,14 @@ The products map is seed 000's product table row for row. Customers have no
 map: IQ Retail does not sync them (seed 000), and the connector answers a
 request for them with "not supported".
 
+What ``variants.qty`` means is the source's ``qty_formula`` (listed by
+``s2s mappings show iq_retail products``): ``onhand`` (default), as seed
+000's table says, or ``onhand_less_sales_orders``, ``onhand - salesorder``
+(stock not yet committed to sales orders), as older integrations read it.
+Either may come out below zero; the hub stores a negative quantity as 0
+(canonical-model.md), so the formula does not clamp on its own. The
+connector reads ``salesorder`` only when the formula needs it.
+
 The orders map documents seed 000's order table and builds the
 ``IQ_API_Submit_Document_Sales_Order`` method fields the connector sends
 (erp-wire-formats.md section 1): the company and terminal the order is
@@ -28,10 +36,50 @@ from mappings.core import (
     const,
     number,
     register,
+    shown,
 )
+from mappings.maps import Choice
 
 ERP: Final = "iq_retail"
 TITLE: Final = "IQ Retail"
+QTY_FORMULAS: Final = ("onhand", "onhand_less_sales_orders")
+SALES_ORDER_COLUMN: Final = "salesorder"
+
+
+def qty_formula(settings: Mapping[str, Any]) -> str:
+    """The source's ``qty_formula``; unset or blank is ``onhand`` (seed 000)."""
+    raw = settings.get("qty_formula")
+    value = "" if raw is None else str(raw).strip().lower()
+    if not value:
+        return QTY_FORMULAS[0]
+    if value not in QTY_FORMULAS:
+        raise MappingError(
+            f'qty_formula "{shown(raw)}" is not one of {", ".join(QTY_FORMULAS)}: '
+            "correct the source's settings"
+        )
+    return value
+
+
+def _qty(record: Mapping[str, Any], settings: Mapping[str, Any]) -> int | float | None:
+    """``onhand``, or ``onhand - salesorder``; a blank salesorder holds nothing back.
+
+    Worked in Decimal so that 3.3 - 0.3 is 3, not 2.999...; the hub floors
+    fractions and stores a negative result as 0.
+    """
+    onhand = number(record.get("onhand"), "onhand")
+    if qty_formula(settings) == "onhand" or onhand is None:
+        return onhand
+    if SALES_ORDER_COLUMN not in record:
+        raise MappingError(
+            "the stock row has no salesorder column, which qty_formula "
+            "onhand_less_sales_orders reads"
+        )
+    held = number(record.get(SALES_ORDER_COLUMN), SALES_ORDER_COLUMN)
+    if held is None:
+        return onhand
+    left = Decimal(repr(onhand)) - Decimal(repr(held))
+    return int(left) if left == left.to_integral_value() else float(left)
+
 
 PRODUCTS: Final = register(
     Map(
@@ -44,13 +92,27 @@ PRODUCTS: Final = register(
             Row("descript", "title", "The title/name of a product"),
             Row("WebItem", "product_active", "This is a default field in IQ Retail as a tick box"),
             Row("sellprice1", "variants.price", "Price lists of the product"),
-            Row("onhand", "variants.qty", "Stock qty of the product"),
+            computed("onhand", "variants.qty", _qty, "Stock qty of the product"),
             Row("code", "variants.sku", "The unique identifier of a product"),
             const(
                 "true",
                 "variants.inventory_management",
                 True,
                 "Manage whether a product is inventory managed",
+            ),
+        ),
+        choices=(
+            Choice(
+                "qty_formula",
+                "variants.qty",
+                (
+                    ("onhand", "onhand"),
+                    (
+                        "onhand_less_sales_orders",
+                        "onhand - salesorder, the stock not yet committed to sales orders "
+                        "(stored as 0 when below 0)",
+                    ),
+                ),
             ),
         ),
     )

@@ -20,6 +20,49 @@ _EMPTY: Final[Mapping[str, Any]] = {}
 
 
 @dataclass(frozen=True)
+class Choice:
+    """A per-source setting that changes how one row maps.
+
+    The ERPs' public material leaves some questions open (does a site key
+    order lines by SKU or by its own line id; is stock on hand less what
+    sales orders hold); each answer is a value of a source setting, and
+    `Map.render` lists them under the seed's table so that `s2s mappings
+    show` tells an operator what a site may choose. `target` is what the
+    row writes (a hub path inbound, an ERP field outbound); `options` pairs
+    each value with where the row then takes it from; the first is the
+    default.
+    """
+
+    setting: str
+    target: str
+    options: tuple[tuple[str, str], ...]
+
+    def __post_init__(self) -> None:
+        if not self.options:
+            raise ValueError(f"the choice {self.setting} has no options")
+
+    @property
+    def default(self) -> str:
+        return self.options[0][0]
+
+    def chosen(self, settings: Mapping[str, Any]) -> str:
+        """The source's value when it is one of the options, else the default."""
+        value = settings.get(self.setting)
+        text = str(value).strip().lower() if value is not None else ""
+        known = {name.lower(): name for name, _ in self.options}
+        return known.get(text, self.default)
+
+    def line(self, settings: Mapping[str, Any]) -> str:
+        """``target ← source (setting=value; other: its source)``."""
+        chosen = self.chosen(settings)
+        meaning = dict(self.options)
+        others = "; ".join(f"{name}: {what}" for name, what in self.options if name != chosen)
+        mark = ", the default" if chosen == self.default else ""
+        rest = f"; {others}" if others else ""
+        return f"{self.target} ← {meaning[chosen]} ({self.setting}={chosen}{mark}{rest})"
+
+
+@dataclass(frozen=True)
 class Map:
     """One ERP's map of one stream: the rows of its seed table.
 
@@ -30,6 +73,14 @@ class Map:
 
     Outbound maps (orders) go from the hub to the ERP: their rows document
     the ERP columns, and `build(order, settings)` makes the ERP payload.
+    A build that needs what the hub keeps about each line's variant (the
+    ERP's own line id, say) names those variant meta keys with
+    `line_meta(settings)`: the raise task looks them up among the source's
+    stored variants and hands them to `build` on each line item as
+    ``variant_meta`` ({key: value}), so that the map itself does no I/O.
+
+    `choices` are the per-source settings that change a row (`Choice`),
+    listed under the table by `render`.
     """
 
     erp: str
@@ -38,6 +89,8 @@ class Map:
     rows: tuple[Row, ...]
     passthrough: frozenset[str] = frozenset()
     build: Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, Any]] | None = None
+    line_meta: Callable[[Mapping[str, Any]], tuple[str, ...]] | None = None
+    choices: tuple[Choice, ...] = ()
     _plan: tuple[tuple[Row, Parser, int], ...] = field(init=False, repr=False, compare=False)
     _key_plan: tuple[tuple[Row, Parser, int], ...] = field(init=False, repr=False, compare=False)
     # `_plan` unpacked for `apply`'s loop: (hub, erp, parse, kind, transform, constant, compute).
@@ -68,6 +121,14 @@ class Map:
                     raise ValueError(f"passthrough {path!r} is not a hub path of {self.stream}")
         elif self.build is None:
             raise ValueError(f"the {self.erp} orders map needs a build function")
+        if self.line_meta is not None and self.build is None:
+            raise ValueError("only outbound (orders) maps read the hub's variant meta")
+        targets = {r.hub if self.build is None else r.erp for r in self.rows}
+        for choice in self.choices:
+            if choice.target not in targets:
+                raise ValueError(
+                    f"choice {choice.setting}: no row of this map writes {choice.target!r}"
+                )
         object.__setattr__(self, "_plan", tuple(plan))
         object.__setattr__(
             self,
@@ -202,8 +263,18 @@ class Map:
                 return None
         return out or None
 
-    def render(self) -> str:
-        """The seed's markdown table for these rows."""
+    def line_meta_keys(self, settings: Mapping[str, Any] | None = None) -> tuple[str, ...]:
+        """The variant meta keys `build` reads from each line item under
+        these settings; () when it reads none (the raise task then looks
+        nothing up)."""
+        if self.line_meta is None:
+            return ()
+        return self.line_meta(settings if settings is not None else _EMPTY)
+
+    def render(self, settings: Mapping[str, Any] | None = None) -> str:
+        """The seed's markdown table for these rows, then the rows a source
+        setting changes (`choices`), each with the value ``settings`` choose
+        (the default without settings) and its alternatives."""
         header = (self.erp_title, "Stock2Shop", "Description")
         body = [(r.erp, r.hub, r.description) for r in self.rows]
         widths = [max(len(line[i]) for line in [header, *body]) for i in range(3)]
@@ -213,7 +284,12 @@ class Map:
             return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
 
         sep = "| " + " | ".join("-" * w for w in widths) + " |"
-        return "\n".join([line(header), sep, *(line(b) for b in body)]) + "\n"
+        table = "\n".join([line(header), sep, *(line(b) for b in body)]) + "\n"
+        if not self.choices:
+            return table
+        chosen = settings if settings is not None else _EMPTY
+        notes = [f"- {choice.line(chosen)}" for choice in self.choices]
+        return "\n".join([table, "Per-source settings:", *notes]) + "\n"
 
 
 def _too_large(order: Mapping[str, Any], erp_title: str) -> str:

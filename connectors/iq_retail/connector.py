@@ -28,7 +28,13 @@ from connectors.base import Page, PermanentError, RejectedError, SettingsError
 from connectors.http import Call, Failure, HttpConnector
 from connectors.iq_retail import errors, wire
 from connectors.iq_retail.settings import IqRetailSettingsSchema
-from connectors.iq_retail.wire import STAMP_FORMAT, find_order_sql, stock_page_sql
+from connectors.iq_retail.wire import (
+    STAMP_FORMAT,
+    find_order_sql,
+    stock_columns,
+    stock_count_sql,
+    stock_page_sql,
+)
 
 
 class IqRetailConnector(HttpConnector):
@@ -54,6 +60,7 @@ class IqRetailConnector(HttpConnector):
         self._user = str(s["user_number"])
         self._password = str(s["user_password"])
         self._passphrase = str(s["partner_passphrase"] or "")
+        self._columns = stock_columns(str(s["qty_formula"]))
 
     def __repr__(self) -> str:
         return (
@@ -105,6 +112,12 @@ class IqRetailConnector(HttpConnector):
             "company": self._company,
             "user": self._user,
             "stock_table": str(self.settings["stock_table"]),
+            "columns": (
+                ""
+                if wire.SALES_ORDER_COLUMN not in self._columns
+                else f" and qty_formula (now {self.settings['qty_formula']}, which reads the "
+                f"{wire.SALES_ORDER_COLUMN} column)"
+            ),
         }
         outcome = self._status_failure(response, call) or errors.read_answer(response, call, site)
         if isinstance(outcome, Failure):
@@ -126,24 +139,46 @@ class IqRetailConnector(HttpConnector):
         return records
 
     def check(self) -> str:
-        """Log in and read one stock code; count the stock if IQ allows it."""
-        table = wire.identifier(self.settings["stock_table"])
-        self._sql(f"SELECT TOP 1 code FROM {table}", "checking the connection")
-        count: int | None = None
-        try:
-            rows = self._sql(f"SELECT COUNT(*) AS stock_items FROM {table}", "counting stock")
-        except (SettingsError, PermanentError):
-            rows = []
-        if rows:
-            row = rows[0]
-            count = wire.as_int(row.get("stock_items"))
-            if count is None and len(row) == 1:
-                count = wire.as_int(next(iter(row.values())))
-        found = f"{count:,} stock items" if count is not None else f"the {table} table answers"
+        """Log in, read one stock row as the products fetch reads it, and
+        count what will sync.
+
+        The row is read with the fetch's own columns, so a column the
+        settings need (``salesorder`` for qty_formula) is found missing here
+        rather than in the first run. The fetch reads every row (an unticked
+        ``webitem`` removes its product), but only web items become
+        products: that is the count given, beside all stock rows.
+        """
+        table = self.settings["stock_table"]
+        self._sql(stock_page_sql(table, 1, columns=self._columns), "checking the connection")
+        web = self._count(stock_count_sql(table, web_items_only=True), "counting web items")
+        total = self._count(stock_count_sql(table), "counting stock")
+        if web is not None:
+            found = f"{web:,} web item{'s' if web != 1 else ''} will sync as products"
+            if total is not None:
+                found += (
+                    f" (of {total:,} stock items; the other {max(total - web, 0):,} are not "
+                    "ticked WebItem and stay out of the hub)"
+                )
+        elif total is not None:
+            found = f"{total:,} stock items (IQ would not count the web items among them)"
+        else:
+            found = f"the {table} table answers"
         return (
             f"reached IQ Retail company {self._company} at {self.base_url} as user {self._user}: "
             f"{found}"
         )
+
+    def _count(self, sql: str, what: str) -> int | None:
+        """One COUNT(*) answer; None when IQ refuses the statement or answers oddly."""
+        try:
+            rows = self._sql(sql, what)
+        except (SettingsError, PermanentError):
+            return None
+        if not rows:
+            return None
+        row = rows[0]
+        count = wire.as_int(next(iter(row.values()))) if len(row) == 1 else None
+        return count if count is not None and count >= 0 else None
 
     def _since_text(self, since: datetime) -> str:
         """The lower bound of an incremental read, in IQ's local-time text.
@@ -160,7 +195,9 @@ class IqRetailConnector(HttpConnector):
         after = None if cursor is None else str(cursor)
         modified_since = self._since_text(since) if since is not None else None
         try:
-            sql = stock_page_sql(self.settings["stock_table"], limit, after, modified_since)
+            sql = stock_page_sql(
+                self.settings["stock_table"], limit, after, modified_since, self._columns
+            )
         except ValueError as exc:
             raise self._error(
                 PermanentError,

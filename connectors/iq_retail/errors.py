@@ -202,8 +202,8 @@ _REFUSALS: Final[tuple[AnswerRule[Refusal], ...]] = (
         _query,
         SettingsError,
         "{where} could not run the query while {what}: {shown}",
-        "check stock_table (now {stock_table}) in the source's settings, and that the API "
-        "user may read it",
+        "check stock_table (now {stock_table}){columns} in the source's settings, and that "
+        "the API user may read it",
     ),
     AnswerRule(
         lambda _: True,
@@ -335,8 +335,9 @@ def read_answer(
     """IQ's answer with keys in lower case, or the failure it stands for.
 
     ``site`` holds the words messages are built of: ``where``, ``company``,
-    ``user`` and ``stock_table``. Statuses every HTTP ERP shares (429, 5xx,
-    redirects) are read before this, by ``HttpConnector``.
+    ``user``, ``stock_table`` and ``columns`` (what the settings add to the
+    columns read, said after the table, or blank). Statuses every HTTP ERP
+    shares (429, 5xx, redirects) are read before this, by ``HttpConnector``.
     """
     status = response.status_code
     if status in (401, 403):

@@ -11,6 +11,7 @@ from marshmallow import RAISE, ValidationError, fields, validate
 
 from connectors.base import SettingsSchema
 from connectors.iq_retail.wire import API_PATH, CONTROL, IDENTIFIER
+from mappings.iq_retail import QTY_FORMULAS
 
 
 class _Code(fields.String):
@@ -146,6 +147,14 @@ class IqRetailSettingsSchema(SettingsSchema):
         load_default="Stock",
         validate=validate.Regexp(IDENTIFIER, error="must be a plain table name"),
         metadata={"description": "Table stock is read from"},
+    )
+    qty_formula = fields.String(
+        load_default=QTY_FORMULAS[0],
+        validate=validate.OneOf(QTY_FORMULAS, error="must be one of {choices}, not {input!r}"),
+        metadata={
+            "description": "What a variant's qty is: onhand (seed 000), or "
+            "onhand_less_sales_orders (onhand - salesorder; below 0 is stored as 0)"
+        },
     )
     overrides = fields.List(
         fields.String(validate=validate.Length(min=1, max=100)),

@@ -25,6 +25,8 @@ API_PATH: Final = "/IQRetailRestAPI/v1"
 METHOD_SQL: Final = "IQ_API_Request_GenericSQL"
 METHOD_SALES_ORDER: Final = "IQ_API_Submit_Document_Sales_Order"
 STOCK_COLUMNS: Final = ("code", "descript", "webitem", "sellprice1", "onhand", "modified")
+# Read as well when the source's qty_formula subtracts it from onhand.
+SALES_ORDER_COLUMN: Final = "salesorder"
 STAMP_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
 
 IDENTIFIER = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
@@ -63,15 +65,36 @@ def identifier(name: str) -> str:
     return name
 
 
+def stock_columns(qty_formula: str = "onhand") -> tuple[str, ...]:
+    """The Stock columns the products fetch reads: ``salesorder`` too when
+    the source's qty_formula is ``onhand_less_sales_orders``."""
+    if qty_formula == "onhand":
+        return STOCK_COLUMNS
+    return (*STOCK_COLUMNS, SALES_ORDER_COLUMN)
+
+
+def stock_count_sql(table: str, web_items_only: bool = False) -> str:
+    """How many stock rows there are, or (``web_items_only``) how many are
+    ticked ``webitem``: the ones that sync as products. The fetch reads
+    every row, since an unticked one removes its product from the hub."""
+    where = " WHERE webitem = TRUE" if web_items_only else ""
+    name = "web_items" if web_items_only else "stock_items"
+    return f"SELECT COUNT(*) AS {name} FROM {identifier(table)}{where}"
+
+
 def stock_page_sql(
-    table: str, limit: int, after: str | None = None, modified_since: str | None = None
+    table: str,
+    limit: int,
+    after: str | None = None,
+    modified_since: str | None = None,
+    columns: tuple[str, ...] = STOCK_COLUMNS,
 ) -> str:
     """One keyed page of stock: ``TOP limit`` rows after ``after`` in code order.
 
     Keyed paging (``code > last``) rather than offsets, so that items added
     or removed between pages are neither skipped nor read twice.
     ``modified_since`` is a ``YYYY-MM-DD HH:MM:SS`` text compared with the
-    ``modified`` column.
+    ``modified`` column; ``columns`` are :func:`stock_columns`.
     """
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValueError(f"limit must be a whole number of at least 1, not {limit!r}")
@@ -81,10 +104,7 @@ def stock_page_sql(
     if modified_since is not None:
         conditions.append(f"modified >= {sql_literal(modified_since)}")
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-    return (
-        f"SELECT TOP {limit} {', '.join(STOCK_COLUMNS)} FROM {identifier(table)}"
-        f"{where} ORDER BY code"
-    )
+    return f"SELECT TOP {limit} {', '.join(columns)} FROM {identifier(table)}{where} ORDER BY code"
 
 
 def find_order_sql(reference: str) -> str:

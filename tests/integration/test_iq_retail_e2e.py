@@ -38,7 +38,7 @@ def iq(postgres_db: Any) -> Iterator[Any]:
         yield server
 
 
-def _source(iq: Any, password: str = PASSWORD) -> tuple[int, int]:
+def _source(iq: Any, password: str = PASSWORD, **over: Any) -> tuple[int, int]:
     with session_scope() as s:
         client, _ = upsert_client(s, "acme")
         source = upsert_source(
@@ -54,6 +54,7 @@ def _source(iq: Any, password: str = PASSWORD) -> tuple[int, int]:
                 "default_debtor_account": "CASH01",
                 "shipping_code": "SHIP",
                 "page_size": 500,
+                **over,
             },
         )
         return client.id, source.id
@@ -174,3 +175,60 @@ def test_wrong_credentials_in_check_and_on_a_scheduled_run(orders_hub: Hub, iq: 
     reason = lines[0].removeprefix("error: ").split(" — ")[0]
     assert reason[:40] in run.error
     assert "not-the-password" not in run.error
+
+
+# --------------------------------------------------------------------------
+# qty_formula, and what check counts
+# --------------------------------------------------------------------------
+
+SMALL = 600
+
+
+@pytest.fixture
+def small_iq(postgres_db: Any) -> Iterator[Any]:
+    url = postgres_db("s2s_iq")
+    server_summary = iq_retail.seed(url, products=SMALL, seed=11)
+    with iq_retail.serve(url, password=PASSWORD) as server:
+        server.db_url = url
+        server.summary = server_summary
+        yield server
+
+
+def _quantities() -> dict[str, int]:
+    with session_scope() as s:
+        return {
+            p.source_product_code: p.data["variants"][0]["qty"]
+            for p in s.scalars(select(Product).where(Product.deleted_at.is_(None)))
+        }
+
+
+def test_check_counts_web_items_and_a_new_qty_formula_remaps_every_product(
+    orders_hub: Hub, small_iq: Any
+) -> None:
+    summary = small_iq.summary
+    web = {r["code"]: r for r in iq_retail.generate_stock(SMALL, 11) if r["webitem"]}
+    _, source_id = _source(small_iq)
+    check = orders_hub.run_cli("check", "acme", "iq")
+    assert check.returncode == 0, check.stderr
+    assert (
+        f"{summary.web_items:,} web items will sync as products (of {summary.products:,} "
+        f"stock items; the other {summary.hidden:,} are not ticked WebItem"
+    ) in " ".join(check.stdout.split())
+
+    orders_hub.start_worker(concurrency=2)
+    first = _run(source_id)
+    assert first.status == "succeeded", first.error
+    assert first.created == summary.web_items == len(web)
+    assert _quantities() == {c: max(int(r["onhand"]), 0) for c, r in web.items()}
+
+    # The operator says this site reads stock less sales orders. Nothing
+    # changed in IQ, yet the next full run maps every record again (the
+    # settings are part of each raw hash) and updates those whose qty moves.
+    _source(small_iq, qty_formula="onhand_less_sales_orders")
+    expected = {c: max(int(r["onhand"] - r["salesorder"]), 0) for c, r in web.items()}
+    moved = sum(1 for c in web if expected[c] != max(int(web[c]["onhand"]), 0))
+    assert moved > 0
+    second = _run(source_id, full=True)
+    assert second.status == "succeeded", second.error
+    assert second.updated == moved and second.created == 0 and second.quarantined == 0
+    assert _quantities() == expected

@@ -223,6 +223,7 @@ def test_settings_defaults_secrets_and_idempotent_load() -> None:
     assert loaded["overlap_minutes"] == 10
     assert loaded["stock_table"] == "Stock"
     assert loaded["overrides"] == ["ideNegativeStock"]
+    assert loaded["qty_formula"] == "onhand"  # seed 000
     assert IqRetailConnector.load_settings(loaded) == loaded
     assert IqRetailConnector.secret_fields() == {"user_password", "partner_passphrase"}
 
@@ -270,10 +271,11 @@ def test_stock_page_sql() -> None:
 
 def test_envelope_and_basic_auth(iq: tuple[IqRetailConnector, Script]) -> None:
     connector, script = iq
-    script.add(rows({"code": "A1"}), rows({"stock_items": 3}))
+    script.add(rows({"code": "A1"}), rows({"web_items": 2}), rows({"stock_items": 3}))
     assert connector.check() == (
         f"reached IQ Retail company 002 at {connector.settings['request_url']} as user 99: "
-        "3 stock items"
+        "2 web items will sync as products (of 3 stock items; the other 1 are not ticked "
+        "WebItem and stay out of the hub)"
     )
     first = script.seen[0]
     assert first.path == "/IQRetailRestAPI/v1/IQ_API_Request_GenericSQL"
@@ -288,18 +290,71 @@ def test_envelope_and_basic_auth(iq: tuple[IqRetailConnector, Script]) -> None:
                 "IQ_User_Number": "99",
                 "IQ_User_Password": PASSWORD,
                 "IQ_Partner_Passphrase": PASSPHRASE,
-                "IQ_SQL_Text": "SELECT TOP 1 code FROM Stock",
+                # The products fetch's own statement, one row: its columns are checked.
+                "IQ_SQL_Text": (
+                    "SELECT TOP 1 code, descript, webitem, sellprice1, onhand, modified "
+                    "FROM Stock ORDER BY code"
+                ),
             }
         }
     }
-    assert script.sql(1) == "SELECT COUNT(*) AS stock_items FROM Stock"
+    assert script.sql(1) == "SELECT COUNT(*) AS web_items FROM Stock WHERE webitem = TRUE"
+    assert script.sql(2) == "SELECT COUNT(*) AS stock_items FROM Stock"
 
 
 def test_check_without_a_count(iq: tuple[IqRetailConnector, Script]) -> None:
     connector, script = iq
     refused = {"iq_api_error": [{"iq_error_code": 7, "iq_error_description": "SQL Error: COUNT"}]}
-    script.add(rows({"code": "A1"}), send(body=refused))
+    script.add(rows({"code": "A1"}), send(body=refused), send(body=refused))
     assert connector.check().endswith("as user 99: the Stock table answers")
+    # A site that counts rows but not by webitem: the rows, said as such.
+    script.add(rows({"code": "A1"}), send(body=refused), rows({"STOCK_ITEMS": " 1200 "}))
+    assert connector.check().endswith(
+        "as user 99: 1,200 stock items (IQ would not count the web items among them)"
+    )
+
+
+def test_check_reads_the_columns_qty_formula_needs(server: tuple[str, Script]) -> None:
+    url, script = server
+    connector = IqRetailConnector(settings(url, qty_formula="onhand_less_sales_orders"))
+    missing = {
+        "iq_api_error": [
+            {"iq_error_code": 7, "iq_error_description": "SQL Error: Invalid field salesorder"}
+        ]
+    }
+    script.add(send(body=missing))
+    with pytest.raises(SettingsError) as caught:
+        connector.check()
+    assert script.sql(0) == (
+        "SELECT TOP 1 code, descript, webitem, sellprice1, onhand, modified, salesorder "
+        "FROM Stock ORDER BY code"
+    )
+    assert "Invalid field salesorder" in caught.value.message
+    assert caught.value.hint is not None
+    assert "qty_formula (now onhand_less_sales_orders, which reads the salesorder column)" in (
+        caught.value.hint
+    )
+    connector.close()
+
+
+def test_qty_formula_is_validated_and_chooses_the_columns_read(server: tuple[str, Script]) -> None:
+    url, script = server
+    with pytest.raises(SettingsError) as caught:
+        IqRetailConnector.load_settings(settings(url, qty_formula="onhand-salesorder"))
+    assert caught.value.message == (
+        "the IQ Retail settings are not valid: qty_formula: must be one of onhand, "
+        "onhand_less_sales_orders, not 'onhand-salesorder'"
+    )
+    assert caught.value.hint == "correct qty_formula in the source's settings"
+    connector = IqRetailConnector(settings(url, qty_formula="onhand_less_sales_orders"))
+    script.add(rows({"code": "A1", "onhand": 5, "salesorder": 2}))
+    page = connector.read("products", None, 10)
+    assert page.records == [{"code": "A1", "onhand": 5, "salesorder": 2}]
+    assert script.sql(0) == (
+        "SELECT TOP 10 code, descript, webitem, sellprice1, onhand, modified, salesorder "
+        "FROM Stock ORDER BY code"
+    )
+    connector.close()
 
 
 def test_answers_in_any_key_case_with_padded_codes(iq: tuple[IqRetailConnector, Script]) -> None:

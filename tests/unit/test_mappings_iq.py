@@ -163,6 +163,76 @@ def test_mapped_stock_loads_into_the_canonical_model() -> None:
 
 
 # --------------------------------------------------------------------------
+# qty_formula
+# --------------------------------------------------------------------------
+
+LESS_SALES_ORDERS: dict[str, Any] = {"qty_formula": "onhand_less_sales_orders"}
+
+
+@pytest.mark.parametrize(
+    ("onhand", "salesorder", "default", "less"),
+    [
+        (12, 5, 12, 7),
+        ("12", " 5 ", 12, 7),
+        (3.3, 0.3, 3.3, 3),  # exact: not 2.999...
+        (10.5, 2, 10.5, 8.5),
+        (4, 9, 4, -5),  # committed beyond stock: the hub stores 0
+        (7, None, 7, 7),  # a blank salesorder holds nothing back
+        (None, 3, None, None),  # unknown stock stays unknown
+    ],
+)
+def test_qty_is_onhand_or_onhand_less_sales_orders(
+    onhand: Any, salesorder: Any, default: Any, less: Any
+) -> None:
+    record = stock(onhand=onhand, salesorder=salesorder)
+    assert PRODUCTS.apply(record).get("variants.qty") == default
+    assert PRODUCTS.apply(record, {"qty_formula": "onhand"}).get("variants.qty") == default
+    assert PRODUCTS.apply(record, LESS_SALES_ORDERS).get("variants.qty") == less
+
+
+def test_qty_less_sales_orders_loads_clamped_and_floored() -> None:
+    records = [
+        stock(code="A1", onhand=4, salesorder=9),
+        stock(code="B2", onhand=10.5, salesorder=2),
+    ]
+    products, errors = map_records(PRODUCTS, records, LESS_SALES_ORDERS)
+    assert errors == []
+    loaded = [load_product(p).record for p in products]
+    assert [r["variants"][0]["qty"] if r else None for r in loaded] == [0, 8]
+
+
+def test_qty_formula_problems_name_the_record_and_the_setting() -> None:
+    _, errors = map_records(PRODUCTS, [stock(code="A1")], LESS_SALES_ORDERS)
+    assert [(e.key, e.field, e.message) for e in errors] == [
+        (
+            "A1",
+            "variants.qty",
+            "the stock row has no salesorder column, which qty_formula "
+            "onhand_less_sales_orders reads",
+        )
+    ]
+    _, errors = map_records(PRODUCTS, [stock(code="A1", salesorder="two")], LESS_SALES_ORDERS)
+    assert [e.message for e in errors] == ['salesorder "two" is not a number']
+    _, errors = map_records(PRODUCTS, [stock(code="A1")], {"qty_formula": "onhand-so"})
+    assert [e.message for e in errors] == [
+        'qty_formula "onhand-so" is not one of onhand, onhand_less_sales_orders: '
+        "correct the source's settings"
+    ]
+
+
+def test_products_render_qty_formula_with_its_alternative() -> None:
+    notes = PRODUCTS.render().split("Per-source settings:\n", 1)[1]
+    assert notes == (
+        "- variants.qty ← onhand (qty_formula=onhand, the default; onhand_less_sales_orders: "
+        "onhand - salesorder, the stock not yet committed to sales orders (stored as 0 when "
+        "below 0))\n"
+    )
+    chosen = PRODUCTS.render(LESS_SALES_ORDERS)
+    assert "- variants.qty ← onhand - salesorder, the stock" in chosen
+    assert "(qty_formula=onhand_less_sales_orders; onhand: onhand)" in chosen
+
+
+# --------------------------------------------------------------------------
 # Orders
 # --------------------------------------------------------------------------
 
