@@ -31,9 +31,13 @@ Choices where the reference is silent, made as a real ERP likely does:
   hub that raises twice: :meth:`IsyncData.create_attempts` counts every
   CreateSalesOrder per PONumber, and :meth:`IsyncData.order_counts` the
   orders stored.
-* **ProductStockID is the SKU.** Seed 001 sends the website's SKU as
-  ``ProductStockID``, so on an iSync the hub can serve, a stock line's
-  ``ProductStockID`` equals its ``SKU``; generated data follows that.
+* **ProductStockID is the SKU** by default. Seed 001 sends the website's
+  SKU as ``ProductStockID``, so on an iSync the hub can serve, a stock
+  line's ``ProductStockID`` equals its ``SKU``; generated data follows that.
+  Some installations key stock lines by a number instead; with
+  ``numeric_ids`` every generated line gets one (``100001`` upwards, in
+  listing order), and an order line must quote it: ``CreateSalesOrder``
+  validates ``ProductStockID`` against the lines' ids, never their SKUs.
 
 Faults (:class:`Faults`) stand in for what goes wrong between the hub and a
 cloud service: latency, an HTTP status from a gateway, a SOAP fault, a body
@@ -152,7 +156,7 @@ def _ean13(rng: random.Random) -> str:
 
 
 def generate_stock(
-    products: int = 100, variants_per_product: int = 3, seed: int = 1
+    products: int = 100, variants_per_product: int = 3, seed: int = 1, numeric_ids: bool = False
 ) -> list[dict[str, str]]:
     """Stock lines for ``products`` products of ``variants_per_product`` lines each.
 
@@ -161,7 +165,8 @@ def generate_stock(
     them); every value is text, as it travels in XML. Each product has one
     ``WebSale`` for all its lines (about 90% Active, 5% Ignore, 5% Delete),
     and its lines differ by ``Size`` and ``Colour``. ``ProductStockID`` is
-    the SKU (see the module's notes).
+    the SKU, or with ``numeric_ids`` a number from 100001 in listing order
+    (see the module's notes); the rest of the data is the same either way.
     """
     limit = len(SIZES) * len(COLOURS)
     if products < 0 or not 1 <= variants_per_product <= limit:
@@ -198,6 +203,9 @@ def generate_stock(
                 }
             )
     lines.sort(key=lambda line: (line["JobProductID"], line["SKU"]))
+    if numeric_ids:
+        for number, line in enumerate(lines, start=100_001):
+            line["ProductStockID"] = str(number)
     return lines
 
 
@@ -239,10 +247,14 @@ class IsyncData:
 
     @classmethod
     def generated(
-        cls, products: int = 100, variants_per_product: int = 3, seed: int = 1
+        cls,
+        products: int = 100,
+        variants_per_product: int = 3,
+        seed: int = 1,
+        numeric_ids: bool = False,
     ) -> IsyncData:
         """Data holding :func:`generate_stock`'s lines."""
-        return cls(generate_stock(products, variants_per_product, seed))
+        return cls(generate_stock(products, variants_per_product, seed, numeric_ids))
 
     def seed(self, lines: Iterable[Mapping[str, str]]) -> None:
         """Replace the stock lines (keyed by ProductStockID); orders are kept."""
@@ -903,6 +915,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--products", type=int, default=200, help="products to generate")
     parser.add_argument("--variants", type=int, default=3, help="stock lines per product")
     parser.add_argument("--seed", type=int, default=1, help="seed of the generated data")
+    parser.add_argument(
+        "--numeric-ids",
+        action="store_true",
+        help="key stock lines by a number (ProductStockID) instead of their SKU",
+    )
     parser.add_argument("--shipping-code", default="SHIP", help="service item for shipping")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)
@@ -913,7 +930,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.latency < 0 or math.isnan(args.latency):
         parser.error("--latency must not be negative")
     try:
-        data = IsyncData.generated(args.products, args.variants, args.seed)
+        data = IsyncData.generated(args.products, args.variants, args.seed, args.numeric_ids)
     except ValueError as exc:
         parser.error(str(exc))
     data.add_service_item(args.shipping_code)

@@ -27,6 +27,25 @@ connector writes as the ``CreateSalesOrder`` MessageXml
 Shipping is one more line whose ProductStockID is the source's
 ``shipping_code`` (seed 001). Credentials never pass through a map, whose
 payloads may be logged or previewed.
+
+Two questions the public material leaves open are source settings, with
+the seed's reading as default (each listed by ``s2s mappings show isync
+orders``):
+
+* ``order_line_key``: ``sku`` (default) sends the line's SKU as
+  ProductStockID, as seed 001's table says; ``stock_line_id`` sends the
+  stock line's own ProductStockID, for installations whose lines are keyed
+  by a number. The products map keeps every line's ProductStockID in the
+  variant's meta, and the raise task hands it to this map on each line item
+  (``variant_meta``, see ``Map.line_meta``); a SKU without one is refused
+  (``UnknownStockLineError``), never sent as a guess. With ``stock_line_id``
+  the ``shipping_code`` is the service item's ProductStockID too.
+* ``prices_include_vat``: false (default) sends SellingPrice per unit ex
+  VAT and ex discount, the canonical line price, as IQ Retail and SYSPRO
+  take it; true sends the price as it appears on the website: the same
+  plus the tax the channel charged on the line (its ``tax_lines`` amounts)
+  spread over its units, and likewise for shipping. iSync's documents carry
+  no VAT flag of their own, so the setting must say what the site expects.
 """
 
 from __future__ import annotations
@@ -42,15 +61,20 @@ from mappings.core import (
     Row,
     computed,
     const,
+    flag,
     number,
     register,
 )
+from mappings.maps import Choice
 
 ERP: Final = "isync"
 TITLE: Final = "iSync"
 RETAIL_TIER: Final = "retail"
 SELLING_TIER: Final = "selling"
 OPTION_NAMES: Final = ("Size", "Colour")
+# The variant meta key the products map keeps each stock line's id under.
+STOCK_LINE_ID: Final = "ProductStockID"
+ORDER_LINE_KEYS: Final = ("sku", "stock_line_id")
 
 
 def _price_tiers(record: Mapping[str, Any], settings: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -104,6 +128,11 @@ PRODUCTS: Final = register(
             const("Colour", "options.option2", OPTION_NAMES[1], "Option name of every product"),
             Row("Colour", "variants.option2", "The variant's colour"),
             Row("ThirdPartyBarcode", "variants.barcode", "The variant's barcode"),
+            Row(
+                STOCK_LINE_ID,
+                f"variants.meta.{STOCK_LINE_ID}",
+                "The stock line's own id: orders quote it when order_line_key is stock_line_id",
+            ),
         ),
     )
 )
@@ -117,6 +146,68 @@ SEED_PRODUCT_ROWS: Final = 8
 # --------------------------------------------------------------------------
 
 CENT: Final = Decimal("0.01")
+
+
+def order_line_key(settings: Mapping[str, Any]) -> str:
+    """What an order line's ProductStockID is: ``sku`` (unset or blank) or ``stock_line_id``.
+
+    Read defensively, since a map may meet settings no schema loaded; a
+    value that means neither is the source's to fix, hence
+    MissingSettingError (its fix names the setting).
+    """
+    raw = settings.get("order_line_key")
+    value = "" if raw is None else str(raw).strip().lower()
+    if not value:
+        return ORDER_LINE_KEYS[0]
+    if value not in ORDER_LINE_KEYS:
+        raise MissingSettingError(
+            "order_line_key",
+            f'order_line_key "{raw}" is not one of {", ".join(ORDER_LINE_KEYS)}',
+        )
+    return value
+
+
+def prices_include_vat(settings: Mapping[str, Any]) -> bool:
+    """Whether SellingPrice is sent with the line's tax in it (unset: no)."""
+    raw = settings.get("prices_include_vat")
+    try:
+        return flag(raw, "prices_include_vat")
+    except MappingError as exc:
+        raise MissingSettingError("prices_include_vat", f"{exc} (true or false)") from None
+
+
+class UnknownStockLineError(MappingError):
+    """An order line whose SKU the hub knows no iSync stock line id for.
+
+    Raised only with ``order_line_key: stock_line_id``. No retry changes
+    it: the stock lines must be synced again (the hub keeps each line's
+    ProductStockID since the products map does), or the setting corrected.
+    ``error_class`` and ``fix`` are what the dead letter shows.
+    """
+
+    error_class = "unknown_stock_line"
+    fix = (
+        "resync the iSync source's products in full (s2s resync CLIENT SOURCE --full), "
+        "so that the hub keeps each stock line's ProductStockID; or set order_line_key "
+        "to sku if this iSync takes SKUs as ProductStockID"
+    )
+
+    def __init__(self, order_code: str, sku: str) -> None:
+        super().__init__(
+            f"order {order_code}: SKU {sku} has no iSync stock line id (ProductStockID) "
+            "among the stock lines synced from iSync, and the source's order_line_key is "
+            "stock_line_id"
+        )
+        self.order_code = order_code
+        self.sku = sku
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.order_code, self.sku))
+
+
+def _line_meta(settings: Mapping[str, Any]) -> tuple[str, ...]:
+    """The variant meta the order lines need: the stock line id, when orders quote it."""
+    return (STOCK_LINE_ID,) if order_line_key(settings) == "stock_line_id" else ()
 
 
 def _text(value: Any) -> str | None:
@@ -185,16 +276,19 @@ def _delivery(order: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str
     }
 
 
-def _order_lines(order: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _order_lines(order: Mapping[str, Any], settings: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The order's line items as iSync lines: per-unit price less the line's discount.
 
     The canonical ``price`` is per unit, ex tax and ex discount; iSync takes
     one SellingPrice per unit, so the line's discount is spread over its
-    units and the result rounded half up to the cent.
+    units (and with ``prices_include_vat`` its tax added the same way) and
+    the result rounded half up to the cent.
     """
     items = order.get("line_items") or ()
     if not isinstance(items, list | tuple) or not items:
         raise MappingError("the order has no line items")
+    by_stock_line = order_line_key(settings) == "stock_line_id"
+    with_vat = prices_include_vat(settings)
     lines: list[dict[str, Any]] = []
     for index, item in enumerate(items, start=1):
         label = f"line {index}"
@@ -212,15 +306,54 @@ def _order_lines(order: Mapping[str, Any]) -> list[dict[str, Any]]:
         discount = _decimal(item.get("total_discount"), f"{label} total_discount") or Decimal(0)
         if discount < 0:
             raise MappingError(f'{label} total_discount "{item.get("total_discount")}" is negative')
-        unit = (price - discount / qty).quantize(CENT, rounding=ROUND_HALF_UP)
-        if unit < 0:
+        unit = price - discount / qty
+        if unit.quantize(CENT, rounding=ROUND_HALF_UP) < 0:
             raise MappingError(f"{label} total_discount is more than the line's price")
-        lines.append({"ProductStockID": sku, "Units": int(qty), "SellingPrice": float(unit)})
+        if with_vat:
+            unit += _tax(item, label) / qty
+        code = _stock_line_id(order, item, sku) if by_stock_line else sku
+        lines.append(
+            {
+                "ProductStockID": code,
+                "Units": int(qty),
+                "SellingPrice": float(unit.quantize(CENT, rounding=ROUND_HALF_UP)),
+            }
+        )
     return lines
+
+
+def _tax(line: Mapping[str, Any], label: str) -> Decimal:
+    """The tax the channel charged on a line (or shipping line): its tax_lines' amounts."""
+    taxes = line.get("tax_lines") or ()
+    if not isinstance(taxes, list | tuple):
+        raise MappingError(f"{label} tax_lines is not a list")
+    total = Decimal(0)
+    for position, tax in enumerate(taxes, start=1):
+        if not isinstance(tax, Mapping):
+            raise MappingError(f"{label} tax line {position} is not a set of fields")
+        amount = _decimal(tax.get("price"), f"{label} tax line {position} price") or Decimal(0)
+        if amount < 0:
+            raise MappingError(
+                f'{label} tax line {position} price "{tax.get("price")}" is negative'
+            )
+        total += amount
+    return total
+
+
+def _stock_line_id(order: Mapping[str, Any], item: Mapping[str, Any], sku: str) -> str:
+    """The synced stock line's ProductStockID the raise task put on the line item."""
+    meta = item.get("variant_meta")
+    if isinstance(meta, Mapping):
+        wanted = STOCK_LINE_ID.lower()
+        for key, value in meta.items():
+            if str(key).lower() == wanted and _text(value) is not None:
+                return str(_text(value))
+    raise UnknownStockLineError(_text(order.get("channel_order_code")) or "(no number)", sku)
 
 
 def _shipping_line(order: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any] | None:
     """All shipping lines as one service line (seed 001); free shipping adds none."""
+    with_vat = prices_include_vat(settings)
     total = Decimal(0)
     for index, line in enumerate(order.get("shipping_lines") or (), start=1):
         if not isinstance(line, Mapping):
@@ -228,7 +361,7 @@ def _shipping_line(order: Mapping[str, Any], settings: Mapping[str, Any]) -> dic
         price = _decimal(line.get("price"), f"shipping line {index} price") or Decimal(0)
         if price < 0:
             raise MappingError(f'shipping line {index} price "{line.get("price")}" is negative')
-        total += price
+        total += price + (_tax(line, f"shipping line {index}") if with_vat else 0)
     if total <= 0:
         return None
     code = _text(settings.get("shipping_code"))
@@ -247,7 +380,7 @@ def _shipping_line(order: Mapping[str, Any], settings: Mapping[str, Any]) -> dic
 
 def _line_field(name: str) -> Any:
     def read(order: Mapping[str, Any], settings: Mapping[str, Any]) -> list[Any]:
-        return [line[name] for line in _order_lines(order)]
+        return [line[name] for line in _order_lines(order, settings)]
 
     return read
 
@@ -302,10 +435,11 @@ def order_payload(order: Mapping[str, Any], settings: Mapping[str, Any]) -> dict
     """A canonical order as the payload the connector sends as CreateSalesOrder.
 
     Raises MappingError (a ValueError) naming the setting to fix
-    (default_customer_code, shipping_code) or the line and field at fault:
-    no retry would change either.
+    (default_customer_code, shipping_code, order_line_key,
+    prices_include_vat), the line and field at fault, or the SKU without a
+    synced stock line id: no retry would change any of them.
     """
-    lines = _order_lines(order)
+    lines = _order_lines(order, settings)
     shipping = _shipping_line(order, settings)
     if shipping is not None:
         lines.append(shipping)
@@ -317,6 +451,41 @@ def order_payload(order: Mapping[str, Any], settings: Mapping[str, Any]) -> dict
     }
 
 
+ORDER_CHOICES: Final = (
+    Choice(
+        "order_line_key",
+        "ProductStockID",
+        (
+            ("sku", "line_item.sku"),
+            (
+                "stock_line_id",
+                "the synced stock line's ProductStockID for line_item.sku, "
+                "refusing an order whose SKU has none",
+            ),
+        ),
+    ),
+    Choice(
+        "prices_include_vat",
+        "SellingPrice",
+        (
+            ("false", "line_item.price less its discount, per unit, ex VAT"),
+            (
+                "true",
+                "the same plus the line's tax_lines amounts per unit, as on the website, "
+                "shipping likewise",
+            ),
+        ),
+    ),
+)
+
 ORDERS: Final = register(
-    Map(erp=ERP, erp_title=TITLE, stream="orders", rows=ORDER_ROWS, build=order_payload)
+    Map(
+        erp=ERP,
+        erp_title=TITLE,
+        stream="orders",
+        rows=ORDER_ROWS,
+        build=order_payload,
+        line_meta=_line_meta,
+        choices=ORDER_CHOICES,
+    )
 )

@@ -53,7 +53,7 @@ from hub.schemas import load_order
 from hub.settings import get_settings
 from mappings import get_map
 from mappings.core import MissingSettingError
-from workers import backoff, limits
+from workers import backoff, limits, line_meta
 from workers.app import app
 from workers.sources import connector_class, connector_for
 
@@ -187,7 +187,7 @@ def _route_batch(limit: int) -> int:
         for order in batch:
             if order.id in problems:
                 continue
-            problem, source_id = _route_one(order, skus_of[order.id], owners, sources)
+            problem, source_id = _route_one(s, order, skus_of[order.id], owners, sources)
             if problem is not None:
                 problems[order.id] = problem
             else:
@@ -256,6 +256,7 @@ def _owners(s: Session, wanted: dict[int, set[str]]) -> dict[tuple[int, str], se
 
 
 def _route_one(
+    s: Session,
     order: Order,
     skus: list[str],
     owners: dict[tuple[int, str], set[int]],
@@ -284,15 +285,19 @@ def _route_one(
             "on the channel and discard this one",
         ), None
     source = sources[next(iter(candidates))]
-    return _check_payload(order.order, source), source.id
+    return _check_payload(s, order.order, source), source.id
 
 
-def _check_payload(order: dict[str, Any], source: Source) -> Problem | None:
+def _check_payload(s: Session, order: dict[str, Any], source: Source) -> Problem | None:
     """Build the ERP document now, so that a missing setting or a value the
     ERP's map cannot take dead-letters the order at routing, with a fix that
     names the setting or the field, before any slot or attempt is spent."""
+    settings = source.settings or {}
     try:
-        get_map(source.kind, "orders").apply(order, source.settings or {})
+        order_map = get_map(source.kind, "orders")
+        keys = order_map.line_meta_keys(settings)
+        (prepared,) = line_meta.attach(s, source.id, keys, [order])
+        order_map.apply(prepared, settings)
     except MissingSettingError as exc:
         return (
             "missing_setting",
@@ -300,8 +305,18 @@ def _check_payload(order: dict[str, Any], source: Source) -> Problem | None:
             f"set {exc.setting} on source {source.code}, then replay",
         )
     except ValueError as exc:
-        return ("invalid_order", str(exc), "correct the order on the channel, then replay")
+        return _invalid(exc)
     return None
+
+
+def _invalid(exc: ValueError) -> Problem:
+    """An order the map cannot take. A map's error may name its own class
+    and fix (iSync's SKU without a synced stock line id: resync, not edit)."""
+    return (
+        str(getattr(exc, "error_class", "invalid_order")),
+        str(exc),
+        str(getattr(exc, "fix", None) or "correct the order on the channel, then replay"),
+    )
 
 
 # --------------------------------------------------------------------------
@@ -416,7 +431,15 @@ def _send(
     errors: dict[int, BaseException] = {}
     payloads: list[tuple[orders.Claimed, dict[str, Any]]] = []
     order_map = get_map(source.kind, "orders")
-    for claimed in batch:
+    settings = source.settings or {}
+    prepared = [c.order for c in batch]
+    try:
+        if keys := order_map.line_meta_keys(settings):  # what the map quotes of the variants
+            with session_scope() as s:
+                prepared = line_meta.attach(s, source.id, keys, prepared)
+    except ValueError as exc:  # a setting the map cannot read: every order of the batch
+        return found, {c.id: exc for c in batch}, set()
+    for claimed, order in zip(batch, prepared, strict=True):
         try:
             if claimed.ask_erp_first:
                 # An earlier attempt may have reached the ERP before
@@ -428,7 +451,7 @@ def _send(
                 if document is not None:
                     found[claimed.id] = str(document)
                     continue
-            payloads.append((claimed, order_map.apply(claimed.order, source.settings or {})))
+            payloads.append((claimed, order_map.apply(order, settings)))
         except (ConnectorError, ValueError) as exc:
             errors[claimed.id] = exc
     if payloads:
@@ -507,7 +530,7 @@ def _dead_letter_for(exc: BaseException, source: Source) -> tuple[str, str, str]
             f"set {exc.setting} on source {source.code}, then replay",
         )
     if isinstance(exc, ValueError):  # the order map cannot take a value of the order
-        return "invalid_order", str(exc), "correct the order on the channel, then replay"
+        return _invalid(exc)
     # A bug in a connector: its message may say anything, so only its type
     # goes into the dead letter (the worker log has the traceback).
     log.error("connector failure while raising", exc_info=exc, extra={"source": source.id})

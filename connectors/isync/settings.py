@@ -11,6 +11,7 @@ from marshmallow import RAISE, ValidationError, fields, validate
 
 from connectors.base import SettingsSchema
 from connectors.isync.wire import NAME, NOT_XML
+from mappings.isync import ORDER_LINE_KEYS
 
 
 class _ServiceUrl(fields.String):
@@ -102,6 +103,22 @@ class IsyncSettingsSchema(SettingsSchema):
         load_default=None,
         validate=validate.Length(max=64),
         metadata={"description": "CustomerCode for orders without a customer code"},
+    )
+    order_line_key = fields.String(
+        load_default=ORDER_LINE_KEYS[0],
+        validate=validate.OneOf(ORDER_LINE_KEYS, error="must be one of {choices}, not {input!r}"),
+        metadata={
+            "description": "What an order line's ProductStockID is: sku (seed 001), or "
+            "stock_line_id (the ProductStockID of the synced stock line with that SKU)"
+        },
+    )
+    prices_include_vat = fields.Boolean(
+        load_default=False,
+        error_messages={"invalid": "must be true or false, not {input!r}"},
+        metadata={
+            "description": "false: SellingPrice per unit ex VAT; true: with the line's tax "
+            "added, as the price appears on the website"
+        },
     )
     page_size = fields.Integer(
         load_default=500,

@@ -45,7 +45,7 @@ def emulator() -> Iterator[Any]:
         yield server
 
 
-def _source(server: Any, page_size: int = 333) -> tuple[int, int]:
+def _source(server: Any, page_size: int = 333, **over: Any) -> tuple[int, int]:
     with session_scope() as s:
         client, _ = upsert_client(s, "acme")
         source = upsert_source(
@@ -60,6 +60,7 @@ def _source(server: Any, page_size: int = 333) -> tuple[int, int]:
                 "default_customer_code": "CASH01",
                 "shipping_code": "SHIP",
                 "page_size": page_size,
+                **over,
             },
         )
         return client.id, source.id
@@ -226,3 +227,92 @@ def test_a_bad_line_is_dead_lettered_with_isyncs_response_text(
     assert f"Line 2: ProductStockID '{gone}' does not exist" in dead.message
     assert emulator.data.order_counts() == {}
     assert PASSWORD not in orders_hub.logs()
+
+
+# --------------------------------------------------------------------------
+# An iSync that keys order lines by its own stock line ids (order_line_key)
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def numbered() -> Iterator[Any]:
+    lines = _all_active(isync.generate_stock(40, 3, seed=6, numeric_ids=True))
+    data = isync.IsyncData(lines)
+    data.add_service_item("900001")
+    with isync.serve(data, password=PASSWORD) as server:
+        yield server
+
+
+def _taxed(code: str, skus: list[str]) -> dict[str, Any]:
+    """``canonical``'s order with VAT on every line: 15% of what the line costs."""
+    order = canonical(code, skus)
+    for item in order["line_items"]:
+        tax = round(item["qty"] * item["price"] * 0.15, 2)
+        item["tax_lines"] = [{"code": "VAT", "price": tax, "rate": 0.15}]
+    order["shipping_lines"][0]["tax_lines"] = [{"code": "VAT", "price": 14.25, "rate": 0.15}]
+    return order
+
+
+def test_orders_quote_the_stock_line_ids_the_hub_synced(orders_hub: Hub, numbered: Any) -> None:
+    client_id, source_id = _source(
+        numbered,
+        shipping_code="900001",
+        order_line_key="stock_line_id",
+        prices_include_vat=True,
+    )
+    orders_hub.start_worker(concurrency=2)
+    assert _run(source_id).status == "succeeded"
+    lines = {line["SKU"]: line for line in numbered.data.stock_lines()}
+    for product in _stored().values():
+        for variant in product["variants"]:
+            assert variant["meta"] == [
+                {"key": "ProductStockID", "value": lines[variant["sku"]]["ProductStockID"]}
+            ]
+    skus = sorted(lines)
+
+    # One SKU's stored variant lost its id (as one synced before the map kept
+    # it would lack it): an order for it is refused at routing, by name.
+    lost = skus[5]
+    with session_scope() as s:
+        product = s.scalars(
+            select(Product).where(Product.source_product_code == lines[lost]["JobProductID"])
+        ).one()
+        data = dict(product.data)
+        data["variants"] = [
+            {k: v for k, v in variant.items() if not (variant["sku"] == lost and k == "meta")}
+            for variant in data["variants"]
+        ]
+        product.data = data
+
+    assert submit(client_id, _taxed("#5001", skus[:2]))[0] is not None
+    assert submit(client_id, _taxed("#5002", [skus[3], lost]))[0] is not None
+
+    def settled() -> bool:
+        with session_scope() as s:
+            return (
+                s.scalar(select(func.count()).select_from(Order).where(Order.status == "raised"))
+                == 1
+                and s.scalar(select(func.count()).select_from(DeadLetter)) == 1
+            )
+
+    wait_for(settled, timeout=60, what="one order raised, one dead-lettered")
+    (raised,) = numbered.data.orders()
+    assert raised["PONumber"] == "#5001"
+    # canonical(): qty 1 at 100.00 and qty 2 at 101.00, each plus 15% VAT;
+    # shipping 95.00 plus 14.25.
+    assert raised["Lines"] == [
+        {"ProductStockID": lines[skus[0]]["ProductStockID"], "Units": 1, "SellingPrice": "115.00"},
+        {"ProductStockID": lines[skus[1]]["ProductStockID"], "Units": 2, "SellingPrice": "116.15"},
+        {"ProductStockID": "900001", "Units": 1, "SellingPrice": "109.25"},
+    ]
+    with session_scope() as s:
+        dead = s.scalars(select(DeadLetter)).one()
+        order = s.get(Order, dead.order_id)
+        assert order is not None and order.channel_order_code == "#5002"
+    assert dead.error_class == "unknown_stock_line" and dead.stage == "route"
+    assert dead.message == (
+        f"order #5002: SKU {lost} has no iSync stock line id (ProductStockID) among the stock "
+        "lines synced from iSync, and the source's order_line_key is stock_line_id"
+    )
+    assert "s2s resync" in dead.fix and "order_line_key" in dead.fix
+    assert numbered.data.create_attempts() == {"#5001": 1}

@@ -267,6 +267,8 @@ def test_settings_defaults_secrets_and_idempotent_load() -> None:
         "password": PASSWORD,
         "shipping_code": None,
         "default_customer_code": None,
+        "order_line_key": "sku",  # seed 001: ProductStockID <- line_item.sku
+        "prices_include_vat": False,  # the canonical line price: ex VAT
         "page_size": 500,
         "namespace": "http://tempuri.org/",
         "soap_action_prefix": "http://tempuri.org/IMessageService/",
@@ -278,6 +280,28 @@ def test_settings_defaults_secrets_and_idempotent_load() -> None:
     }
     assert IsyncConnector.load_settings(loaded) == loaded
     assert IsyncConnector.secret_fields() == {"password"}
+
+
+@pytest.mark.parametrize(
+    ("over", "message"),
+    [
+        (
+            {"order_line_key": "ProductStockID"},
+            "order_line_key: must be one of sku, stock_line_id, not 'ProductStockID'",
+        ),
+        ({"prices_include_vat": "incl"}, "prices_include_vat: must be true or false, not 'incl'"),
+    ],
+)
+def test_order_settings_refuse_what_they_cannot_mean(over: dict[str, Any], message: str) -> None:
+    url = "https://isync.example.com/MessageService.svc"
+    with pytest.raises(SettingsError) as caught:
+        IsyncConnector.load_settings(settings(url, **over))
+    assert caught.value.message == f"the iSync settings are not valid: {message}"
+    assert caught.value.hint == f"correct {next(iter(over))} in the source's settings"
+    loaded = IsyncConnector.load_settings(
+        settings(url, order_line_key="stock_line_id", prices_include_vat="true")
+    )
+    assert (loaded["order_line_key"], loaded["prices_include_vat"]) == ("stock_line_id", True)
 
 
 def test_repr_and_session_key_hold_no_secret() -> None:

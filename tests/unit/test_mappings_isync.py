@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import re
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,8 @@ import pytest
 import mappings.isync  # noqa: F401 - registers the iSync maps
 from emulators.isync import generate_stock
 from hub.schemas import load_order, load_product
-from mappings import Map, MappingError, get_map, map_records, supported
-from mappings.isync import SEED_PRODUCT_ROWS, order_payload
+from mappings import Map, MappingError, MissingSettingError, get_map, map_records, supported
+from mappings.isync import SEED_PRODUCT_ROWS, UnknownStockLineError, order_payload
 
 SEED = Path(__file__).resolve().parents[1] / "fixtures" / "seeds" / "isync.md"
 
@@ -70,11 +71,28 @@ def test_products_render_the_seed_table_then_the_wire_formats_extras(seed: list[
         ("Colour", "options.option2"),
         ("Colour", "variants.option2"),
         ("ThirdPartyBarcode", "variants.barcode"),
+        ("ProductStockID", "variants.meta.ProductStockID"),
     ]
 
 
 def test_orders_render_the_seed_table(seed: list[Table]) -> None:
     assert rendered(ORDERS) == seed[1]
+
+
+def test_orders_render_their_settings_with_the_alternatives() -> None:
+    notes = ORDERS.render().split("Per-source settings:\n", 1)[1].splitlines()
+    assert notes == [
+        "- ProductStockID ← line_item.sku (order_line_key=sku, the default; stock_line_id: the "
+        "synced stock line's ProductStockID for line_item.sku, refusing an order whose SKU has "
+        "none)",
+        "- SellingPrice ← line_item.price less its discount, per unit, ex VAT "
+        "(prices_include_vat=false, the default; true: the same plus the line's tax_lines "
+        "amounts per unit, as on the website, shipping likewise)",
+    ]
+    chosen = ORDERS.render({"order_line_key": "stock_line_id", "prices_include_vat": True})
+    assert "- ProductStockID ← the synced stock line's ProductStockID for line_item.sku, " in chosen
+    assert "(order_line_key=stock_line_id; sku: line_item.sku)" in chosen
+    assert "(prices_include_vat=true; false: line_item.price less its discount" in chosen
 
 
 def test_customers_have_no_map() -> None:
@@ -130,6 +148,7 @@ def test_a_stock_line_maps_row_for_row() -> None:
         "options.option2": "Colour",
         "variants.option2": "Red",
         "variants.barcode": "6001234567890",
+        "variants.meta.ProductStockID": "JP1-RED-S",
     }
 
 
@@ -162,6 +181,11 @@ def test_lines_sharing_a_job_product_id_are_one_variable_product() -> None:
         ("JP1-RED-M", "M", "Red"),
     ]
     assert variants[1]["qty"] == 0  # negative stock is stored as 0
+    # Each stock line's own id is kept, for orders keyed by it (order_line_key).
+    assert [v["meta"] for v in variants] == [
+        [{"key": "ProductStockID", "value": "JP1-RED-S"}],
+        [{"key": "ProductStockID", "value": "JP1-RED-M"}],
+    ]
     assert variants[0]["price"] == 460.0
     assert variants[0]["price_tiers"] == [
         {"tier": "retail", "price": 460.0},
@@ -347,3 +371,117 @@ def test_bad_values_name_the_line_and_field(lines: list[dict[str, Any]], message
 def test_an_order_needs_its_channel_order_code() -> None:
     with pytest.raises(MappingError, match="channel_order_code"):
         order_payload(order(channel_order_code=" "), SETTINGS)
+
+
+# --------------------------------------------------------------------------
+# Settings: order_line_key and prices_include_vat
+# --------------------------------------------------------------------------
+
+
+def with_stock_lines(base: dict[str, Any], ids: dict[str, str]) -> dict[str, Any]:
+    """The order as the raise task hands it over: each line with the variant meta it found."""
+    lines = [
+        {**item, "variant_meta": {"ProductStockID": ids[item["sku"]]} if item["sku"] in ids else {}}
+        for item in base["line_items"]
+    ]
+    return {**base, "line_items": lines}
+
+
+def test_order_lines_quote_the_stock_line_id_when_set() -> None:
+    by_id = {**SETTINGS, "order_line_key": "stock_line_id", "shipping_code": "900001"}
+    assert ORDERS.line_meta_keys(SETTINGS) == ()
+    assert ORDERS.line_meta_keys(by_id) == ("ProductStockID",)
+    built = ORDERS.apply(
+        with_stock_lines(order(), {"JP1-RED-S": "100001", "JP1-RED-M": "100002"}), by_id
+    )
+    assert [(ln["ProductStockID"], ln["SellingPrice"]) for ln in built["Lines"]] == [
+        ("100001", 460.0),
+        ("100002", 9.67),
+        ("900001", 60.0),
+    ]
+    # The default reads the SKU and ignores whatever the hub attached.
+    default = ORDERS.apply(with_stock_lines(order(), {"JP1-RED-S": "100001"}), SETTINGS)
+    assert [ln["ProductStockID"] for ln in default["Lines"]] == ["JP1-RED-S", "JP1-RED-M", "SHIP"]
+
+
+def test_a_sku_without_a_stock_line_id_is_refused_naming_order_and_sku() -> None:
+    by_id = {**SETTINGS, "order_line_key": "stock_line_id"}
+    # One line the hub knows no id for; then an order handed over without any.
+    for unknown, sku in (
+        (with_stock_lines(order(), {"JP1-RED-S": "100001"}), "JP1-RED-M"),
+        (order(), "JP1-RED-S"),
+    ):
+        with pytest.raises(UnknownStockLineError) as caught:
+            ORDERS.apply(unknown, by_id)
+        assert str(caught.value) == (
+            f"order #1001: SKU {sku} has no iSync stock line id (ProductStockID) among the "
+            "stock lines synced from iSync, and the source's order_line_key is stock_line_id"
+        )
+        assert caught.value.error_class == "unknown_stock_line"
+        assert "s2s resync" in caught.value.fix and "order_line_key" in caught.value.fix
+    assert pickle.loads(pickle.dumps(caught.value)).sku == "JP1-RED-S"
+
+
+def test_prices_include_vat_adds_each_lines_tax_per_unit() -> None:
+    taxed = order(
+        line_items=[
+            # 2 x 199.00 less 20.00 = 378.00, VAT 56.70: 434.70 for two, 217.35 each.
+            {
+                "sku": "JP1-RED-S",
+                "qty": 2,
+                "price": "199.00",
+                "total_discount": "20.00",
+                "tax_lines": [{"code": "VAT", "price": "56.70", "rate": 0.15}],
+            },
+            # 3 x 10.00, tax 4.50 in two parts: 11.50 each.
+            {
+                "sku": "JP1-RED-M",
+                "qty": 3,
+                "price": 10,
+                "tax_lines": [{"price": "3.00"}, {"price": 1.5}],
+            },
+            # No tax on the line: the same price either way.
+            {"sku": "JP2", "qty": 1, "price": 5, "tax_lines": []},
+        ],
+        shipping_lines=[{"price": 95, "tax_lines": [{"price": "14.25", "rate": 0.15}]}],
+    )
+    ex_vat = order_payload(taxed, SETTINGS)["Lines"]
+    assert [ln["SellingPrice"] for ln in ex_vat] == [189.0, 10.0, 5.0, 95.0]
+    for value in (True, "true", "1"):
+        inc_vat = order_payload(taxed, {**SETTINGS, "prices_include_vat": value})["Lines"]
+        assert [ln["SellingPrice"] for ln in inc_vat] == [217.35, 11.5, 5.0, 109.25]
+    loaded, errors = load_order(taxed)
+    assert errors == [] and loaded is not None
+    built = order_payload(loaded, {**SETTINGS, "prices_include_vat": True})
+    assert [ln["SellingPrice"] for ln in built["Lines"]] == [217.35, 11.5, 5.0, 109.25]
+
+
+def test_a_bad_tax_amount_names_the_line_when_it_is_used() -> None:
+    bad = order(line_items=[{"sku": "A", "qty": 1, "price": 1, "tax_lines": [{"price": "-1"}]}])
+    assert order_payload(bad, SETTINGS)["Lines"][0]["SellingPrice"] == 1.0
+    with pytest.raises(MappingError, match='line 1 tax line 1 price "-1" is negative'):
+        order_payload(bad, {**SETTINGS, "prices_include_vat": True})
+
+
+@pytest.mark.parametrize(
+    ("over", "setting", "message"),
+    [
+        (
+            {"order_line_key": "ProductStockID"},
+            "order_line_key",
+            'order_line_key "ProductStockID" is not one of sku, stock_line_id',
+        ),
+        (
+            {"prices_include_vat": "sometimes"},
+            "prices_include_vat",
+            'prices_include_vat "sometimes" is not true or false (true or false)',
+        ),
+    ],
+)
+def test_a_setting_the_map_cannot_read_names_itself(
+    over: dict[str, Any], setting: str, message: str
+) -> None:
+    with pytest.raises(MissingSettingError) as caught:
+        order_payload(order(), {**SETTINGS, **over})
+    assert caught.value.setting == setting
+    assert str(caught.value) == message
