@@ -40,17 +40,39 @@ def dialect_options(url: URL) -> dict[str, Any]:
     return {}
 
 
+# On PostgreSQL (libpq's drivers): a connection whose peer went silent is
+# dead after about 25 s, and the server ends a session of ours left idle in a
+# transaction for 30 s. The connectors send a transaction's statements back
+# to back, so only a worker cut off mid-transaction (a partition) idles there,
+# and without the limit its half-written orders would hold the order table's
+# unique index, blocking every other worker's raise, for as long as the ERP's
+# server takes to notice (hours by default).
+_LIBPQ_NETWORK: dict[str, Any] = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 25000,
+    "options": "-c idle_in_transaction_session_timeout=30000",
+}
+
+
 def connect_args(url: URL, seconds: int) -> dict[str, Any]:
-    """A connect timeout under each driver's own name for it.
+    """A connect timeout under each driver's own name for it (and, on
+    PostgreSQL, the network limits above).
 
     Without one a dead server makes a worker wait minutes (the OS's TCP
-    timeout) before the retry machinery gets a chance. A timeout the URL
+    timeout) before the retry machinery gets a chance. A setting the URL
     already names is left alone.
     """
-    name = _CONNECT_TIMEOUT.get((url.get_backend_name(), url.get_driver_name()))
-    if name is None or name in url.query:
-        return {}
-    return {name: seconds}
+    key = (url.get_backend_name(), url.get_driver_name())
+    args: dict[str, Any] = {}
+    if key in (("postgresql", "psycopg"), ("postgresql", "psycopg2")):
+        args.update({k: v for k, v in _LIBPQ_NETWORK.items() if k not in url.query})
+    name = _CONNECT_TIMEOUT.get(key)
+    if name is not None and name not in url.query:
+        args[name] = seconds
+    return args
 
 
 def build_engine(url: URL, connect_seconds: int) -> Engine:

@@ -52,6 +52,16 @@ _PG_NETWORK: Final = {
 }
 
 
+def _pg_network(url: str) -> dict[str, object]:
+    """libpq's network limits, and the server's limit on a transaction left
+    idle (unless the URL sets its own ``options``)."""
+    args: dict[str, object] = dict(_PG_NETWORK)
+    if "options=" not in url:
+        ms = int(get_settings().db_idle_transaction_timeout * 1000)
+        args["options"] = f"-c idle_in_transaction_session_timeout={ms}"
+    return args
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[-1]
@@ -65,7 +75,7 @@ def make_engine(url: str) -> Engine:
         pool_size=5,
         max_overflow=5,
         pool_recycle=1800,
-        connect_args=_PG_NETWORK if url.startswith(("postgresql", "postgres")) else {},
+        connect_args=_pg_network(url) if url.startswith(("postgresql", "postgres")) else {},
     )
     event.listen(eng, "checkout", _ping_if_idle)
     event.listen(eng, "checkin", _note_checkin)

@@ -83,6 +83,11 @@ class Settings:
     # connection; without a limit a worker's main loop waits on it forever,
     # its time limits stop firing, and a task's result is lost in the pipe.
     broker_timeout: float
+    # PostgreSQL ends a hub session left idle inside a transaction this long:
+    # a worker cut off by the network mid-transaction would otherwise keep
+    # its row locks (orders it was claiming, skipped by every other worker)
+    # until the server noticed, which can take hours.
+    db_idle_transaction_timeout: float
     stale_after: int
     dispatch_every: int
     sweep_every: int
@@ -152,6 +157,7 @@ def load_settings() -> Settings:
         visibility_timeout=visibility,
         task_time_limit=time_limit,
         broker_timeout=_positive("S2S_BROKER_TIMEOUT", 10.0, "seconds"),
+        db_idle_transaction_timeout=_positive("S2S_DB_IDLE_TRANSACTION_TIMEOUT", 120.0, "seconds"),
         stale_after=_int("S2S_STALE_AFTER", 120),
         dispatch_every=_int("S2S_DISPATCH_EVERY", 10),
         sweep_every=_int("S2S_SWEEP_EVERY", 60),

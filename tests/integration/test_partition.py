@@ -15,11 +15,12 @@ from __future__ import annotations
 import re
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from sqlalchemy import func, select
 
 from emulators import sql_erp
@@ -30,7 +31,6 @@ from tests.conftest import PG_PORT, Hub, _make_hub, unavailable, wait_for
 from tests.faults import TcpProxy
 from tests.integration.test_orders_e2e import (
     Shop,
-    _all_raised,
     _assert_exactly_once,
     _count,
     _submit_many,
@@ -106,6 +106,7 @@ def partition_hub(
             "S2S_ORDER_LEASE": "12",
             "S2S_SLOT_LEASE": "8",
             "S2S_PAGE_SIZE": "100",
+            "S2S_DB_IDLE_TRANSACTION_TIMEOUT": "15",
         },
         tmp_path,
         monkeypatch,
@@ -135,19 +136,43 @@ def _run(run_id: int) -> SyncRun:
         return run
 
 
-def _cut_while(lan: Lan, hub: Hub, host: str, prefix: str, timeout: float = 120) -> None:
-    """Cut ``host`` off once its worker holds a ``prefix`` task; restore it
-    after CUT seconds."""
+def _holding(hub: Hub, host: str, prefix: str) -> None:
+    """Wait until ``host``'s worker is in the middle of a ``prefix`` task."""
     log = hub.var_dir / f"worker-{host}.log"
     wait_for(
         lambda: _in_flight(log, prefix),
-        timeout=timeout,
+        timeout=120,
         interval=0.02,
         what=f"host {host} working on a {prefix} task",
     )
+
+
+def _partition(lan: Lan, host: str, finished: Callable[[], Any], what: str) -> Any:
+    """Cut ``host`` off for CUT seconds; the work must be ``finished`` by the
+    other host before the cut ends."""
     lan.cut(host)
-    time.sleep(CUT)
-    lan.restore(host)
+    started = time.monotonic()
+    try:
+        done = wait_for(finished, timeout=CUT, what=f"{what} while host {host} is cut off")
+        time.sleep(max(0.0, CUT - (time.monotonic() - started)))
+    finally:
+        lan.restore(host)
+    return done
+
+
+def _settled(broker_url: str) -> None:
+    """Wait until the broker holds no task a worker took and did not
+    acknowledge: the cut host's tasks have been restored and run again (or
+    acknowledged late), so whatever they could change has happened."""
+    client = redis.Redis.from_url(broker_url)
+    try:
+        wait_for(
+            lambda: client.hlen("unacked") == 0 and client.llen("orders") == 0,
+            timeout=240,
+            what="the broker to hold no unacknowledged task",
+        )
+    finally:
+        client.close()
 
 
 def _serving(hub: Hub, workers: dict[str, Any]) -> None:
@@ -201,13 +226,11 @@ def test_partitioned_host_changes_nothing_and_the_other_finishes(
     # over both hosts for a while; host a is cut holding one.
     erp_proxy.delay = 0.05
     run_id = start_sync(source_id, "products", requested_by="test").run.id
-    _cut_while(lan, hub, "a", "s2s.sync.")
-    erp_proxy.delay = 0.0
-    run = wait_for(
-        lambda: (r := _run(run_id)).status != "running" and r,
-        timeout=300,
-        what="the sync run to finish",
+    _holding(hub, "a", "s2s.sync.")
+    run = _partition(
+        lan, "a", lambda: (r := _run(run_id)).status != "running" and r, "the sync run"
     )
+    erp_proxy.delay = 0.0
     assert run.status == "succeeded", run.error
     rows = sql_erp.generate_rows(PRODUCTS, SEED)
     expected = _expected(rows)
@@ -236,13 +259,10 @@ def test_partitioned_host_changes_nothing_and_the_other_finishes(
         what="a host raising orders",
     )
     assert _count(order_states.RAISED) < 150
-    lan.cut(raising)
-    time.sleep(CUT)
-    lan.restore(raising)
-    _all_raised(150, timeout=300)
-    # The cut host's late answers arrive after the other finished: give them
-    # time to land, then nothing may have changed.
-    time.sleep(VISIBILITY / 2)
+    _partition(lan, raising, lambda: _count(order_states.RAISED) == 150, "150 orders raised")
+    # The cut host's late answers and its redelivered tasks come after the
+    # other host finished: once they have all run, nothing may have changed.
+    _settled(hub.env["S2S_BROKER_URL"])
     _assert_exactly_once(shop, codes)
     assert _run(run_id).created == len(expected)
     _serving(hub, workers)
