@@ -428,6 +428,7 @@ def run_sync(
                 + run.updated
                 + run.unchanged
                 + run.deleted
+                + run.skipped
                 + run.ignored
                 + run.quarantined
             )
