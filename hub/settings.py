@@ -8,6 +8,7 @@ uses kombu's SQLAlchemy transport on another SQLite file as its broker, so
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -44,6 +45,14 @@ def _positive(name: str, default: float, unit: str) -> float:
     if not value > 0 or value == float("inf"):
         raise ValueError(f"{name} must be a positive number of {unit}, not {raw!r}")
     return value
+
+
+def _rate(name: str) -> float | None:
+    """A rate per second above zero, or None when unset, ``0`` or ``off``."""
+    raw = os.environ.get(name, "").strip().lower()
+    if raw in ("", "0", "off"):
+        return None
+    return _positive(name, 0.0, "orders per second (or 0 / off)")
 
 
 def _retry_curve(visibility: int) -> tuple[float, float]:
@@ -118,6 +127,16 @@ class Settings:
     # client's products its channels' push waits (more syncs may follow).
     push_max_attempts: int
     push_debounce: float
+    # The API's guard (s2s.guard): the largest request body taken (413
+    # beyond it, refused before it is read whole); how long a request may
+    # wait for a free database connection before it is answered 503 with
+    # Retry-After (well inside the 5 s a channel waits for a webhook's
+    # answer); each client's intake rate (orders and webhooks per second,
+    # None: no limit) and the burst taken at once before 429s.
+    max_body_bytes: int
+    api_queue_timeout: float
+    client_rate_limit: float | None
+    client_rate_burst: int
 
     @property
     def embedded(self) -> bool:
@@ -174,6 +193,11 @@ def load_settings() -> Settings:
         prune_every=_positive_int("S2S_PRUNE_EVERY", 3600),
         push_max_attempts=_positive_int("S2S_PUSH_MAX_ATTEMPTS", 6),
         push_debounce=_positive("S2S_PUSH_DEBOUNCE", 30.0, "seconds"),
+        max_body_bytes=_positive_int("S2S_MAX_BODY_BYTES", 1024 * 1024),
+        api_queue_timeout=_positive("S2S_API_QUEUE_TIMEOUT", 2.0, "seconds"),
+        client_rate_limit=(rate := _rate("S2S_CLIENT_RATE_LIMIT")),
+        # Two seconds' worth of orders by default.
+        client_rate_burst=_positive_int("S2S_CLIENT_RATE_BURST", math.ceil(2 * (rate or 0.5))),
     )
 
 
