@@ -1,0 +1,637 @@
+"""Order intake through the HTTP door, as channels use it (issue #20, item 1).
+
+``python -m bench.http_intake [--size smoke|full] [--runs 3] [--api-workers N] [--json PATH]``
+
+Why this shape: ``bench.run`` measures orders from ``workers.orders.submit``
+called in-process, but channels never call that: they POST over HTTP, many
+at once, and a flash sale sends webhooks in a flood. So the hub is started as
+a user starts it, and loaded as channels load it:
+
+- a fresh hub database, migrated, with one client (its API token issued by
+  the hub) whose SQL source is the SQL ERP emulator in a database of its own,
+  its products synced so that their SKUs can be ordered, and a ``shopify``
+  channel holding the webhook secret;
+- ``python -m s2s.cli api --host 127.0.0.1 --port N`` as a subprocess (with
+  ``--workers N`` when asked and the command has it), and one ``s2s worker``
+  (``--profile all``) raising the orders into the ERP meanwhile;
+- a load generator in a process of its own (``bench.http_load``), which for
+  each concurrency C of the sweep posts N orders over C keep-alive
+  connections: canonical orders to ``POST /api/v1/clients/{c}/orders`` with
+  the bearer token, then Shopify ``orders/create`` bodies to ``POST
+  /webhooks/shopify/{c}``, signed as Shopify signs them (HMAC-SHA256 over the
+  raw body, base64, with the channel's secret; computed with the standard
+  library, not the hub's code).
+
+Per endpoint and concurrency: orders/s (2xx answers / wall time from the
+first request to the last answer), latency p50 / p99 / max of every request
+(the client's view: connect, send, the hub's work, answer), answers by
+status, answers over 5 s (Shopify's wait), CPU seconds of the API, worker and
+load generator. After each point the bench waits until the worker has raised
+its orders, so the next point starts with no backlog (the worker does raise
+the point's orders during it, as it would in production).
+
+At the end every order answered 2xx must be in the ERP's ``s2s_order`` table
+exactly once; an order refused (4xx / 5xx) must not be stored at all. The
+bench exits 1 when either does not hold.
+
+Everything created is removed on exit, Ctrl-C, SIGTERM or failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bench.http_load import Door, Sample, drive, figures, warm_generator
+from bench.run import (
+    ROOT,
+    SEED,
+    Env,
+    _children,
+    _git_commit,
+    _pg_dsn,
+    _pg_url,
+    _say,
+    _terminate_as_interrupt,
+    _timed,
+    _versions,
+    cleaned_up,
+    combine,
+    machine_facts,
+    run_sync,
+)
+from bench.tenants import _free_port
+
+CLIENT = "door"
+ENDPOINTS = ("api", "webhook")
+WARM_UP_ORDERS = 20
+# Targets from issue #20 (printed, not asserted).
+TARGET_PER_S_AT_32 = 500.0
+TARGET_P99_AT_32_MS = 100.0
+TARGET_WEBHOOK_RATIO = 0.8
+
+
+@dataclass(frozen=True)
+class Size:
+    """The sweep: concurrencies, orders per point, ERP products."""
+
+    concurrency: tuple[int, ...]
+    orders: int
+    products: int
+
+
+SIZES = {
+    "smoke": Size(concurrency=(1, 8), orders=50, products=100),
+    "full": Size(concurrency=(1, 8, 32, 128), orders=2_000, products=500),
+}
+
+
+# --------------------------------------------------------------------------
+# The hub as a user runs it
+# --------------------------------------------------------------------------
+
+
+def api_has_workers() -> bool:
+    """Whether this tree's ``s2s api`` takes ``--workers`` (read from its --help)."""
+    shown = subprocess.run(
+        [sys.executable, "-m", "s2s.cli", "api", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    return re.search(r"--workers\b", shown.stdout) is not None
+
+
+def start_api(env: Env, workers: int | None) -> tuple[str, subprocess.Popen[bytes]]:
+    """``s2s api`` on a free port, in its own process group, once /health answers.
+
+    Kept in ``env.workers`` so that ``Env.close`` stops it whatever happens.
+    """
+    import httpx
+
+    port = _free_port()
+    log_path = env.var_dir / "api.log"
+    cmd = [sys.executable, "-m", "s2s.cli", "api", "--host", "127.0.0.1", "--port", str(port)]
+    if workers is not None:
+        cmd += ["--workers", str(workers)]
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, env=env.env, cwd=ROOT, start_new_session=True
+        )
+    env.workers.append(proc)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"s2s api exited:\n{log_path.read_text()[-3000:]}")
+        try:
+            if httpx.get(base + "/health", timeout=5).status_code == 200:
+                return base, proc
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"s2s api not healthy:\n{log_path.read_text()[-3000:]}")
+
+
+def set_up(env: Env, products: int) -> tuple[str, str, list[str]]:
+    """The ERP seeded, one client with its source synced and a Shopify channel.
+
+    Returns the client's API token, its webhook secret and the orderable SKUs.
+    """
+    from sqlalchemy import select
+
+    from emulators import sql_erp
+    from hub.db import session_scope
+    from hub.models import Client, Product, Variant
+    from workers.sources import set_channels, upsert_client, upsert_source
+
+    erp_url = _pg_url(env.erp_db)
+    sql_erp.seed(erp_url, products=products, customers=10, seed=SEED)
+    settings = {"url": erp_url, "default_customer_code": "CASH", "shipping_code": "SHIP"}
+    with session_scope() as s:
+        client, token = upsert_client(s, CLIENT, "Door Trading")
+        if token is None:
+            raise RuntimeError(f"client {CLIENT} already existed: the hub database is not fresh")
+        source_id = upsert_source(s, client, "erp", "sql", settings).id
+    synced = run_sync(source_id, full=True, timeout=600)
+    if synced.status != "succeeded":
+        raise RuntimeError(f"the product sync ended {synced.status}: {synced.counts}")
+    secret = "shpss_bench_" + uuid.uuid4().hex
+    with session_scope() as s:
+        client = s.scalars(select(Client).where(Client.code == CLIENT)).one()
+        set_channels(s, client, {"shopify": {"secret": secret}})
+        skus = list(
+            s.scalars(
+                select(Variant.sku)
+                .join(Product, Product.id == Variant.product_id)
+                .where(Variant.source_id == source_id, Product.deleted_at.is_(None))
+                .order_by(Variant.sku)
+            )
+        )
+    if not skus:
+        raise RuntimeError("the sync stored no products: no SKU to order")
+    return token, secret, skus
+
+
+# --------------------------------------------------------------------------
+# Measuring one point, and waiting for the worker
+# --------------------------------------------------------------------------
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and its live children (a pool, uvicorn's workers)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in (pid, *_children(pid)):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def unfinished() -> tuple[int, int]:
+    """(orders stored, orders not yet raised or dead) in the hub."""
+    from sqlalchemy import func, select
+
+    from hub import orders as states
+    from hub.db import session_scope
+    from hub.models import Order
+
+    with session_scope() as s:
+        total = s.scalar(select(func.count()).select_from(Order)) or 0
+        waiting = s.scalar(
+            select(func.count()).select_from(Order).where(Order.status.in_(states.UNFINISHED))
+        )
+    return total, waiting or 0
+
+
+def wait_raised(at_least: int, timeout: float) -> float:
+    """Seconds until the hub holds ``at_least`` orders and none is unfinished."""
+    t0 = time.perf_counter()
+    while True:
+        total, waiting = unfinished()
+        if total >= at_least and waiting == 0:
+            return time.perf_counter() - t0
+        if time.perf_counter() - t0 > timeout:
+            raise RuntimeError(f"{waiting} of {total} orders still unfinished after {timeout:.0f}s")
+        time.sleep(0.1)
+
+
+@dataclass
+class Sweep:
+    """The running state of one run's sweep: processes, numbers, what was sent."""
+
+    door: Door
+    skus: list[str]
+    pool: Any
+    api_pid: int
+    worker_pid: int
+    timeout: float
+    next_number: int = 1
+    accepted: int = 0
+
+    def point(self, endpoint: str, lanes: int, count: int) -> tuple[dict[str, Any], list[Sample]]:
+        """``count`` orders over ``lanes`` connections; then the worker's drain."""
+        first, self.next_number = self.next_number, self.next_number + count
+        cpu = (_cpu_seconds(self.api_pid), _cpu_seconds(self.worker_pid))
+        load = os.getloadavg()[0]
+        job = self.pool.submit(
+            drive, self.door, endpoint, first, count, self.skus, lanes, self.timeout
+        )
+        done = job.result()
+        api_cpu = _cpu_seconds(self.api_pid) - cpu[0]
+        samples: list[Sample] = done["samples"]
+        self.accepted += sum(1 for s in samples if 200 <= s[1] < 300)
+        drain = wait_raised(self.accepted, timeout=max(300.0, count / 10))
+        worker_cpu = _cpu_seconds(self.worker_pid) - cpu[1]
+        result = {
+            **figures(samples, done["wall"]),
+            "raised_within_s": round(drain, 3),
+            "cpu_s": {
+                "api": round(api_cpu, 2),
+                "worker": round(worker_cpu, 2),
+                "load_generator": round(done["cpu"], 2),
+            },
+            "load_1m_before": round(load, 2),
+        }
+        return result, samples
+
+
+# --------------------------------------------------------------------------
+# Exactly once
+# --------------------------------------------------------------------------
+
+
+def exactly_once(erp_db: str, sent: list[Sample]) -> dict[str, Any]:
+    """Every order answered 2xx in the ERP once; every refused one stored nowhere."""
+    import psycopg
+    from sqlalchemy import select
+
+    from hub.db import session_scope
+    from hub.models import Order
+
+    with psycopg.connect(_pg_dsn(erp_db)) as conn:
+        rows = conn.execute("SELECT channel_order_code, count(*) FROM s2s_order GROUP BY 1")
+        in_erp: dict[str, int] = {str(code): int(n) for code, n in rows.fetchall()}
+    with session_scope() as s:
+        hub_rows = s.execute(select(Order.channel_order_code, Order.status)).all()
+    held = Counter(code for code, _ in hub_rows)
+    statuses = Counter(status for _, status in hub_rows)
+    accepted = {s[0] for s in sent if 200 <= s[1] < 300}
+    refused = {s[0] for s in sent if s[1] >= 300}
+    unanswered = {s[0] for s in sent if s[1] == 0}
+    return {
+        "sent": len(sent),
+        "accepted": len(accepted),
+        "in_erp": len(in_erp),
+        "duplicates_in_erp": sum(1 for n in in_erp.values() if n > 1),
+        "duplicates_in_hub": sum(1 for n in held.values() if n > 1),
+        "missing_from_erp": len(accepted - in_erp.keys()),
+        "refused_yet_stored": len(refused & held.keys()),
+        "unanswered_stored": len(unanswered & held.keys()),
+        "unexpected_in_erp": len(in_erp.keys() - accepted - unanswered),
+        "hub_statuses": dict(sorted(statuses.items())),
+    }
+
+
+def held(check: dict[str, Any]) -> bool:
+    """Whether the exactly-once check held."""
+    keys = ("duplicates_in_erp", "duplicates_in_hub", "missing_from_erp", "refused_yet_stored")
+    return not any(check[k] for k in (*keys, "unexpected_in_erp"))
+
+
+# --------------------------------------------------------------------------
+# One whole run
+# --------------------------------------------------------------------------
+
+
+def _passed_through() -> dict[str, str]:
+    """S2S settings from the caller's environment that reach the API and worker
+    (recorded with the figures; anything that may hold a secret by name only)."""
+    out = {}
+    for name, value in sorted(os.environ.items()):
+        if name.startswith("S2S_") and name not in ("S2S_DATABASE_URL", "S2S_BROKER_URL"):
+            hidden = any(w in name for w in ("SECRET", "KEY", "TOKEN", "PASSWORD", "URL"))
+            out[name] = "(set)" if hidden else value
+    return out
+
+
+def _file_sha(relative: str) -> str:
+    try:
+        return hashlib.sha256((ROOT / relative).read_bytes()).hexdigest()[:12]
+    except OSError:
+        return "missing"
+
+
+def sweep(env: Env, args: argparse.Namespace, size: Size) -> dict[str, Any]:
+    """Set up the hub, warm it, measure each endpoint at each concurrency, check."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    token, secret, skus = _timed(
+        f"ERP seeded, {size.products} products synced", lambda: set_up(env, size.products)
+    )
+    worker = env.workers[0]
+    api_sha = _file_sha("s2s/api.py")
+    base, api = _timed("s2s api healthy", lambda: start_api(env, args.api_workers))
+    door = Door(base, CLIENT, token, secret)
+    context = multiprocessing.get_context("spawn")
+    points: dict[str, dict[str, Any]] = {e: {} for e in args.endpoints}
+    sent: list[Sample] = []
+    with ProcessPoolExecutor(1, mp_context=context) as pool:
+        pool.submit(warm_generator).result()
+        run = Sweep(door, skus, pool, api.pid, worker.pid, args.timeout)
+        for endpoint in args.endpoints:
+            _, warm = run.point(endpoint, 4, WARM_UP_ORDERS)
+            sent += warm
+        for lanes in size.concurrency:
+            for endpoint in args.endpoints:
+                result, samples = run.point(endpoint, lanes, size.orders)
+                sent += samples
+                points[endpoint][str(lanes)] = result
+                _say(
+                    f"{endpoint} x{lanes}: {result['per_s']:,.0f} orders/s, "
+                    f"p99 {result['p99_ms']:,.0f} ms, non-2xx {result['non_2xx'] or 0}"
+                )
+    check = exactly_once(env.erp_db, sent)
+    return {"points": points, "exactly_once": check, "api_source_sha": api_sha}
+
+
+def benchmark(args: argparse.Namespace, size: Size) -> dict[str, Any]:
+    """One run on fresh databases; the results as plain data."""
+    env = Env(page_size=500, concurrency=args.concurrency, keep_logs=args.keep_logs)
+    results: dict[str, Any] = {
+        "benchmark": "http_intake",
+        "size": args.size,
+        "started_at": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "machine": machine_facts(),
+        "git_commit": _git_commit(),
+        "config": {
+            "concurrency": list(size.concurrency),
+            "orders_per_point": size.orders,
+            "erp_products": size.products,
+            "endpoints": list(args.endpoints),
+            "api_workers": args.api_workers,
+            "worker": f"s2s worker --profile all -c {args.concurrency}",
+            "load_generator": "one process, asyncio + httpx.AsyncClient, closed loop",
+            "request_timeout_s": args.timeout,
+            "passed_through": _passed_through(),
+        },
+    }
+    with (
+        cleaned_up(env, "cleaning up (api, worker, databases, redis db)"),
+        _terminate_as_interrupt(),
+    ):
+        _timed("databases created and migrated", env.open)
+        results["versions"] = _versions()
+        env.start_worker("all")
+        results["phases"] = sweep(env, args, size)
+    results["git_commit_at_end"] = _git_commit()
+    return results
+
+
+# --------------------------------------------------------------------------
+# Several runs, the table, the command
+# --------------------------------------------------------------------------
+
+
+def combine_runs(each: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of every figure over the runs (``bench.run.combine``); answers
+    by status counted 0 in a run that had none, and the exactly-once check
+    summed over the runs: one duplicate in any run is one too many."""
+    for endpoint in each[0]["phases"]["points"]:
+        for lanes in each[0]["phases"]["points"][endpoint]:
+            found = [r["phases"]["points"][endpoint][lanes]["non_2xx"] for r in each]
+            statuses = sorted(set().union(*found))
+            for counts in found:
+                counts.update({k: counts.get(k, 0) for k in statuses})
+    combined = combine(each)
+    if len(each) > 1:
+        checks = [r["phases"]["exactly_once"] for r in each]
+        summed = {k: sum(c[k] for c in checks) for k in checks[0] if k != "hub_statuses"}
+        in_hub = Counter[str]()
+        for c in checks:
+            in_hub.update(c["hub_statuses"])
+        combined["phases"]["exactly_once"] = {**summed, "hub_statuses": dict(in_hub)}
+    return combined
+
+
+def _statuses(counts: dict[str, int]) -> str:
+    shown = [f"{n:,}x {status}" for status, n in counts.items() if n]
+    return ", ".join(shown) or "0"
+
+
+def _point_rows(points: dict[str, dict[str, Any]]) -> list[tuple[str, ...]]:
+    head = "endpoint conns orders/s p50_ms p99_ms max_ms >5_s non-2xx raised_in"
+    rows: list[tuple[str, ...]] = [
+        (*(h.replace("_", " ") for h in head.split()), "CPU s: api / worker / generator")
+    ]
+    for endpoint, by_lanes in points.items():
+        for lanes, p in by_lanes.items():
+            cpu = p["cpu_s"]
+            rows.append(
+                (
+                    endpoint,
+                    lanes,
+                    f"{p['per_s']:,.0f}",
+                    f"{p['p50_ms']:,.1f}",
+                    f"{p['p99_ms']:,.1f}",
+                    f"{p['max_ms']:,.1f}",
+                    str(p["over_5s"]),
+                    _statuses(p["non_2xx"]),
+                    f"{p['raised_within_s']:.1f} s",
+                    f"{cpu['api']:.1f} / {cpu['worker']:.1f} / {cpu['load_generator']:.1f}",
+                )
+            )
+    return rows
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("ok" if ok else "MISS")
+
+
+def _target_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
+    points = results["phases"]["points"]
+    api, hook = points.get("api", {}), points.get("webhook", {})
+    one_process = results["config"]["api_workers"] in (None, 1)
+    at32 = api.get("32")
+    rows = [
+        (
+            f"one API process >= {TARGET_PER_S_AT_32:.0f} orders/s at 32, "
+            f"p99 <= {TARGET_P99_AT_32_MS:.0f} ms",
+            f"{at32['per_s']:,.0f}/s, p99 {at32['p99_ms']:,.0f} ms" if at32 else "not measured",
+            _verdict(
+                at32["per_s"] >= TARGET_PER_S_AT_32 and at32["p99_ms"] <= TARGET_P99_AT_32_MS
+                if at32 and one_process
+                else None
+            ),
+        )
+    ]
+    for name, by in (("api", api), ("webhook", hook)):
+        if "8" in by and "128" in by:
+            low, high = by["8"]["per_s"], by["128"]["per_s"]
+            rows.append(
+                (
+                    f"{name}: orders/s at 128 >= at 8",
+                    f"{high:,.0f} vs {low:,.0f}",
+                    _verdict(high >= low),
+                )
+            )
+    ratios = {k: hook[k]["per_s"] / api[k]["per_s"] for k in hook if api.get(k, {}).get("per_s")}
+    if ratios:
+        worst = min(ratios, key=lambda k: ratios[k])
+        rows.append(
+            (
+                f"webhook orders/s within {1 - TARGET_WEBHOOK_RATIO:.0%} of the API's",
+                f"lowest at {worst} conns: {ratios[worst]:.2f}x",
+                _verdict(ratios[worst] >= TARGET_WEBHOOK_RATIO),
+            )
+        )
+    slow = sum(p["over_5s"] for by in points.values() for p in by.values())
+    rows.append(("no answer over 5 s", f"{slow:,} over", _verdict(slow == 0)))
+    check = results["phases"]["exactly_once"]
+    rows.append(
+        (
+            "every accepted order in the ERP exactly once",
+            f"{check['accepted']:,} accepted, {check['in_erp']:,} in the ERP; "
+            f"{check['duplicates_in_erp']} duplicates, {check['missing_from_erp']} missing, "
+            f"{check['refused_yet_stored']} refused yet stored",
+            _verdict(held(check)),
+        )
+    )
+    return rows
+
+
+def _aligned(rows: list[tuple[str, ...]], right: int = 0) -> list[str]:
+    """Columns padded to width; the first ``right`` columns after the first right-aligned."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(
+            cell.rjust(w) if 0 < i <= right else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(r, widths, strict=True))
+        ).rstrip()
+        for r in rows
+    ]
+
+
+def table(results: dict[str, Any]) -> str:
+    """The sweep as a fixed-width table, then the issue's targets and each run."""
+    m, v, c = results["machine"], results["versions"], results["config"]
+    api = f"s2s api --workers {c['api_workers']}" if c["api_workers"] else "s2s api (one process)"
+    load = " ".join(f"{x:.2f}" for x in results["load_average_at_start"])
+    head = [
+        f"machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, kernel {m['kernel']}",
+        f"versions: python {v['python']}, postgresql {v['postgresql']}, redis {v['redis']}",
+        f"commit {results['git_commit']}; size {results['size']}; {c['orders_per_point']:,} "
+        f"orders per point; {api}; {c['worker']}; load average at start {load}"
+        + (f"; median of {results['runs']} runs" if results.get("runs") else ""),
+        "",
+    ]
+    body = _aligned(_point_rows(results["phases"]["points"]), right=6)
+    body += ["", "targets (issue #20; printed, not asserted):"]
+    body += ["  " + line for line in _aligned(list(_target_rows(results)))]
+    for i, run in enumerate(results.get("each_run", []), 1):
+        p = run["phases"]
+        rates = ", ".join(
+            f"{e} x{lanes} {f['per_s']:,.0f}/s p99 {f['p99_ms']:,.0f} ms"
+            for e, by in p["points"].items()
+            for lanes, f in by.items()
+        )
+        check = p["exactly_once"]
+        body.append(
+            f"run {i}: {rates}; exactly once {'held' if held(check) else 'FAILED'} "
+            f"({check['accepted']:,} accepted); api.py {p['api_source_sha']}"
+        )
+    return "\n".join(head + body)
+
+
+def _sweep_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError("each concurrency must be at least 1")
+    return values
+
+
+def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Size]:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.http_intake",
+        description="Benchmark order intake over HTTP (order API and Shopify webhook).",
+    )
+    parser.add_argument("--size", choices=sorted(SIZES), default="full")
+    parser.add_argument("--runs", type=int, default=1, help="whole runs; figures are medians")
+    parser.add_argument(
+        "--api-workers", type=int, metavar="N", help="s2s api --workers N (if the command has it)"
+    )
+    parser.add_argument("--concurrency", type=_sweep_list, help="the sweep, e.g. 1,8,32,128")
+    parser.add_argument("--orders", type=int, help="orders per endpoint and concurrency")
+    parser.add_argument(
+        "--endpoint", choices=(*ENDPOINTS, "both"), default="both", help="which doors to load"
+    )
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    parser.add_argument(
+        "-c", dest="concurrency_worker", type=int, default=2, metavar="N", help="worker pool size"
+    )
+    parser.add_argument("--keep-logs", action="store_true", help="keep the API and worker logs")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=ROOT / "bench" / "results" / "http-intake.json",
+        help="where to write results",
+    )
+    args = parser.parse_args(argv)
+    if args.runs < 1 or (args.orders is not None and args.orders < 1):
+        parser.error("--runs and --orders must be at least 1")
+    if args.api_workers is not None:
+        if args.api_workers < 1:
+            parser.error("--api-workers must be at least 1")
+        if not api_has_workers():
+            parser.error(
+                "this tree's `s2s api` has no --workers option (see `python -m s2s.cli api "
+                "--help`): run without --api-workers to measure one API process"
+            )
+    base = SIZES[args.size]
+    size = Size(args.concurrency or base.concurrency, args.orders or base.orders, base.products)
+    args.endpoints = ENDPOINTS if args.endpoint == "both" else (args.endpoint,)
+    args.concurrency = args.concurrency_worker
+    return args, size
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, size = parse(argv)
+    each = []
+    for i in range(args.runs):
+        if args.runs > 1:
+            _say(f"run {i + 1} of {args.runs}")
+        each.append(benchmark(args, size))
+    results = combine_runs(each)
+    print(table(results))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(f"\nwritten: {args.json}")
+    if not all(held(run["phases"]["exactly_once"]) for run in each):
+        print("exactly once did NOT hold: see the check above", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
