@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from emulators import sql_erp
 from hub import order_states
 from hub.db import session_scope
-from hub.models import Product, SyncRun, Variant
+from hub.models import Order, Product, SyncRun, Variant
 from tests.conftest import PG_PORT, Hub, _make_hub, unavailable, wait_for
 from tests.faults import TcpProxy
 from tests.integration.test_orders_e2e import (
@@ -50,7 +50,10 @@ SEED = 7
 # it (the hub's rule), above the database's own network limits (hub.db).
 VISIBILITY = 60
 TIME_LIMIT = VISIBILITY // 2
-CUT = VISIBILITY + 8
+# Long enough for the other host to take over everything the cut one held:
+# its leases (orders 12 s, slots 8 s), and the rows its open transactions
+# lock, which PostgreSQL frees when it ends them (hub 15 s here, ERP 30 s).
+CUT = VISIBILITY + 30
 _TASK = re.compile(r"Task (s2s\.[\w.]+)\[([0-9a-f-]+)\] (received|succeeded|failed|retry|raised)")
 
 
@@ -153,11 +156,20 @@ def _partition(lan: Lan, host: str, finished: Callable[[], Any], what: str) -> A
     lan.cut(host)
     started = time.monotonic()
     try:
-        done = wait_for(finished, timeout=CUT, what=f"{what} while host {host} is cut off")
+        try:
+            done = wait_for(finished, timeout=CUT, what=f"{what} while host {host} is cut off")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; orders by status: {_by_status()}") from None
         time.sleep(max(0.0, CUT - (time.monotonic() - started)))
     finally:
         lan.restore(host)
     return done
+
+
+def _by_status() -> dict[str, int]:
+    with session_scope() as s:
+        rows = s.execute(select(Order.status, func.count()).group_by(Order.status)).all()
+    return {status: n for status, n in rows}
 
 
 def _settled(broker_url: str) -> None:
