@@ -13,7 +13,7 @@ from hub.db import session_scope
 from hub.models import Client
 from s2s.cli.apply import _expand_env
 from s2s.cli.clients import _parse_sets, describe_channel
-from s2s.cli.common import CliError, console, friendly
+from s2s.cli.common import CliError, cell, console, friendly, say
 from workers import channels as channel_records
 from workers.sources import get_client, set_channels
 
@@ -65,7 +65,7 @@ def channel_add(
         c = get_client(s, client_code)
         set_channels(s, c, {code: {"kind": kind, **spec}})
         described = describe_channel(c, code)
-    console.print(f"channel {client_code}/{code} saved: {described}", highlight=False)
+    say(f"channel {client_code}/{code} saved: {described}")
 
 
 @channel.command("list")
@@ -73,7 +73,10 @@ def channel_add(
 @friendly
 def channel_list(client_code: str | None) -> None:
     """List channels: client, code, kind, store address, add-order status."""
-    table = Table("client", "channel", "kind", "store", "add-order status")
+    table = Table("client", "channel", "kind")
+    # A store's address folds rather than being cut: it is copied from here.
+    table.add_column("store", overflow="fold")
+    table.add_column("add-order status", overflow="fold")
     with session_scope() as s:
         only: Client | None = get_client(s, client_code) if client_code else None
         codes = {c.id: c.code for c in s.query(Client)}
@@ -83,8 +86,8 @@ def channel_list(client_code: str | None) -> None:
                 codes.get(ch.client_id, str(ch.client_id)),
                 ch.code,
                 ch.kind,
-                str(settings.get("store_url") or "-"),
-                str(settings.get("add_order_status") or "-"),
+                cell(settings.get("store_url") or "-"),
+                cell(settings.get("add_order_status") or "-"),
             )
     console.print(table)
 

@@ -190,13 +190,18 @@ class Listing:
             wanted += min(TEXT_MIN, max(longest, len(name))) + _COLUMN_EDGE
         return wanted
 
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Any]:
+    def fits(self, console: Console, options: ConsoleOptions) -> bool:
+        """Whether the sentences fold in their columns at this width; else
+        they follow the table."""
         bare = self.table(with_texts=False)
         natural = Measurement.get(console, options, bare).maximum
-        if natural + self._room_wanted() <= options.max_width:
+        return natural + self._room_wanted() <= options.max_width
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Any]:
+        if self.fits(console, options):
             yield self.table()
             return
-        yield bare
+        yield self.table(with_texts=False)
         for label, _, texts in self._rows:
             for name, text in zip(self.texts, texts, strict=True):
                 if text:

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
 
 import click
+from rich.console import Console, ConsoleOptions
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from hub import pushes
 from hub.db import session_scope
 from hub.models import Channel, PushRun
 from s2s.cli.channel import channel
-from s2s.cli.common import CliError, cell, console, friendly, say
+from s2s.cli.common import CliError, Listing, console, friendly, print_json, say, stamp
 from workers import channels as channel_records
 from workers.pushing import connector_for, start_push
 from workers.sources import get_client
-
-_SENT = ("created", "updated", "stock", "archived")
-_COLUMNS = ("run", "status", "by", *pushes.COUNTS, "seconds", "error")
 
 
 def _channel(client_code: str, code: str) -> tuple[int, str]:
@@ -60,20 +60,75 @@ def wait_for_push(run_id: int, *, timeout: float = 3600, show: bool = True) -> P
             time.sleep(0.25)
 
 
-def push_table(rows: list[PushRun], title: str | None = None) -> Table:
-    """Push runs with their counts (``s2s channel pushes``, ``s2s push --wait``, the demo)."""
-    table = Table(title=title)
-    for col in _COLUMNS:
-        table.add_column(col, justify="left" if col in ("status", "by", "error") else "right")
-    for r in rows:
-        secs = (r.finished_at - r.created_at).total_seconds() if r.finished_at else None
-        table.add_row(
-            str(r.id),
-            r.status,
-            r.requested_by,
-            *(str(getattr(r, name)) for name in pushes.COUNTS),
-            f"{secs:.1f}" if secs is not None else "…",
-            cell(r.error or ""),
+# A count's name in words, where the name alone says too little.
+_SAID = {"stock": "stock-only"}
+
+
+class PushTable:
+    """Push runs with their counts and whole errors (``s2s channel pushes``,
+    ``s2s push --wait``, the demo).
+
+    A column per count, with the errors folded beside them, needs 130 to 160
+    characters; cut to a narrower terminal, the headers no longer say which
+    count is which. There the counts go in one column of words instead (the
+    ones that are not 0), and the errors fold beside them or follow the
+    table (``Listing``). Decided when printed.
+    """
+
+    def __init__(self, rows: list[PushRun], title: str | None = None) -> None:
+        self.wide = self._listing(rows, title, compact=False)
+        self.narrow = self._listing(rows, title, compact=True)
+
+    @staticmethod
+    def _listing(rows: list[PushRun], title: str | None, *, compact: bool) -> Listing:
+        table = Listing(("error",), title=title)
+        table.column("run", justify="right", no_wrap=True)
+        table.column("status", no_wrap=True)
+        table.column("by", no_wrap=True)
+        if compact:
+            table.column("products")
+        for col in () if compact else pushes.COUNTS:
+            table.column(col, justify="right")
+        table.column("seconds", justify="right")
+        for r in rows:
+            secs = (r.finished_at - r.created_at).total_seconds() if r.finished_at else None
+            counts = [_counted(r)] if compact else [str(getattr(r, n)) for n in pushes.COUNTS]
+            seconds = f"{secs:.1f}" if secs is not None else "…"
+            table.row(
+                f"push {r.id}", [str(r.id), r.status, r.requested_by, *counts, seconds], [r.error]
+            )
+        return table
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Listing]:
+        yield self.wide if self.wide.fits(console, options) else self.narrow
+
+
+def _counted(run: PushRun) -> str:
+    """'12 considered: 10 created, 1 refused', the counts of 0 left out."""
+    done = [f"{getattr(run, n)} {_SAID.get(n, n)}" for n in pushes.COUNTS[1:] if getattr(run, n)]
+    return f"{run.considered} considered" + (f": {', '.join(done)}" if done else "")
+
+
+def push_table(rows: list[PushRun], title: str | None = None) -> PushTable:
+    """The push runs' table (see ``PushTable``)."""
+    return PushTable(rows, title)
+
+
+def problems_table(found: list[dict[str, Any]], title: str | None = None) -> Listing:
+    """Refused products with the store's words whole (``s2s channel problems``,
+    the demo); ``found`` as ``hub.pushes.problems`` gives them."""
+    table = Listing(("the store's words",), title=title)
+    # Codes never wrap, so they can be read and grepped whole.
+    table.column("source", no_wrap=True)
+    table.column("product", no_wrap=True)
+    table.column("refused (UTC)", no_wrap=True)
+    table.column("in store")
+    for p in found:
+        at = datetime.fromisoformat(p["refused_at"]) if p["refused_at"] else None
+        table.row(
+            f"product {p['source']}:{p['code']}",
+            [p["source"], p["code"], stamp(at), "yes" if p["in_store"] else "no"],
+            [p["error"]],
         )
     return table
 
@@ -115,9 +170,10 @@ def push(client_code: str, channel_code: str, full: bool, retry_refused: bool, w
 @click.argument("client_code")
 @click.argument("channel_code")
 @click.option("--limit", default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="A JSON array on stdout, for scripts.")
 @friendly
-def channel_problems(client_code: str, channel_code: str, limit: int) -> None:
-    """Products the store refused, with the store's own words.
+def channel_problems(client_code: str, channel_code: str, limit: int, as_json: bool) -> None:
+    """Products the store refused, newest first, with the store's own words.
 
     They are sent again when they change in the ERP, or with
     's2s push CLIENT CHANNEL --retry-refused'.
@@ -127,28 +183,22 @@ def channel_problems(client_code: str, channel_code: str, limit: int) -> None:
         row = s.get(Channel, channel_id)
         assert row is not None
         found = pushes.problems(s, row, limit)
-    if not found:
+    if as_json:
+        print_json(found)
+    elif not found:
         say(f"{client_code}/{channel_code}: the store has refused no product")
-        return
-    table = Table("source", "product", "refused at", "in store", "the store's words")
-    for p in found:
-        table.add_row(
-            p["source"],
-            p["code"],
-            p["refused_at"] or "",
-            "yes" if p["in_store"] else "no",
-            cell(p["error"] or ""),
-        )
-    console.print(table)
+    else:
+        console.print(problems_table(found))
 
 
 @channel.command("pushes")
 @click.argument("client_code")
 @click.argument("channel_code")
 @click.option("--limit", default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="A JSON array on stdout, for scripts.")
 @friendly
-def channel_pushes(client_code: str, channel_code: str, limit: int) -> None:
-    """A channel's recent push runs with their counts."""
+def channel_pushes(client_code: str, channel_code: str, limit: int, as_json: bool) -> None:
+    """A channel's recent push runs, newest first, with their counts and errors."""
     channel_id, _ = _channel(client_code, channel_code)
     with session_scope() as s:
         row = s.get(Channel, channel_id)
@@ -156,7 +206,12 @@ def channel_pushes(client_code: str, channel_code: str, limit: int) -> None:
         runs = pushes.runs_of(s, row, limit)
         for r in runs:
             s.expunge(r)
-    console.print(push_table(runs, title=f"pushes of {client_code}/{channel_code}"))
+    if as_json:
+        print_json([pushes.run_view(r) for r in runs])
+    elif not runs:
+        say(f"{client_code}/{channel_code}: no push yet")
+    else:
+        console.print(push_table(runs, title=f"pushes of {client_code}/{channel_code}"))
 
 
 @channel.command("check")

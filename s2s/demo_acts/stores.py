@@ -7,13 +7,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from rich.table import Table
+from rich.text import Text
 from sqlalchemy import create_engine, delete, func, select, text, update
 
 from hub import pushes
 from hub.db import session_scope
 from hub.models import Channel, ChannelProduct, Product, PushRun, Source, Variant
-from s2s.cli.push import push_table, wait_for_push
+from s2s.cli.common import flat
+from s2s.cli.push import problems_table, push_table, wait_for_push
 from s2s.demo_acts import Stage
 from workers.pushing import start_push
 
@@ -33,13 +34,12 @@ def forget_earlier_store(s: Any, channel: Channel) -> None:
 
 
 def push(stage: Stage, channel_id: int, title: str) -> PushRun:
-    """One push through the worker, as ``s2s push --wait`` runs it."""
+    """One push through the worker, as ``s2s push --wait`` runs it (its
+    error, if any, whole in the table or under it)."""
     result = start_push(channel_id, requested_by="demo")
     stage.console.print(f"  push {result.run.id}")
     run = wait_for_push(result.run.id, timeout=900)
     stage.console.print(push_table([run], title=title))
-    if run.error:
-        stage.console.print(f"  [red]push {run.id} {run.status}:[/] {run.error}")
     return run
 
 
@@ -73,26 +73,28 @@ def keys_of(source_id: int, skus: list[str]) -> set[str]:
 
 
 def refusals(stage: Stage, channel_id: int, key: str | None = None) -> list[dict[str, Any]]:
-    """Print the channel's problems: ``key``'s in full, the others by reason
-    (the variant named in a reason left out, so that alike reasons count together)."""
+    """Print the channel's problems: ``key``'s in full, as ``s2s channel
+    problems`` shows them, the others by reason (the variant named in a reason
+    left out, so that alike reasons count together), every reason whole."""
     with session_scope() as s:
         channel = s.get(Channel, channel_id)
         assert channel is not None
         found = pushes.problems(s, channel, limit=100_000)
     shown = [p for p in found if p["key"] == key]
     if shown:
-        table = Table("source", "product", "in store", "the store's words", title="problems")
-        for p in shown:
-            table.add_row(p["source"], p["code"], "yes" if p["in_store"] else "no", p["error"])
-        stage.console.print(table)
+        stage.console.print(problems_table(shown, title="problems"))
     reasons: dict[str, list[str]] = {}
     for p in found:
         if p["key"] != key:
-            reason = re.sub(r"variant [^:]+: ", "a variant: ", str(p["error"]))
+            reason = re.sub(r"variant [^:]+: ", "a variant: ", flat(p["error"]))
             reasons.setdefault(reason, []).append(f"{p['source']}:{p['code']}")
     for reason, products in sorted(reasons.items(), key=lambda kv: -len(kv[1])):
+        # The store's words and codes come from outside: literal, never markup.
         stage.console.print(
-            f"  [yellow]{len(products)} products not in the store[/] (e.g. {products[0]}): {reason}"
+            Text.assemble(
+                (f"  {len(products)} products not in the store", "yellow"),
+                f" (e.g. {products[0]}): {reason}",
+            )
         )
     return found
 
