@@ -14,6 +14,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -24,6 +25,7 @@ from hub.db import session_scope
 from hub.models import Client, Order, Source, SyncRun
 from s2s import api_push
 from s2s.api_parts import authorised_client, error, json_body, let_in, query_limit
+from s2s.guard import Guard
 from s2s.metrics import CONTENT_TYPE, collect
 from s2s.openapi import openapi_json
 from workers import channels as channel_records
@@ -442,5 +444,7 @@ def create_app() -> Starlette:
                 "/api/v1/clients/{client}/channels/{channel}/problems", api_push.channel_problems
             ),
             Route("/webhooks/{channel}/{client}", webhook, methods=["POST"]),
-        ]
+        ],
+        # Body size, overload and client rate: refused before any handler runs.
+        middleware=[Middleware(Guard)],
     )
