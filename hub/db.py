@@ -25,6 +25,13 @@ from hub.settings import get_settings
 _engines: dict[tuple[int, str], Engine] = {}
 _makers: dict[tuple[int, str], sessionmaker[Session]] = {}
 
+# Each engine's pool: connections kept, and more opened for a while when
+# all are in use. A worker process runs one task at a time, so the workers'
+# default is plenty; the API sizes its own (``use_pool``).
+POOL_SIZE: Final = 5
+POOL_OVERFLOW: Final = 5
+_pool: dict[int, tuple[int, int]] = {}
+
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
     # WAL lets readers run beside the one writer; busy_timeout makes writers
@@ -62,7 +69,7 @@ def _pg_network(url: str) -> dict[str, object]:
     return args
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, pool_size: int = POOL_SIZE, max_overflow: int = POOL_OVERFLOW) -> Engine:
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[-1]
         if path and path != ":memory:":
@@ -72,8 +79,8 @@ def make_engine(url: str) -> Engine:
         return eng
     eng = create_engine(
         url,
-        pool_size=5,
-        max_overflow=5,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
         pool_recycle=1800,
         connect_args=_pg_network(url) if url.startswith(("postgresql", "postgres")) else {},
     )
@@ -115,12 +122,27 @@ def _ping_if_idle(dbapi_conn, record, _proxy) -> None:  # type: ignore[no-untype
         raise DisconnectionError(str(exc)) from exc
 
 
+def use_pool(size: int, overflow: int = 0) -> None:
+    """This process's engines keep ``size`` connections and open at most
+    ``overflow`` more (engines already made are dropped, so the next use
+    makes one so sized).
+
+    The API calls it at start with its thread limit: as many connections as
+    threads that may hold one, none opened and closed per burst (an overflow
+    connection is closed when it is handed back to a full pool, and a new
+    PostgreSQL connection costs a process on the server).
+    """
+    dispose_all()
+    _pool[os.getpid()] = (size, overflow)
+
+
 def get_engine(url: str | None = None) -> Engine:
     url = url or get_settings().database_url
-    key = (os.getpid(), url)
-    eng = _engines.get(key)
+    pid = os.getpid()
+    eng = _engines.get((pid, url))
     if eng is None:
-        eng = _engines[key] = make_engine(url)
+        size, overflow = _pool.get(pid, (POOL_SIZE, POOL_OVERFLOW))
+        eng = _engines[(pid, url)] = make_engine(url, size, overflow)
     return eng
 
 

@@ -137,6 +137,13 @@ class Settings:
     api_queue_timeout: float
     client_rate_limit: float | None
     client_rate_burst: int
+    # The API's door (s2s.api_parts, s2s.api_process): how long a client's
+    # token, once checked against the database, opens its URLs without
+    # another look (a token changed or removed stops working within this),
+    # and one API process's database connections, which are also its
+    # threads for blocking work: a thread never waits for a connection.
+    token_cache_seconds: float
+    api_db_pool: int
 
     @property
     def embedded(self) -> bool:
@@ -198,6 +205,8 @@ def load_settings() -> Settings:
         client_rate_limit=(rate := _rate("S2S_CLIENT_RATE_LIMIT")),
         # Two seconds' worth of orders by default.
         client_rate_burst=_positive_int("S2S_CLIENT_RATE_BURST", math.ceil(2 * (rate or 0.5))),
+        token_cache_seconds=_positive("S2S_TOKEN_CACHE_SECONDS", 30.0, "seconds"),
+        api_db_pool=_positive_int("S2S_API_DB_POOL", 16),
     )
 
 

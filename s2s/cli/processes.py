@@ -8,7 +8,6 @@ import os
 import click
 import uvicorn
 
-from s2s.api import create_app
 from s2s.cli.common import CliError, friendly
 from workers.app import PROFILES, QUEUES, app
 from workers.ops import broadcasts
@@ -81,9 +80,29 @@ def worker(
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True)
-def api(host: str, port: int) -> None:
-    """Serve the HTTP API (health, metrics, resyncs, status, runs, orders, webhooks)."""
-    uvicorn.run(create_app(), host=host, port=port, log_level="warning")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="API processes sharing the port; one that dies is replaced. Each holds "
+    "S2S_API_DB_POOL database connections.",
+)
+def api(host: str, port: int, workers: int) -> None:
+    """Serve the HTTP API (health, metrics, resyncs, status, runs, orders, webhooks).
+
+    More than one worker is uvicorn's own multiprocess mode: a supervisor
+    that starts the processes, restarts one that dies and stops them all on
+    SIGTERM, with nothing more to install.
+    """
+    uvicorn.run(
+        "s2s.api_process:create_served_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+    )
 
 
 @click.command()
