@@ -24,7 +24,15 @@ from hub import catalogue, queries, schedule
 from hub.db import session_scope
 from hub.models import Client, Order, Source, SyncRun
 from s2s import api_push
-from s2s.api_parts import authorised_client, error, json_body, let_in, query_limit
+from s2s.api_parts import (
+    authorise,
+    error,
+    json_body,
+    let_in,
+    query_limit,
+    webhook_of,
+    webhook_signed,
+)
 from s2s.guard import Guard
 from s2s.metrics import CONTENT_TYPE, collect
 from s2s.openapi import openapi_json
@@ -33,18 +41,14 @@ from workers import kinds
 from workers.ops import queue_depths, workers_online
 from workers.orders import submit
 from workers.pushing import channel_summary
-from workers.sources import (
-    channel_secret,
-    channel_settings,
-    connector_class,
-    unsupported_stream,
-)
+from workers.sources import connector_class, unsupported_stream
 from workers.tasks import SyncStart, start_sync
 
 STREAMS = ("products", "customers")
 
 
-async def health(_: Request) -> JSONResponse:
+def _health_checks() -> dict[str, str]:
+    """The database's and the broker's answers; blocking, so in the threadpool."""
     checks: dict[str, str] = {}
     try:
         queries.ping()
@@ -53,6 +57,11 @@ async def health(_: Request) -> JSONResponse:
         checks["database"] = f"unreachable: {type(exc).__name__}"
     depths = queue_depths(timeout=2.0)
     checks["broker"] = "ok" if any(v is not None for v in depths.values()) else "unreachable"
+    return checks
+
+
+async def health(_: Request) -> JSONResponse:
+    checks = await run_in_threadpool(_health_checks)
     ok = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ok" if ok else "degraded", **checks}, status_code=200 if ok else 503
@@ -188,7 +197,7 @@ async def client_status(request: Request) -> JSONResponse:
     """The client's sources: per stream the schedule, pause, next due time,
     a queued resync, and the last run with its counts and progress; and per
     channel the push's state (``workers.pushing.channel_summary``)."""
-    client = await run_in_threadpool(authorised_client, request)
+    client = await authorise(request)
     if isinstance(client, JSONResponse):
         return client
 
@@ -270,7 +279,7 @@ def _invalid(errors: list[tuple[str, str]]) -> JSONResponse:
 
 async def submit_order(request: Request) -> JSONResponse:
     """Intake of a canonical order. The row is committed before the answer."""
-    client = await run_in_threadpool(authorised_client, request)
+    client = await authorise(request)
     if isinstance(client, JSONResponse):
         return client
     payload = json_body(await request.body())
@@ -286,7 +295,7 @@ async def submit_order(request: Request) -> JSONResponse:
 
 
 async def order_status(request: Request) -> JSONResponse:
-    client = await run_in_threadpool(authorised_client, request)
+    client = await authorise(request)
     if isinstance(client, JSONResponse):
         return client
 
@@ -327,40 +336,31 @@ async def webhook(request: Request) -> JSONResponse:
         return error(404, f"no webhook for channel {channel!r}")
     intake = kinds.channel_intake(channel)
     code = request.path_params["client"]
-
-    def find() -> tuple[Client, str | None, dict[str, Any]] | None:
-        # The client and its channel's secret and settings in one session, in
-        # the threadpool: a database read never blocks the event loop.
-        with session_scope() as s:
-            found = queries.client_by_code(s, code)
-            if found is None:
-                return None
-            return found, channel_secret(found, channel), channel_settings(found, channel)
-
-    known = await run_in_threadpool(find)
-    if known is None:
+    hook = await webhook_of(code, channel)
+    if hook is None:
         return error(404, f"no client {code!r}")
-    client, secret, settings = known
     raw = await request.body()
     if intake.is_ping(raw):
         # A channel's ping when a webhook is created: unsigned, holds no
         # order, stores nothing.
         return JSONResponse({"ping": "ok"})
-    if not secret:
-        return error(401, f"client {code!r} has no {channel} webhook secret set")
-    if not intake.verify(raw, request.headers.get(intake.SIGNATURE_HEADER), secret):
-        return error(401, "the webhook signature does not match")
+    signature = request.headers.get(intake.SIGNATURE_HEADER)
+    signed = await webhook_signed(
+        code, channel, hook, lambda secret: intake.verify(raw, signature, secret)
+    )
+    if isinstance(signed, JSONResponse):
+        return signed
     payload = json_body(raw)
     if isinstance(payload, JSONResponse):
         return payload
-    status = settings.get("add_order_status") or intake.DEFAULT_ADD_ORDER_STATUS
+    status = signed.settings.get("add_order_status") or intake.DEFAULT_ADD_ORDER_STATUS
     try:
         order = intake.order(payload, add_order_status=status)
     except ChannelPayloadError as exc:
         return error(422, f"the {channel} order cannot be read: {exc}")
     delivery = request.headers.get(intake.DELIVERY_HEADER)
     result, errors = await run_in_threadpool(
-        lambda: submit(client.id, order, raw=payload, delivery_id=delivery)
+        lambda: submit(signed.client_id, order, raw=payload, delivery_id=delivery)
     )
     if result is None:
         return _invalid(errors)
@@ -370,7 +370,7 @@ async def webhook(request: Request) -> JSONResponse:
 async def _feed(request: Request, stream: str) -> JSONResponse:
     """The change feed of the client's ``stream`` (``hub.catalogue.feed``):
     each change once, in commit order, deletions as tombstones."""
-    client = await run_in_threadpool(authorised_client, request)
+    client = await authorise(request)
     if isinstance(client, JSONResponse):
         return client
     limit = query_limit(request)
@@ -389,7 +389,7 @@ async def _feed(request: Request, stream: str) -> JSONResponse:
 
 
 async def _record(request: Request, stream: str, key: str) -> JSONResponse:
-    client = await run_in_threadpool(authorised_client, request)
+    client = await authorise(request)
     if isinstance(client, JSONResponse):
         return client
     code = request.path_params[key]

@@ -1,24 +1,98 @@
-"""What the API's handlers share: the error body, the client's token, the
-request's JSON body and a ``limit`` parameter.
+"""What the API's handlers share: the error body, the client's token, a
+webhook's secret, the request's JSON body and a ``limit`` parameter.
 
 Kept apart from ``s2s.api`` so that the handler modules (``s2s.api``,
 ``s2s.api_push``) each stay small and import these without a cycle.
 Functions here that read the database are called in the threadpool.
+
+A token checked against the database, and a channel's webhook secret read
+from it, are kept for ``S2S_TOKEN_CACHE_SECONDS`` (30 s): a client posting
+orders then costs one database session per order (the intake's), and the
+check of a token seen recently costs no thread and no round trip. The price
+is that a token changed or removed in the database, a client removed, or a
+webhook secret replaced keeps opening the door for up to that long in each
+API process. A new webhook secret works within a second: a signature that
+fails against a kept secret is checked against the database's again, at most
+once a second per client and channel, so unsigned junk sent to a webhook URL
+costs no database read.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
-from typing import Any
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Generic, TypeVar
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from hub import queries
 from hub.db import session_scope
 from hub.models import Client
-from workers.sources import hash_token
+from hub.settings import get_settings
+from workers.sources import channel_secret, channel_settings, hash_token
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+# Entries kept per cache; beyond it the least recently used is dropped, and
+# its next request reads the database as every request did before.
+CACHE_ENTRIES = 4096
+# A kept webhook whose secret refused a signature is read again at most this
+# often (seconds).
+REREAD_AFTER = 1.0
+
+
+class Recent(Generic[K, V]):
+    """Values that live a few seconds, at most ``size`` of them, the least
+    recently used dropped first. Shared by the event loop and the threadpool,
+    hence the lock (held for a dictionary operation, never across I/O)."""
+
+    def __init__(self, size: int = CACHE_ENTRIES) -> None:
+        self.size = size
+        self._items: OrderedDict[K, tuple[float, V]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return None
+            if item[0] <= time.monotonic():
+                del self._items[key]
+                return None
+            self._items.move_to_end(key)
+            return item[1]
+
+    def put(self, key: K, value: V, life: float) -> None:
+        with self._lock:
+            self._items[key] = (time.monotonic() + life, value)
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def drop(self, key: K) -> None:
+        with self._lock:
+            self._items.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+# Keyed by the hub's database, the client's code and the token's SHA-256
+# (never the token itself); the value is the client as read (detached from
+# its session, shared by requests that only read it).
+verified_tokens: Recent[tuple[str, str, str], Client] = Recent()
 
 
 def error(status: int, message: str) -> JSONResponse:
@@ -35,19 +109,114 @@ def let_in(request: Request, client: Client | None) -> Client | JSONResponse:
     return client
 
 
+async def authorise(request: Request) -> Client | JSONResponse:
+    """``authorised_client`` for an async handler: a token verified within
+    ``S2S_TOKEN_CACHE_SECONDS`` is answered here on the event loop (a hash
+    and a lookup), any other goes to the threadpool and the database."""
+    key = _token_key(request)
+    hit = verified_tokens.get(key) if key else None
+    if hit is not None:
+        return hit
+    return await run_in_threadpool(authorised_client, request)
+
+
 def authorised_client(request: Request) -> Client | JSONResponse:
+    """The URL's client if the request carries its token (``let_in``);
+    reads the database unless the token was verified within the cache's life."""
+    key = _token_key(request)
+    hit = verified_tokens.get(key) if key else None
+    if hit is not None:
+        return hit
     with session_scope() as s:
-        return let_in(request, queries.client_by_code(s, request.path_params["client"]))
+        found = let_in(request, queries.client_by_code(s, request.path_params["client"]))
+    if key and isinstance(found, Client):
+        verified_tokens.put(key, found, get_settings().token_cache_seconds)
+    return found
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    return header[7:].strip() if header.lower().startswith("bearer ") else ""
+
+
+def _token_key(request: Request) -> tuple[str, str, str] | None:
+    token = _bearer(request)
+    if not token:
+        return None
+    return (get_settings().database_url, request.path_params["client"], hash_token(token))
 
 
 def token_matches(request: Request, client: Client) -> bool:
-    header = request.headers.get("authorization", "")
-    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    token = _bearer(request)
     return bool(
         token
         and client.api_token_hash
         and hmac.compare_digest(hash_token(token), client.api_token_hash)
     )
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """What a channel's webhook needs of its client: the id to store the
+    order under, the signing secret and the channel's plain settings."""
+
+    client_id: int
+    secret: str | None = field(repr=False)
+    settings: dict[str, Any]
+    read_at: float  # time.monotonic() of the database read
+    cached: bool = False
+
+
+# Keyed by the hub's database, the client's code and the channel.
+webhooks: Recent[tuple[str, str, str], Webhook] = Recent()
+
+
+async def webhook_of(code: str, channel: str) -> Webhook | None:
+    """The client's webhook for ``channel`` (None: no such client): kept
+    ``S2S_TOKEN_CACHE_SECONDS``, else read in the threadpool in one session."""
+    hit = webhooks.get((get_settings().database_url, code, channel))
+    return hit if hit is not None else await run_in_threadpool(_read_webhook, code, channel)
+
+
+def _read_webhook(code: str, channel: str) -> Webhook | None:
+    settings = get_settings()
+    with session_scope() as s:
+        client = queries.client_by_code(s, code)
+        if client is None:
+            return None
+        found = Webhook(
+            client.id,
+            channel_secret(client, channel),
+            channel_settings(client, channel),
+            time.monotonic(),
+        )
+    webhooks.put(
+        (settings.database_url, code, channel),
+        replace(found, cached=True),
+        settings.token_cache_seconds,
+    )
+    return found
+
+
+async def webhook_signed(
+    code: str, channel: str, hook: Webhook, signed_by: Callable[[str], bool]
+) -> Webhook | JSONResponse:
+    """``hook`` if the delivery is signed with its secret (``signed_by``
+    checks the raw body against one); 401 if not. A kept secret that fails is
+    read again from the database, at most every ``REREAD_AFTER`` seconds, so
+    a secret just replaced works within that."""
+    if hook.secret and signed_by(hook.secret):
+        return hook
+    if hook.cached and time.monotonic() - hook.read_at >= REREAD_AFTER:
+        fresh = await run_in_threadpool(_read_webhook, code, channel)
+        if fresh is None:
+            return error(404, f"no client {code!r}")
+        hook = fresh
+        if hook.secret and signed_by(hook.secret):
+            return hook
+    if not hook.secret:
+        return error(401, f"client {code!r} has no {channel} webhook secret set")
+    return error(401, "the webhook signature does not match")
 
 
 def json_body(raw: bytes) -> Any | JSONResponse:
