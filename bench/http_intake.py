@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.http_load import Door, Sample, drive, figures, warm_generator
+from bench.http_report import combine_runs, held, table
 from bench.run import (
     ROOT,
     SEED,
@@ -68,7 +69,6 @@ from bench.run import (
     _timed,
     _versions,
     cleaned_up,
-    combine,
     machine_facts,
     run_sync,
 )
@@ -77,10 +77,6 @@ from bench.tenants import _free_port
 CLIENT = "door"
 ENDPOINTS = ("api", "webhook")
 WARM_UP_ORDERS = 20
-# Targets from issue #20 (printed, not asserted).
-TARGET_PER_S_AT_32 = 500.0
-TARGET_P99_AT_32_MS = 100.0
-TARGET_WEBHOOK_RATIO = 0.8
 
 
 @dataclass(frozen=True)
@@ -204,6 +200,15 @@ def _cpu_seconds(pid: int) -> float:
     return total / ticks
 
 
+def _machine_ticks() -> tuple[int, int]:
+    """(busy, all) jiffies of every core since boot, from /proc/stat: whether
+    the machine was saturated during a point (PostgreSQL's and Redis's work
+    and anyone else's included)."""
+    values = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values[:8]) - idle, sum(values[:8])
+
+
 def unfinished() -> tuple[int, int]:
     """(orders stored, orders not yet raised or dead) in the hub."""
     from sqlalchemy import func, select
@@ -249,12 +254,13 @@ class Sweep:
         """``count`` orders over ``lanes`` connections; then the worker's drain."""
         first, self.next_number = self.next_number, self.next_number + count
         cpu = (_cpu_seconds(self.api_pid), _cpu_seconds(self.worker_pid))
-        load = os.getloadavg()[0]
+        load, machine = os.getloadavg()[0], _machine_ticks()
         job = self.pool.submit(
             drive, self.door, endpoint, first, count, self.skus, lanes, self.timeout
         )
         done = job.result()
         api_cpu = _cpu_seconds(self.api_pid) - cpu[0]
+        busy, ticks = (b - a for a, b in zip(machine, _machine_ticks(), strict=True))
         samples: list[Sample] = done["samples"]
         self.accepted += sum(1 for s in samples if 200 <= s[1] < 300)
         drain = wait_raised(self.accepted, timeout=max(300.0, count / 10))
@@ -267,6 +273,7 @@ class Sweep:
                 "worker": round(worker_cpu, 2),
                 "load_generator": round(done["cpu"], 2),
             },
+            "machine_busy": round(busy / ticks, 3) if ticks else None,
             "load_1m_before": round(load, 2),
         }
         return result, samples
@@ -309,12 +316,6 @@ def exactly_once(erp_db: str, sent: list[Sample]) -> dict[str, Any]:
     }
 
 
-def held(check: dict[str, Any]) -> bool:
-    """Whether the exactly-once check held."""
-    keys = ("duplicates_in_erp", "duplicates_in_hub", "missing_from_erp", "refused_yet_stored")
-    return not any(check[k] for k in (*keys, "unexpected_in_erp"))
-
-
 # --------------------------------------------------------------------------
 # One whole run
 # --------------------------------------------------------------------------
@@ -338,6 +339,18 @@ def _file_sha(relative: str) -> str:
         return "missing"
 
 
+def _uncommitted() -> list[str]:
+    """The hub's files that differ from the commit when the API starts: others
+    may be changing them while the bench runs, and the figures are theirs."""
+    shown = subprocess.run(
+        ["git", "status", "--porcelain", "--", "s2s", "hub", "workers", "connectors"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    return [line[3:] for line in shown.stdout.splitlines()]
+
+
 def sweep(env: Env, args: argparse.Namespace, size: Size) -> dict[str, Any]:
     """Set up the hub, warm it, measure each endpoint at each concurrency, check."""
     import multiprocessing
@@ -347,7 +360,7 @@ def sweep(env: Env, args: argparse.Namespace, size: Size) -> dict[str, Any]:
         f"ERP seeded, {size.products} products synced", lambda: set_up(env, size.products)
     )
     worker = env.workers[0]
-    api_sha = _file_sha("s2s/api.py")
+    code = {"api_source_sha": _file_sha("s2s/api.py"), "uncommitted": _uncommitted()}
     base, api = _timed("s2s api healthy", lambda: start_api(env, args.api_workers))
     door = Door(base, CLIENT, token, secret)
     context = multiprocessing.get_context("spawn")
@@ -369,12 +382,12 @@ def sweep(env: Env, args: argparse.Namespace, size: Size) -> dict[str, Any]:
                     f"p99 {result['p99_ms']:,.0f} ms, non-2xx {result['non_2xx'] or 0}"
                 )
     check = exactly_once(env.erp_db, sent)
-    return {"points": points, "exactly_once": check, "api_source_sha": api_sha}
+    return {"points": points, "exactly_once": check, **code}
 
 
 def benchmark(args: argparse.Namespace, size: Size) -> dict[str, Any]:
     """One run on fresh databases; the results as plain data."""
-    env = Env(page_size=500, concurrency=args.concurrency, keep_logs=args.keep_logs)
+    env = Env(page_size=500, concurrency=args.worker_pool, keep_logs=args.keep_logs)
     results: dict[str, Any] = {
         "benchmark": "http_intake",
         "size": args.size,
@@ -388,7 +401,7 @@ def benchmark(args: argparse.Namespace, size: Size) -> dict[str, Any]:
             "erp_products": size.products,
             "endpoints": list(args.endpoints),
             "api_workers": args.api_workers,
-            "worker": f"s2s worker --profile all -c {args.concurrency}",
+            "worker": f"s2s worker --profile all -c {args.worker_pool}",
             "load_generator": "one process, asyncio + httpx.AsyncClient, closed loop",
             "request_timeout_s": args.timeout,
             "passed_through": _passed_through(),
@@ -407,158 +420,8 @@ def benchmark(args: argparse.Namespace, size: Size) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------
-# Several runs, the table, the command
+# The command
 # --------------------------------------------------------------------------
-
-
-def combine_runs(each: list[dict[str, Any]]) -> dict[str, Any]:
-    """The median of every figure over the runs (``bench.run.combine``); answers
-    by status counted 0 in a run that had none, and the exactly-once check
-    summed over the runs: one duplicate in any run is one too many."""
-    for endpoint in each[0]["phases"]["points"]:
-        for lanes in each[0]["phases"]["points"][endpoint]:
-            found = [r["phases"]["points"][endpoint][lanes]["non_2xx"] for r in each]
-            statuses = sorted(set().union(*found))
-            for counts in found:
-                counts.update({k: counts.get(k, 0) for k in statuses})
-    combined = combine(each)
-    if len(each) > 1:
-        checks = [r["phases"]["exactly_once"] for r in each]
-        summed = {k: sum(c[k] for c in checks) for k in checks[0] if k != "hub_statuses"}
-        in_hub = Counter[str]()
-        for c in checks:
-            in_hub.update(c["hub_statuses"])
-        combined["phases"]["exactly_once"] = {**summed, "hub_statuses": dict(in_hub)}
-    return combined
-
-
-def _statuses(counts: dict[str, int]) -> str:
-    shown = [f"{n:,}x {status}" for status, n in counts.items() if n]
-    return ", ".join(shown) or "0"
-
-
-def _point_rows(points: dict[str, dict[str, Any]]) -> list[tuple[str, ...]]:
-    head = "endpoint conns orders/s p50_ms p99_ms max_ms >5_s non-2xx raised_in"
-    rows: list[tuple[str, ...]] = [
-        (*(h.replace("_", " ") for h in head.split()), "CPU s: api / worker / generator")
-    ]
-    for endpoint, by_lanes in points.items():
-        for lanes, p in by_lanes.items():
-            cpu = p["cpu_s"]
-            rows.append(
-                (
-                    endpoint,
-                    lanes,
-                    f"{p['per_s']:,.0f}",
-                    f"{p['p50_ms']:,.1f}",
-                    f"{p['p99_ms']:,.1f}",
-                    f"{p['max_ms']:,.1f}",
-                    str(p["over_5s"]),
-                    _statuses(p["non_2xx"]),
-                    f"{p['raised_within_s']:.1f} s",
-                    f"{cpu['api']:.1f} / {cpu['worker']:.1f} / {cpu['load_generator']:.1f}",
-                )
-            )
-    return rows
-
-
-def _verdict(ok: bool | None) -> str:
-    return "n/a" if ok is None else ("ok" if ok else "MISS")
-
-
-def _target_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
-    points = results["phases"]["points"]
-    api, hook = points.get("api", {}), points.get("webhook", {})
-    one_process = results["config"]["api_workers"] in (None, 1)
-    at32 = api.get("32")
-    rows = [
-        (
-            f"one API process >= {TARGET_PER_S_AT_32:.0f} orders/s at 32, "
-            f"p99 <= {TARGET_P99_AT_32_MS:.0f} ms",
-            f"{at32['per_s']:,.0f}/s, p99 {at32['p99_ms']:,.0f} ms" if at32 else "not measured",
-            _verdict(
-                at32["per_s"] >= TARGET_PER_S_AT_32 and at32["p99_ms"] <= TARGET_P99_AT_32_MS
-                if at32 and one_process
-                else None
-            ),
-        )
-    ]
-    for name, by in (("api", api), ("webhook", hook)):
-        if "8" in by and "128" in by:
-            low, high = by["8"]["per_s"], by["128"]["per_s"]
-            rows.append(
-                (
-                    f"{name}: orders/s at 128 >= at 8",
-                    f"{high:,.0f} vs {low:,.0f}",
-                    _verdict(high >= low),
-                )
-            )
-    ratios = {k: hook[k]["per_s"] / api[k]["per_s"] for k in hook if api.get(k, {}).get("per_s")}
-    if ratios:
-        worst = min(ratios, key=lambda k: ratios[k])
-        rows.append(
-            (
-                f"webhook orders/s within {1 - TARGET_WEBHOOK_RATIO:.0%} of the API's",
-                f"lowest at {worst} conns: {ratios[worst]:.2f}x",
-                _verdict(ratios[worst] >= TARGET_WEBHOOK_RATIO),
-            )
-        )
-    slow = sum(p["over_5s"] for by in points.values() for p in by.values())
-    rows.append(("no answer over 5 s", f"{slow:,} over", _verdict(slow == 0)))
-    check = results["phases"]["exactly_once"]
-    rows.append(
-        (
-            "every accepted order in the ERP exactly once",
-            f"{check['accepted']:,} accepted, {check['in_erp']:,} in the ERP; "
-            f"{check['duplicates_in_erp']} duplicates, {check['missing_from_erp']} missing, "
-            f"{check['refused_yet_stored']} refused yet stored",
-            _verdict(held(check)),
-        )
-    )
-    return rows
-
-
-def _aligned(rows: list[tuple[str, ...]], right: int = 0) -> list[str]:
-    """Columns padded to width; the first ``right`` columns after the first right-aligned."""
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return [
-        "  ".join(
-            cell.rjust(w) if 0 < i <= right else cell.ljust(w)
-            for i, (cell, w) in enumerate(zip(r, widths, strict=True))
-        ).rstrip()
-        for r in rows
-    ]
-
-
-def table(results: dict[str, Any]) -> str:
-    """The sweep as a fixed-width table, then the issue's targets and each run."""
-    m, v, c = results["machine"], results["versions"], results["config"]
-    api = f"s2s api --workers {c['api_workers']}" if c["api_workers"] else "s2s api (one process)"
-    load = " ".join(f"{x:.2f}" for x in results["load_average_at_start"])
-    head = [
-        f"machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, kernel {m['kernel']}",
-        f"versions: python {v['python']}, postgresql {v['postgresql']}, redis {v['redis']}",
-        f"commit {results['git_commit']}; size {results['size']}; {c['orders_per_point']:,} "
-        f"orders per point; {api}; {c['worker']}; load average at start {load}"
-        + (f"; median of {results['runs']} runs" if results.get("runs") else ""),
-        "",
-    ]
-    body = _aligned(_point_rows(results["phases"]["points"]), right=6)
-    body += ["", "targets (issue #20; printed, not asserted):"]
-    body += ["  " + line for line in _aligned(list(_target_rows(results)))]
-    for i, run in enumerate(results.get("each_run", []), 1):
-        p = run["phases"]
-        rates = ", ".join(
-            f"{e} x{lanes} {f['per_s']:,.0f}/s p99 {f['p99_ms']:,.0f} ms"
-            for e, by in p["points"].items()
-            for lanes, f in by.items()
-        )
-        check = p["exactly_once"]
-        body.append(
-            f"run {i}: {rates}; exactly once {'held' if held(check) else 'FAILED'} "
-            f"({check['accepted']:,} accepted); api.py {p['api_source_sha']}"
-        )
-    return "\n".join(head + body)
 
 
 def _sweep_list(text: str) -> tuple[int, ...]:
@@ -588,7 +451,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Size]:
     )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
     parser.add_argument(
-        "-c", dest="concurrency_worker", type=int, default=2, metavar="N", help="worker pool size"
+        "-c", dest="worker_pool", type=int, default=2, metavar="N", help="worker pool size"
     )
     parser.add_argument("--keep-logs", action="store_true", help="keep the API and worker logs")
     parser.add_argument(
@@ -611,7 +474,6 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Size]:
     base = SIZES[args.size]
     size = Size(args.concurrency or base.concurrency, args.orders or base.orders, base.products)
     args.endpoints = ENDPOINTS if args.endpoint == "both" else (args.endpoint,)
-    args.concurrency = args.concurrency_worker
     return args, size
 
 
