@@ -29,6 +29,7 @@ from s2s.api_parts import (
     error,
     json_body,
     let_in,
+    off_loop,
     query_limit,
     webhook_of,
     webhook_signed,
@@ -282,7 +283,8 @@ async def submit_order(request: Request) -> JSONResponse:
     client = await authorise(request)
     if isinstance(client, JSONResponse):
         return client
-    payload = json_body(await request.body())
+    raw = await request.body()
+    payload = await off_loop(len(raw), lambda: json_body(raw))
     if isinstance(payload, JSONResponse):
         return payload
     if isinstance(payload, dict):
@@ -346,18 +348,25 @@ async def webhook(request: Request) -> JSONResponse:
         return JSONResponse({"ping": "ok"})
     signature = request.headers.get(intake.SIGNATURE_HEADER)
     signed = await webhook_signed(
-        code, channel, hook, lambda secret: intake.verify(raw, signature, secret)
+        code, channel, hook, lambda secret: intake.verify(raw, signature, secret), len(raw)
     )
     if isinstance(signed, JSONResponse):
         return signed
-    payload = json_body(raw)
-    if isinstance(payload, JSONResponse):
-        return payload
     status = signed.settings.get("add_order_status") or intake.DEFAULT_ADD_ORDER_STATUS
-    try:
-        order = intake.order(payload, add_order_status=status)
-    except ChannelPayloadError as exc:
-        return error(422, f"the {channel} order cannot be read: {exc}")
+
+    def read() -> tuple[Any, Any] | JSONResponse:
+        payload = json_body(raw)
+        if isinstance(payload, JSONResponse):
+            return payload
+        try:
+            return payload, intake.order(payload, add_order_status=status)
+        except ChannelPayloadError as exc:
+            return error(422, f"the {channel} order cannot be read: {exc}")
+
+    outcome = await off_loop(len(raw), read)
+    if isinstance(outcome, JSONResponse):
+        return outcome
+    payload, order = outcome
     delivery = request.headers.get(intake.DELIVERY_HEADER)
     result, errors = await run_in_threadpool(
         lambda: submit(signed.client_id, order, raw=payload, delivery_id=delivery)
