@@ -1,6 +1,7 @@
 """Order intake through the HTTP door, as channels use it (issue #20, item 1).
 
-``python -m bench.http_intake [--size smoke|full] [--runs 3] [--api-workers N] [--json PATH]``
+``python -m bench.http_intake [--size smoke|full] [--runs 3] [--api-workers N]
+[--client raw|httpx] [--json PATH]``
 
 Why this shape: ``bench.run`` measures orders from ``workers.orders.submit``
 called in-process, but channels never call that: they POST over HTTP, many
@@ -16,7 +17,8 @@ a user starts it, and loaded as channels load it:
   (``--profile all``) raising the orders into the ERP meanwhile;
 - a load generator in a process of its own (``bench.http_load``), which for
   each concurrency C of the sweep posts N orders over C keep-alive
-  connections: canonical orders to ``POST /api/v1/clients/{c}/orders`` with
+  connections (its own lean HTTP/1.1 client on asyncio streams, or httpx
+  with ``--client httpx``): canonical orders to ``POST /api/v1/clients/{c}/orders`` with
   the bearer token, then Shopify ``orders/create`` bodies to ``POST
   /webhooks/shopify/{c}``, signed as Shopify signs them (HMAC-SHA256 over the
   raw body, base64, with the channel's secret; computed with the standard
@@ -77,6 +79,10 @@ from bench.tenants import _free_port
 CLIENT = "door"
 ENDPOINTS = ("api", "webhook")
 WARM_UP_ORDERS = 20
+GENERATOR_CLIENTS = {
+    "raw": "own HTTP/1.1 client on asyncio streams",
+    "httpx": "one shared httpx.AsyncClient",
+}
 
 
 @dataclass(frozen=True)
@@ -247,6 +253,7 @@ class Sweep:
     api_pid: int
     worker_pid: int
     timeout: float
+    client: str
     next_number: int = 1
     accepted: int = 0
 
@@ -256,7 +263,7 @@ class Sweep:
         cpu = (_cpu_seconds(self.api_pid), _cpu_seconds(self.worker_pid))
         load, machine = os.getloadavg()[0], _machine_ticks()
         job = self.pool.submit(
-            drive, self.door, endpoint, first, count, self.skus, lanes, self.timeout
+            drive, self.door, endpoint, first, count, self.skus, lanes, self.timeout, self.client
         )
         done = job.result()
         api_cpu = _cpu_seconds(self.api_pid) - cpu[0]
@@ -367,8 +374,8 @@ def sweep(env: Env, args: argparse.Namespace, size: Size) -> dict[str, Any]:
     points: dict[str, dict[str, Any]] = {e: {} for e in args.endpoints}
     sent: list[Sample] = []
     with ProcessPoolExecutor(1, mp_context=context) as pool:
-        pool.submit(warm_generator).result()
-        run = Sweep(door, skus, pool, api.pid, worker.pid, args.timeout)
+        pool.submit(warm_generator, args.client).result()
+        run = Sweep(door, skus, pool, api.pid, worker.pid, args.timeout, args.client)
         for endpoint in args.endpoints:
             _, warm = run.point(endpoint, 4, WARM_UP_ORDERS)
             sent += warm
@@ -402,7 +409,8 @@ def benchmark(args: argparse.Namespace, size: Size) -> dict[str, Any]:
             "endpoints": list(args.endpoints),
             "api_workers": args.api_workers,
             "worker": f"s2s worker --profile all -c {args.worker_pool}",
-            "load_generator": "one process, asyncio + httpx.AsyncClient, closed loop",
+            "load_generator": f"one process, asyncio + {GENERATOR_CLIENTS[args.client]}, "
+            "closed loop",
             "request_timeout_s": args.timeout,
             "passed_through": _passed_through(),
         },
@@ -450,6 +458,12 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Size]:
         "--endpoint", choices=(*ENDPOINTS, "both"), default="both", help="which doors to load"
     )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    parser.add_argument(
+        "--client",
+        choices=sorted(GENERATOR_CLIENTS),
+        default="raw",
+        help="the load generator's HTTP client: our own lean one (raw), or httpx to compare",
+    )
     parser.add_argument(
         "-c", dest="worker_pool", type=int, default=2, metavar="N", help="worker pool size"
     )

@@ -3,10 +3,20 @@
 It runs in a process of its own (the bench starts it with ``spawn``), so
 that its own work (making bodies, signing, the HTTP client) is not charged
 to the hub, and the hub's processes are loaded only over sockets. One
-process with ``asyncio`` and ``httpx.AsyncClient``: each of N keep-alive
-connections sends its next order when the previous is answered (a closed
-loop), as N channel workers would. Bodies and signatures are made before
-the clock starts.
+process with ``asyncio``: each of N keep-alive connections sends its next
+order when the previous is answered (a closed loop), as N channel workers
+would. Bodies, signatures and the request bytes are made before the clock
+starts.
+
+The HTTP/1.1 client is our own, on ``asyncio`` streams: it writes the
+request bytes and reads the status line, the headers and a body framed by
+Content-Length (or chunks, or the connection's close), and connects again
+when an answer says ``Connection: close`` or a request failed. On this
+2-core machine a general client costs too much: with one shared
+``httpx.AsyncClient`` the generator used more CPU than the API it loaded
+from 32 connections on, and measured 100-200 orders/s where this client
+measures 450-550 of the same API. ``--client httpx`` keeps that client for
+comparison.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from bench.run import _order_payload, _percentile
 
@@ -121,10 +132,165 @@ def build_requests(
     return made
 
 
-async def _drive(
+# --------------------------------------------------------------------------
+# The client: HTTP/1.1 over asyncio streams
+# --------------------------------------------------------------------------
+
+
+class BadAnswer(Exception):
+    """An answer that is not HTTP/1.x as RFC 9112 frames it."""
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where the lanes connect, and the Host header they send."""
+
+    host: str
+    port: int
+
+    @classmethod
+    def of(cls, base: str) -> Origin:
+        parts = urlsplit(base)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"the load generator speaks plain http only; base URL {base!r}")
+        return cls(parts.hostname, parts.port or 80)
+
+
+def encode(origin: Origin, path: str, body: bytes, headers: dict[str, str]) -> bytes:
+    """One POST as bytes on the wire (made before the clock starts)."""
+    lines = [f"POST {path} HTTP/1.1", f"Host: {origin.host}:{origin.port}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+async def _chunked(reader: asyncio.StreamReader) -> bytes:
+    """A ``Transfer-Encoding: chunked`` body (RFC 9112 §7.1), trailers skipped."""
+    parts = []
+    while True:
+        size_line = await reader.readuntil(b"\r\n")
+        try:
+            size = int(size_line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            raise BadAnswer(f"bad chunk size line {size_line[:40]!r}") from None
+        if size == 0:
+            break
+        parts.append(await reader.readexactly(size))
+        if await reader.readexactly(2) != b"\r\n":
+            raise BadAnswer("a chunk not followed by CRLF")
+    while await reader.readuntil(b"\r\n") != b"\r\n":
+        pass
+    return b"".join(parts)
+
+
+async def read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
+    """(status, body, whether the server keeps the connection) of one answer.
+
+    The body is framed by Content-Length, by chunks, or by the connection's
+    close (RFC 9112 §6.3); 1xx answers before the final one are skipped.
+    """
+    while True:
+        head = await reader.readuntil(b"\r\n\r\n")
+        status_line, *header_lines = head[:-4].decode("latin-1").split("\r\n")
+        version, _, rest = status_line.partition(" ")
+        if not version.startswith("HTTP/1.") or not rest[:3].isdigit():
+            raise BadAnswer(f"bad status line {status_line[:60]!r}")
+        status = int(rest[:3])
+        if status >= 200:
+            break
+    fields: dict[str, str] = {}
+    for line in header_lines:
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise BadAnswer(f"bad header line {line[:60]!r}")
+        fields[name.strip().lower()] = value.strip()
+    connection = fields.get("connection", "").lower()
+    keep = "close" not in connection and (version == "HTTP/1.1" or "keep-alive" in connection)
+    if status in (204, 304):
+        return status, b"", keep
+    if "chunked" in fields.get("transfer-encoding", "").lower():
+        return status, await _chunked(reader), keep
+    if "content-length" in fields:
+        length = fields["content-length"]
+        if not length.isdigit():
+            raise BadAnswer(f"bad Content-Length {length[:20]!r}")
+        return status, await reader.readexactly(int(length)), keep
+    return status, await reader.read(), False
+
+
+class Connection:
+    """One keep-alive connection: a request is written once the previous
+    answer is read; a new connection when the server closed the last one or
+    it failed."""
+
+    def __init__(self, origin: Origin) -> None:
+        self.origin = origin
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def exchange(self, request: bytes) -> tuple[int, bytes]:
+        """Send one request, read its answer; (status, body)."""
+        if self.reader is None or self.writer is None or self.reader.at_eof():
+            self.close()
+            self.reader, self.writer = await asyncio.open_connection(
+                self.origin.host, self.origin.port
+            )
+        self.writer.write(request)
+        await self.writer.drain()
+        status, body, keep = await read_answer(self.reader)
+        if not keep:
+            self.close()
+        return status, body
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+# Failures of one request at the socket or framing level: recorded by name.
+TRANSPORT_ERRORS = (OSError, EOFError, asyncio.LimitOverrunError, BadAnswer)
+
+
+def _sample(code: str, status: int, body: bytes, seconds: float) -> Sample:
+    duplicate = status == 200 and bool(json.loads(body).get("duplicate"))
+    return (code, status, seconds, "", duplicate)
+
+
+async def _drive_raw(
+    origin: Origin, requests: list[tuple[str, bytes]], lanes: int, timeout: float
+) -> tuple[list[Sample], float]:
+    """``lanes`` connections of our own, each posting the next request once answered."""
+    pending = iter(requests)
+    samples: list[Sample] = []
+
+    async def lane() -> None:
+        conn = Connection(origin)
+        try:
+            for code, request in pending:
+                t0 = time.perf_counter()
+                try:
+                    async with asyncio.timeout(timeout):
+                        status, body = await conn.exchange(request)
+                except TRANSPORT_ERRORS as exc:
+                    conn.close()
+                    samples.append((code, 0, time.perf_counter() - t0, type(exc).__name__, False))
+                    continue
+                samples.append(_sample(code, status, body, time.perf_counter() - t0))
+        finally:
+            conn.close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(lane() for _ in range(lanes)))
+    return samples, time.perf_counter() - t0
+
+
+async def _drive_httpx(
     base: str, requests: list[tuple[str, str, bytes, dict[str, str]]], lanes: int, timeout: float
 ) -> tuple[list[Sample], float]:
-    """``lanes`` connections, each posting the next request once answered."""
+    """The same closed loop through one shared ``httpx.AsyncClient`` (``--client
+    httpx``): for comparison only, as httpx costs more CPU than the API it loads
+    from about 32 connections on."""
     import httpx
 
     limits = httpx.Limits(max_connections=lanes, max_keepalive_connections=lanes)
@@ -136,11 +302,12 @@ async def _drive(
             t0 = time.perf_counter()
             try:
                 answer = await http.post(path, content=body, headers=headers)
-                seconds = time.perf_counter() - t0
-                duplicate = answer.status_code == 200 and bool(answer.json().get("duplicate"))
-                samples.append((code, answer.status_code, seconds, "", duplicate))
             except httpx.HTTPError as exc:
                 samples.append((code, 0, time.perf_counter() - t0, type(exc).__name__, False))
+                continue
+            samples.append(
+                _sample(code, answer.status_code, answer.content, time.perf_counter() - t0)
+            )
 
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=timeout) as http:
         t0 = time.perf_counter()
@@ -156,17 +323,33 @@ def drive(
     skus: list[str],
     lanes: int,
     timeout: float,
+    client: str = "raw",
 ) -> dict[str, Any]:
-    """One point, run in the load generator's process: samples, wall and CPU seconds."""
+    """One point, run in the load generator's process: samples, wall and CPU seconds.
+
+    Requests are made (bodies signed, and for our client encoded to bytes)
+    before the CPU and wall clocks start.
+    """
     requests = build_requests(door, endpoint, first, count, skus)
-    cpu = time.process_time()
-    samples, wall = asyncio.run(_drive(door.base, requests, lanes, timeout))
+    if client == "httpx":
+        cpu = time.process_time()
+        samples, wall = asyncio.run(_drive_httpx(door.base, requests, lanes, timeout))
+    elif client == "raw":
+        origin = Origin.of(door.base)
+        wire = [
+            (code, encode(origin, path, body, headers)) for code, path, body, headers in requests
+        ]
+        cpu = time.process_time()
+        samples, wall = asyncio.run(_drive_raw(origin, wire, lanes, timeout))
+    else:
+        raise ValueError(f"unknown load generator client {client!r}: raw or httpx")
     return {"samples": samples, "wall": wall, "cpu": time.process_time() - cpu}
 
 
-def warm_generator() -> int:
-    """Import httpx in the generator's process before any clock starts."""
-    import httpx  # noqa: F401
+def warm_generator(client: str) -> int:
+    """Import the client's modules in the generator's process before any clock starts."""
+    if client == "httpx":
+        import httpx  # noqa: F401
 
     return os.getpid()
 

@@ -161,6 +161,7 @@ def table(results: dict[str, Any]) -> str:
             if results.get("runs")
             else ""
         ),
+        f"load generator: {c.get('load_generator', 'not recorded')}",
         _code_line(results),
         "",
     ]
