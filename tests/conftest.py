@@ -390,7 +390,9 @@ def _configure(env_updates: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> 
 
     dispose_all()
     reconfigure()
-    env = {k: v for k, v in os.environ.items()}
+    # pytest-xdist sets COLUMNS=80 and LINES=24 in its workers: the test
+    # runner's, not a terminal's, and the CLI's tables would take that width.
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     env["PYTHONPATH"] = str(ROOT)
     return env
 
