@@ -53,7 +53,11 @@ _LIBPQ_NETWORK: dict[str, Any] = {
     "keepalives_interval": 5,
     "keepalives_count": 3,
     "tcp_user_timeout": 25000,
-    "options": "-c idle_in_transaction_session_timeout=30000",
+    # The same limits on the server's end (session settings any user may
+    # set): a backend whose client vanished while it was sending results
+    # drops the connection after 25 s of unacknowledged data.
+    "options": "-c idle_in_transaction_session_timeout=30000 -c tcp_user_timeout=25000 "
+    "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3",
 }
 
 

@@ -59,13 +59,24 @@ _PG_NETWORK: Final = {
 }
 
 
+# The same limits on the server's end of the connection (session settings
+# any user may set): a backend whose client vanished while it was sending
+# (results it cannot deliver, so not "idle" and not ended by the idle limit)
+# drops the connection after 25 s of unacknowledged data, and with it the
+# transaction and its row locks.
+SERVER_SIDE_NETWORK: Final = (
+    "-c tcp_user_timeout=25000 -c tcp_keepalives_idle=10 "
+    "-c tcp_keepalives_interval=5 -c tcp_keepalives_count=3"
+)
+
+
 def _pg_network(url: str) -> dict[str, object]:
     """libpq's network limits, and the server's limit on a transaction left
     idle (unless the URL sets its own ``options``)."""
     args: dict[str, object] = dict(_PG_NETWORK)
     if "options=" not in url:
         ms = int(get_settings().db_idle_transaction_timeout * 1000)
-        args["options"] = f"-c idle_in_transaction_session_timeout={ms}"
+        args["options"] = f"-c idle_in_transaction_session_timeout={ms} {SERVER_SIDE_NETWORK}"
     return args
 
 

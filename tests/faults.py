@@ -75,10 +75,25 @@ class TcpProxy:
             except OSError:
                 client.close()
                 continue
+            if self.host != "127.0.0.1":
+                self._as_the_server(client)
             with self._lock:
                 self._conns.update((client, upstream))
             for a, b, answers in ((client, upstream, False), (upstream, client, True)):
                 threading.Thread(target=self._pipe, args=(a, b, answers), daemon=True).start()
+
+    @staticmethod
+    def _as_the_server(client: socket.socket) -> None:
+        """Give the socket facing the client what the server's own socket
+        has: the hub asks PostgreSQL for keepalives and a 25 s TCP user
+        timeout on its end (hub.db.SERVER_SIDE_NETWORK). Without them here, a
+        client cut off by a partition would leave this proxy, not the
+        server, waiting on it for ever, and the server's limits unused."""
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 10)
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 5)
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 25000)
 
     def _pipe(self, src: socket.socket, dst: socket.socket, answers: bool = False) -> None:
         try:

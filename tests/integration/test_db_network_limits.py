@@ -29,6 +29,7 @@ def test_hub_sessions_carry_the_idle_transaction_limit(
         engine = make_engine(postgres_db())
         with engine.connect() as conn:
             assert conn.execute(text("SHOW idle_in_transaction_session_timeout")).scalar() == "1s"
+            assert conn.execute(text("SHOW tcp_user_timeout")).scalar() == "25000"
         # A transaction left idle longer than that is ended by the server.
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -45,6 +46,7 @@ def test_erp_sessions_carry_the_limits_unless_the_url_sets_its_own(postgres_db: 
     engine = build_engine(url, 5)
     with engine.connect() as conn:
         assert conn.execute(text("SHOW idle_in_transaction_session_timeout")).scalar() == "30s"
+        assert conn.execute(text("SHOW tcp_user_timeout")).scalar() == "25000"
     engine.dispose()
     own = url.update_query_dict({"options": "-c idle_in_transaction_session_timeout=5000"})
     engine = build_engine(own, 5)
