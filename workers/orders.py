@@ -183,17 +183,20 @@ def _route_batch(limit: int) -> int:
         sources = {
             src.id: src for src in s.scalars(select(Source).where(Source.id.in_(all_sources)))
         }
-        plan: dict[int, list[int]] = {}
+        plan: dict[int, list[Order]] = {}
         for order in batch:
             if order.id in problems:
                 continue
-            problem, source_id = _route_one(s, order, skus_of[order.id], owners, sources)
+            problem, source_id = _route_one(order, skus_of[order.id], owners, sources)
             if problem is not None:
                 problems[order.id] = problem
             else:
                 assert source_id is not None
-                plan.setdefault(source_id, []).append(order.id)
-        for source_id, ids in plan.items():
+                plan.setdefault(source_id, []).append(order)
+        for source_id, planned in plan.items():
+            found = _check_payloads(s, sources[source_id], planned)
+            problems.update(found)
+            ids = [order.id for order in planned if order.id not in found]
             source = sources[source_id]
             message = f"routed to source {source.code} ({source.kind})"
             if orders.routed_many(s, source_id, ids, message):
@@ -256,7 +259,6 @@ def _owners(s: Session, wanted: dict[int, set[str]]) -> dict[tuple[int, str], se
 
 
 def _route_one(
-    s: Session,
     order: Order,
     skus: list[str],
     owners: dict[tuple[int, str], set[int]],
@@ -284,29 +286,38 @@ def _route_one(
             "an ERP document cannot hold another ERP's stock: raise one order per ERP "
             "on the channel and discard this one",
         ), None
-    source = sources[next(iter(candidates))]
-    return _check_payload(s, order.order, source), source.id
+    return None, next(iter(candidates))
 
 
-def _check_payload(s: Session, order: dict[str, Any], source: Source) -> Problem | None:
-    """Build the ERP document now, so that a missing setting or a value the
-    ERP's map cannot take dead-letters the order at routing, with a fix that
-    names the setting or the field, before any slot or attempt is spent."""
+def _check_payloads(s: Session, source: Source, planned: Sequence[Order]) -> dict[int, Problem]:
+    """Build each order's ERP document now, so that a missing setting or a
+    value the ERP's map cannot take dead-letters the order at routing, with a
+    fix that names the setting or the field, before any slot or attempt is
+    spent. What the map quotes of the variants is read once for the batch."""
     settings = source.settings or {}
+    problems: dict[int, Problem] = {}
     try:
         order_map = get_map(source.kind, "orders")
         keys = order_map.line_meta_keys(settings)
-        (prepared,) = line_meta.attach(s, source.id, keys, [order])
-        order_map.apply(prepared, settings)
-    except MissingSettingError as exc:
+        prepared = line_meta.attach(s, source.id, keys, [o.order for o in planned])
+    except ValueError as exc:
+        return {order.id: _refusal(exc, source) for order in planned}
+    for order, payload in zip(planned, prepared, strict=True):
+        try:
+            order_map.apply(payload, settings)
+        except ValueError as exc:
+            problems[order.id] = _refusal(exc, source)
+    return problems
+
+
+def _refusal(exc: ValueError, source: Source) -> Problem:
+    if isinstance(exc, MissingSettingError):
         return (
             "missing_setting",
-            f"source {source.code}: {exc}",
+            str(exc),
             f"set {exc.setting} on source {source.code}, then replay",
         )
-    except ValueError as exc:
-        return _invalid(exc)
-    return None
+    return _invalid(exc)
 
 
 def _invalid(exc: ValueError) -> Problem:
