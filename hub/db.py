@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Final
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -74,7 +75,7 @@ def _pg_network(url: str) -> dict[str, object]:
     """libpq's network limits, and the server's limit on a transaction left
     idle (unless the URL sets its own ``options``)."""
     args: dict[str, object] = dict(_PG_NETWORK)
-    if "options=" not in url:
+    if "options" not in make_url(url).query:
         ms = int(get_settings().db_idle_transaction_timeout * 1000)
         args["options"] = f"-c idle_in_transaction_session_timeout={ms} {SERVER_SIDE_NETWORK}"
     return args
