@@ -547,3 +547,35 @@ class SourceLease(Base):
     slot: Mapped[int] = mapped_column(Integer)
     holder: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[datetime] = mapped_column(TZDateTime())
+
+
+class ConsoleUser(Base):
+    """A person who signs in to the operations console (``hub.users``).
+
+    An operator (``client_id`` null) sees every client; a client user sees
+    only the client named. Only an argon2 hash of the password is kept.
+    """
+
+    __tablename__ = "console_users"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    password_changed_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+
+
+class ConsoleLoginFailure(Base):
+    """A failed console sign-in, kept for the login rate limit's window only.
+
+    ``key`` is ``user:<name>`` or ``ip:<address>``: one row per key and
+    failure, so the limit holds across every API process sharing the database.
+    """
+
+    __tablename__ = "console_login_failures"
+    __table_args__ = (Index("ix_console_login_failures_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)

@@ -25,6 +25,7 @@ from s2s.cli.processes import api, beat, flower, worker
 from s2s.cli.push import push
 from s2s.cli.runs import resync, runs_cmd, runs_table, wait_for_run
 from s2s.cli.status import pause, resume, schedule_cmd, status
+from s2s.cli.users import user
 
 __all__ = ["cli", "main", "runs_table", "wait_for_run"]
 
@@ -67,6 +68,7 @@ for command in (
     products,
     customers,
     push,
+    user,
 ):
     cli.add_command(command)
 
