@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -97,3 +98,11 @@ def rotate_many(
                 "nothing was changed"
             ) from None
     return out
+
+
+def derived_key(purpose: str, settings: Settings | None = None) -> bytes:
+    """A key for one purpose (signing the console's cookies, ...) derived from
+    the hub's primary secret key, so that no second secret has to be kept and
+    a signature made for one purpose is worth nothing for another."""
+    material = _primary_material(settings or get_settings()).encode()
+    return hmac.new(material, f"s2s:{purpose}".encode(), hashlib.sha256).digest()

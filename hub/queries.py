@@ -228,6 +228,19 @@ def open_letters(session: Session) -> tuple[int, datetime | None]:
     return int(count), oldest
 
 
+def open_letters_by_client(session: Session, client_id: int | None = None) -> dict[str, int]:
+    """Open dead letters per client code (clients with none are left out)."""
+    query = (
+        select(Client.code, func.count())
+        .join(DeadLetter, DeadLetter.client_id == Client.id)
+        .where(DeadLetter.status == "open")
+        .group_by(Client.code)
+    )
+    if client_id is not None:
+        query = query.where(Client.id == client_id)
+    return {code: int(n) for code, n in session.execute(query).all()}
+
+
 def letters_by_status(session: Session) -> list[tuple[str, int]]:
     return [
         (status, n)
