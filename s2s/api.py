@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from connectors.intake import ChannelPayloadError
 from hub import catalogue, queries, schedule
@@ -34,6 +34,7 @@ from s2s.api_parts import (
     webhook_of,
     webhook_signed,
 )
+from s2s.console.app import create_console
 from s2s.guard import Guard
 from s2s.metrics import CONTENT_TYPE, collect
 from s2s.openapi import openapi_json
@@ -453,6 +454,8 @@ def create_app() -> Starlette:
                 "/api/v1/clients/{client}/channels/{channel}/problems", api_push.channel_problems
             ),
             Route("/webhooks/{channel}/{client}", webhook, methods=["POST"]),
+            # The operations console: its own sessions and CSRF (s2s.console).
+            Mount("/console", app=create_console()),
         ],
         # Body size, overload and client rate: refused before any handler runs.
         middleware=[Middleware(Guard)],
