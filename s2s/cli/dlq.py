@@ -10,7 +10,8 @@ import click
 from hub import queries
 from hub.db import session_scope
 from hub.models import Client, DeadLetter, Order, Source
-from hub.orders import ReplayError, discard, replay
+from hub.orders import ReplayError
+from s2s.actions import ActionError, discard_letter, letters_to_replay, replay_letter
 from s2s.cli.common import (
     CliError,
     Listing,
@@ -23,7 +24,6 @@ from s2s.cli.common import (
     say_facts,
     stamp,
 )
-from workers.orders import route_order
 from workers.sources import get_client
 
 
@@ -136,36 +136,6 @@ def dlq_show(letter_id: int) -> None:
         console.print_json(json.dumps(order.order, default=str, ensure_ascii=False))
 
 
-def _enqueue_route(order_id: int) -> str | None:
-    """Hand a replayed order to routing; None when sent, else why it was not.
-
-    The order is already committed as ``received``, so a broker that is down
-    loses nothing: the sweeper routes received orders it finds stale.
-    """
-    try:
-        route_order.apply_async(args=(order_id,))
-    except Exception as exc:  # any broker failure: the database still holds the order
-        return " ".join(str(exc).split()) or type(exc).__name__
-    return None
-
-
-def _letters_to_replay(
-    letter_ids: tuple[int, ...], all_open: bool, client_code: str | None
-) -> tuple[int, ...]:
-    """The ids given, or the client's open letters with --all-open; the
-    options given together wrongly are one line."""
-    if all_open == bool(letter_ids):
-        raise CliError("give dead letter ids, or --all-open with --client CODE (not both)")
-    if client_code and not all_open:
-        raise CliError("--client goes with --all-open; dead letter ids need no client")
-    if not all_open:
-        return letter_ids
-    if not client_code:
-        raise CliError("--all-open needs --client CODE: replay one client's letters at a time")
-    with session_scope() as s:
-        return queries.open_letter_ids(s, get_client(s, client_code).id)
-
-
 @dlq.command("replay")
 @click.argument("letter_ids", nargs=-1, type=int)
 @click.option("--all-open", is_flag=True, help="Replay every open dead letter of --client.")
@@ -178,28 +148,21 @@ def dlq_replay(letter_ids: tuple[int, ...], all_open: bool, client_code: str | N
     letter is replayed in its own transaction and its order routed only after
     that commit, so a worker never sees the order before it is 'received'.
     """
-    letter_ids = _letters_to_replay(letter_ids, all_open, client_code)
+    try:
+        letter_ids = letters_to_replay(letter_ids, all_open, client_code)
+    except ActionError as exc:
+        raise CliError(str(exc)) from None
     if not letter_ids:
         say(f"no open dead letters for client {client_code}")
         return
     failures: list[str] = []
     for letter_id in letter_ids:
         try:
-            with session_scope() as s:
-                order = replay(s, letter_id, note="replayed with s2s dlq replay")
-                label = f"order {order.id} {order.channel}/{order.channel_order_code}"
-                order_id = order.id
+            done = replay_letter(letter_id, note="replayed with s2s dlq replay")
         except ReplayError as exc:
             failures.append(str(exc))
             continue
-        problem = _enqueue_route(order_id)
-        if problem is None:
-            say(f"dead letter {letter_id} replayed: {label} sent to routing again")
-        else:
-            say(
-                f"dead letter {letter_id} replayed: {label} is received but could not be "
-                f"queued ({problem}); the sweeper will route it"
-            )
+        say(done.sentence())
     if failures:
         for message in failures[:-1]:
             CliError(message).show()
@@ -215,12 +178,4 @@ def dlq_discard(letter_id: int, reason: str | None) -> None:
     # Checked here rather than by click, so the operator gets one line, not usage text.
     if reason is None or not reason.strip():
         raise CliError(f"say why: s2s dlq discard {letter_id} --reason TEXT")
-    with session_scope() as s:
-        letter = s.get(DeadLetter, letter_id)
-        if letter is None:
-            raise CliError(f"no dead letter {letter_id}")
-        discard(s, letter_id, reason.strip())
-        order = s.get(Order, letter.order_id)
-        assert order is not None
-        label = f"order {order.id} {order.channel}/{order.channel_order_code}"
-    say(f"dead letter {letter_id} discarded: {label} will not be raised ({reason.strip()})")
+    say(discard_letter(letter_id, reason))

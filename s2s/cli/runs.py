@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from typing import Any
 
 import click
@@ -13,9 +12,9 @@ from hub import queries
 from hub.db import session_scope
 from hub.models import SyncRun
 from hub.runs import RECORD_OUTCOMES
+from s2s import actions
 from s2s.cli.common import CliError, Listing, console, friendly, iso, pages, print_json, say
-from workers.sources import connector_class, get_source, unsupported_stream
-from workers.tasks import start_sync
+from workers.sources import get_source
 
 
 def wait_for_run(run_id: int, *, timeout: float = 3600, show: bool = True) -> Any:
@@ -97,15 +96,6 @@ def run_json(run: Any) -> dict[str, Any]:
     }
 
 
-def _parse_since(value: str) -> str:
-    try:
-        return datetime.fromisoformat(value.strip()).strftime("%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        raise CliError(
-            f"--since takes a date and time such as 2026-11-01 08:00:00, not {value!r}"
-        ) from None
-
-
 @click.command()
 @click.argument("client_code")
 @click.argument("source_code")
@@ -133,34 +123,20 @@ def resync(
     queue_behind: bool,
 ) -> None:
     """Start a sync of one stream now; with a run active, refuse (saying which) or --queue."""
-    if full and since:
-        raise CliError("--full reads everything; --since reads what changed since then: pick one")
-    with session_scope() as s:
-        src = get_source(s, client_code, source_code)
-    cls = connector_class(src.kind)
-    if stream not in cls.streams:
-        raise CliError(unsupported_stream(cls, stream))
-    result = start_sync(
-        src.id,
-        stream,
-        requested_by="cli",
-        full=full or None,
-        since=None if since is None else _parse_since(since),
-        queue_behind=queue_behind,
-    )
-    where = f"{client_code}/{source_code} {stream}"
-    if result.created:
-        say(f"run {result.run.id} started for {where}")
-    elif result.queued:
-        say(
-            f"run {result.run.id} is active for {where}; this resync is queued and starts "
-            "when it ends"
+    try:
+        done = actions.resync(
+            client_code,
+            source_code,
+            stream,
+            full=full,
+            since=since,
+            queue_behind=queue_behind,
+            requested_by="cli",
         )
-    else:
-        say(
-            f"run {result.run.id} is already active for {where}; not starting another "
-            "(--queue runs one after it)"
-        )
+    except actions.ActionError as exc:
+        raise CliError(str(exc)) from None
+    say(done.sentence())
+    result = done.result
     if wait:
         run = wait_for_run(result.run.id)
         console.print(runs_table([run]))

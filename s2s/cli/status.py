@@ -6,17 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from sqlalchemy.orm import Session
 
 from hub import queries, schedule
 from hub.db import session_scope
-from hub.models import Channel
 from hub.runs import RECORD_OUTCOMES
+from s2s import actions
 from s2s.cli.common import CliError, Listing, console, friendly, iso, pages, print_json, say, stamp
 from s2s.cli.runs import run_json
-from workers import channels as channel_records
 from workers.ops import broadcasts, queue_depths, workers_online
-from workers.pushing import channel_summary
 from workers.sources import get_client, get_source
 
 
@@ -31,7 +28,7 @@ def status(client_code: str | None, as_json: bool) -> None:
     with session_scope() as s:
         client_id = get_client(s, client_code).id if client_code else None
         streams = queries.stream_statuses(s, client_id)
-        channels = _pushing_channels(s, client_id)
+        channels = actions.pushing_channels(s, client_id)
         letters, oldest = queries.open_letters(s)
         if as_json:
             doc = {
@@ -117,20 +114,7 @@ def _stream_json(row: queries.StreamStatus) -> dict[str, Any]:
     }
 
 
-PushingChannel = tuple[str, Channel, dict[str, Any]]
-
-
-def _pushing_channels(s: Session, client_id: int | None) -> list[PushingChannel]:
-    """Per pushing channel: its client's code, the row and its summary
-    (products waiting, the last push, refusals)."""
-    return [
-        (code, ch, channel_summary(ch, s))
-        for code, ch in queries.channels_with_clients(s, client_id)
-        if channel_records.pushes(ch)
-    ]
-
-
-def _channels_table(rows: list[PushingChannel]) -> Listing:
+def _channels_table(rows: list[actions.PushingChannel]) -> Listing:
     table = Listing(
         ("error",), caption="last push: +created ~updated $stock-only ^archived !refused"
     )
@@ -232,19 +216,12 @@ def schedule_cmd(client_code: str, source_code: str, stream: str, when: str) -> 
 
 
 def _pause(client_code: str, source_code: str, stream: str | None, paused: bool) -> None:
-    with session_scope() as s:
-        src = get_source(s, client_code, source_code)
-        rows = schedule.streams_of(s, src.id, stream)
-        if not rows:
-            raise CliError(f"source {client_code}/{source_code} has no stream {stream!r}")
-        changed = schedule.set_paused(s, rows, paused)
-        names = [r.stream for r in rows]
-    verb = "paused" if paused else "resumed"
-    already = [n for n in names if n not in changed]
-    if changed:
-        say(f"{client_code}/{source_code}: {verb} {', '.join(changed)}")
-    if already:
-        say(f"{client_code}/{source_code}: {', '.join(already)} already {verb}")
+    try:
+        done = actions.set_paused(client_code, source_code, stream, paused)
+    except actions.ActionError as exc:
+        raise CliError(str(exc)) from None
+    for sentence in done.sentences():
+        say(sentence)
 
 
 @click.command()
