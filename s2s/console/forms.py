@@ -54,7 +54,7 @@ def _login_page(
         request,
         "login.html",
         None,
-        status=status,
+        http_status=status,
         title="Sign in",
         error=error,
         csrf=auth.csrf_token(nonce),

@@ -182,7 +182,7 @@ def source_page(viewer: Viewer, code: str, source_code: str) -> dict[str, Any] |
             "client": code,
             "source": source.code,
             "kind": source.kind,
-            "name": source.name,
+            "source_name": source.name,
             "streams": streams,
             "supported": list(connector_class(source.kind).streams),
             "runs": runs,
@@ -218,7 +218,7 @@ def orders_page(viewer: Viewer, code: str, status: str | None) -> dict[str, Any]
         rows = queries.orders_listing(s, client_id=client.id, status=status, limit=ORDERS_SHOWN)
         return {
             "client": code,
-            "status": status,
+            "chosen": status,
             "states": ORDER_STATES,
             "orders": [
                 {

@@ -46,14 +46,14 @@ def base(request: Request) -> str:
 
 
 def render(
-    request: Request, name: str, viewer: Viewer | None, status: int = 200, **context: Any
+    request: Request, template: str, viewer: Viewer | None, http_status: int = 200, **context: Any
 ) -> HTMLResponse:
     """A page; a flash message left by the last POST is shown once and cleared."""
     flash = auth.flash_of(request)
-    html = templates.get_template(name).render(
+    html = templates.get_template(template).render(
         base=base(request), viewer=viewer, flash=flash, **context
     )
-    response = HTMLResponse(html, status_code=status, headers=HEADERS)
+    response = HTMLResponse(html, status_code=http_status, headers=HEADERS)
     if flash is not None:
         auth.clear(response, auth.FLASH_COOKIE)
     return response
@@ -62,7 +62,7 @@ def render(
 def not_found(request: Request, viewer: Viewer | None) -> HTMLResponse:
     """One answer for a client, source, run, order or letter that does not
     exist and for one the viewer may not see."""
-    return render(request, "not_found.html", viewer, status=404, title="Not found")
+    return render(request, "not_found.html", viewer, http_status=404, title="Not found")
 
 
 def csrf_refused(request: Request) -> HTMLResponse:
