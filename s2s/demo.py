@@ -9,7 +9,10 @@ then to an emulated WooCommerce store, taking an order back from each by
 webhook (``s2s.demo_acts.shopify``, ``s2s.demo_acts.woocommerce``), then
 plays every other registered kind's act (an emulated IQ Retail, iSync and
 SYSPRO, each served on a local port in this process; see
-``s2s.demo_acts``), and stops the worker.
+``s2s.demo_acts``), and stops the worker. Last it gives the operations
+console a sign-in (an operator ``demo`` with a new password each run,
+printed once) and prints its address; with ``--serve`` it keeps serving the
+API and the console, with the worker, until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -17,18 +20,21 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import secrets
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import uvicorn
 from rich.console import Console
 from sqlalchemy import select
 
 from emulators import sql_erp
-from hub import queries
+from hub import queries, users
 from hub.db import session_scope
 from hub.migrate import upgrade
 from hub.models import Product
@@ -43,6 +49,7 @@ from workers.orders import submit
 from workers.sources import upsert_client, upsert_source
 
 DEMO_SOURCE = "erp"
+DEMO_USER = "demo"
 
 
 def _acts() -> list[Act]:
@@ -96,9 +103,30 @@ def stop_worker(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
         proc.wait()
 
 
-def run_demo(console: Console, *, products: int = 2000, keep_worker: bool = False) -> int:
-    """The SQL walk-through, then every registered kind's act, on one worker."""
+@dataclass(frozen=True)
+class Serve:
+    """Where the console is (or would be) served, and whether to serve it."""
 
+    host: str = "127.0.0.1"
+    port: int = 8000
+    serve: bool = False
+
+    @property
+    def address(self) -> str:
+        return f"http://{self.host}:{self.port}/console/"
+
+
+def run_demo(
+    console: Console,
+    *,
+    products: int = 2000,
+    keep_worker: bool = False,
+    serving: Serve | None = None,
+) -> int:
+    """The SQL walk-through, then every registered kind's act, on one worker;
+    then the console's address and sign-in, served until Ctrl-C with
+    ``serving.serve``."""
+    serving = serving or Serve()
     settings = get_settings()
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     mode = "embedded (SQLite + SQLAlchemy broker)" if settings.embedded else "configured services"
@@ -113,18 +141,30 @@ def run_demo(console: Console, *, products: int = 2000, keep_worker: bool = Fals
         f"worker started (pid {worker.pid}); log in {settings.var_dir / 'demo-worker.log'}"
     )
     try:
-        syncs_ok = _sql_syncs(console, source_id, erp_path, flagged)
-        orders_ok = _orders_act(console, client_id, erp_path)
-        run = f"{int(time.time()) % 1_000_000:06d}"
-        stage = Stage(console, client_id, settings.var_dir, products, run)
-        push_ok = shopify_act.play(stage, source_id, f"sqlite:///{erp_path}")
-        woo_ok = woocommerce_act.play(stage, source_id, f"sqlite:///{erp_path}")
-        erps_ok = True
-        for act in _acts():
-            erps_ok = act(stage) and erps_ok
+        ok = _acts_ok(console, source_id, client_id, erp_path, flagged, products)
+        _console_sign_in(console, serving)
+        if serving.serve:
+            serve(console, serving)
     finally:
         if not keep_worker:
             stop_worker(worker)
+    return 0 if ok else 1
+
+
+def _acts_ok(
+    console: Console, source_id: int, client_id: int, erp_path: Path, flagged: int, products: int
+) -> bool:
+    """Every act of the walk-through, and the verdict printed: True when all held."""
+    settings = get_settings()
+    syncs_ok = _sql_syncs(console, source_id, erp_path, flagged)
+    orders_ok = _orders_act(console, client_id, erp_path)
+    run = f"{int(time.time()) % 1_000_000:06d}"
+    stage = Stage(console, client_id, settings.var_dir, products, run)
+    push_ok = shopify_act.play(stage, source_id, f"sqlite:///{erp_path}")
+    woo_ok = woocommerce_act.play(stage, source_id, f"sqlite:///{erp_path}")
+    erps_ok = True
+    for act in _acts():
+        erps_ok = act(stage) and erps_ok
     if syncs_ok and orders_ok and push_ok and woo_ok and erps_ok:
         console.print(
             "[bold green]demo finished:[/] every run succeeded; the unchanged resync wrote "
@@ -136,9 +176,45 @@ def run_demo(console: Console, *, products: int = 2000, keep_worker: bool = Fals
             "was raised once; good orders raised once into each ERP, the refused ones are in "
             "the dead letters, the interrupted one was retried and raised"
         )
-        return 0
+        return True
     console.print("[bold red]demo failed:[/] see the tables above and the worker log")
-    return 1
+    return False
+
+
+def _console_sign_in(console: Console, serving: Serve) -> None:
+    """An operator ``demo`` with a new random password (printed here, once,
+    and kept only as its argon2 hash), and where to sign in with it."""
+    password = secrets.token_urlsafe(12)
+    with session_scope() as s:
+        if users.get(s, DEMO_USER) is None:
+            users.add(s, DEMO_USER, password, None)
+        else:
+            users.set_password(s, DEMO_USER, password)
+    console.print(
+        f"[bold]console:[/] {serving.address}  sign in as [bold]{DEMO_USER}[/] with "
+        f"password [bold]{password}[/] (new each demo run)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if not serving.serve:
+        console.print(
+            "  served while 's2s api' runs; 's2s demo --serve' keeps it (and a worker) up "
+            "after the demo until Ctrl-C",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def serve(console: Console, serving: Serve) -> None:
+    """The HTTP API with the console, as ``s2s api`` serves it, until Ctrl-C."""
+    console.print(f"serving the API and the console on {serving.address} until Ctrl-C")
+    uvicorn.run(
+        "s2s.api_process:create_served_app",
+        factory=True,
+        host=serving.host,
+        port=serving.port,
+        log_level="warning",
+    )
 
 
 def _sql_source(console: Console, erp_path: Path, products: int) -> tuple[int, int, int]:
