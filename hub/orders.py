@@ -47,7 +47,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
-from hub.intake import Intake, intake
+from hub.intake import Intake, intake, intake_now
 from hub.models import DeadLetter, Order, utcnow
 from hub.order_states import (
     DEAD,
@@ -84,6 +84,7 @@ __all__ = [
     "events",
     "give_back",
     "intake",
+    "intake_now",
     "pending",
     "raised",
     "raised_many",

@@ -127,14 +127,9 @@ def submit(
     order, errors = load_order(payload)
     if order is None:
         return None, errors
-    with session_scope() as s:
-        result = orders.intake(
-            s,
-            client_id=client_id,
-            order=order,
-            raw=raw if raw is not None else payload,
-            delivery_id=delivery_id,
-        )
+    result = orders.intake_now(
+        client_id, order, raw=raw if raw is not None else payload, delivery_id=delivery_id
+    )
     if result.created and result.order.status == orders.RECEIVED:
         request_route()
     return result, []
