@@ -115,6 +115,11 @@ def request_route(force: bool = False) -> None:
         _publish(route_pending, (), queue="orders")
 
 
+# Intake's asks for routing, folded: at most one every 20 ms per process
+# (a burst's orders wait at most that long more to be routed).
+_route_asks = limits.Coalesced(request_route, 0.02)
+
+
 def enqueue_route(order_id: int) -> None:
     """Route an order (after intake or a replay); the sweeper covers a down broker."""
     request_route()
@@ -131,7 +136,7 @@ def submit(
         client_id, order, raw=raw if raw is not None else payload, delivery_id=delivery_id
     )
     if result.created and result.order.status == orders.RECEIVED:
-        request_route()
+        _route_asks.ask()
     return result, []
 
 
