@@ -17,6 +17,8 @@ afresh (a spawned interpreter, not a fork), so each sizes its own pool here.
 
 from __future__ import annotations
 
+import gc
+
 import anyio.to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -49,4 +51,21 @@ def create_served_app() -> ASGIApp:
         settings.log_format, "WARNING" if settings.log_level == "INFO" else settings.log_level
     )
     use_pool(settings.api_db_pool)
-    return ThreadLimit(create_app(), settings.api_db_pool)
+    app = ThreadLimit(create_app(), settings.api_db_pool)
+    freeze_imports()
+    return app
+
+
+def freeze_imports() -> None:
+    """Move everything alive now (modules, classes, the app) out of the
+    garbage collector's sight.
+
+    Importing the hub leaves about 150,000 tracked objects that live as long
+    as the process; each full collection walked all of them while every
+    request waited: under 32 concurrent connections one took 86 ms, longer
+    than the rest of a request's answer at the 99th percentile. Frozen, a
+    full collection walks only what requests made since (``gc.freeze``: the
+    objects stay alive and are never freed, which is what they would be).
+    """
+    gc.collect()
+    gc.freeze()
