@@ -181,6 +181,7 @@ class Shop:
     client_id: int
     source_id: int
     erp_url: str
+    seed: int  # the emulator's: its rows are sql_erp.generate_rows(PRODUCTS, seed)
 
 
 @dataclass
@@ -255,7 +256,7 @@ def seed_shop(hub: Hub, code: str, seed: int) -> Shop:
     with session_scope() as s:
         client, _ = upsert_client(s, code, code.title())
         source = upsert_source(s, client, "erp", "sql", settings)
-        shop = Shop(code, client.id, source.id, erp_url)
+        shop = Shop(code, client.id, source.id, erp_url, seed)
     run_id = start_sync(shop.source_id, "products", requested_by="test").run.id
     wait_run(run_id)
     return shop

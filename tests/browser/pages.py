@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import NoSuchElementException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -66,13 +66,34 @@ def wait_until(
             value = check()
             if value:
                 return value
-        except (NoSuchElementException, StaleElementReferenceException, AssertionError) as exc:
+        except (WebDriverException, AssertionError) as exc:  # not there yet, or replaced
             last = exc
         time.sleep(0.2)
     raise AssertionError(
         f"timed out after {timeout:.0f}s waiting for {what} on {driver.current_url}"
         f" (last: {last!r}):\n{body_text(driver)[:2000]}"
     )
+
+
+def press(driver: WebDriver, css: str) -> None:
+    """Click a form's button and wait for the page its answer brings.
+
+    The old page is gone (the mark left in its window with it) and the new
+    one loaded before this returns, so what a test reads next is the
+    answer's, not what the old page showed.
+    """
+    mark = mark_page(driver)
+    one(driver, css).click()
+
+    def replaced() -> bool:
+        try:
+            return not still_marked(driver, mark) and bool(
+                driver.execute_script("return document.readyState === 'complete';")
+            )
+        except WebDriverException:  # asked in the middle of the navigation
+            return False
+
+    wait_until(driver, replaced, f"the page after pressing {css}")
 
 
 def submit_sign_in(driver: WebDriver, username: str, password: str) -> None:
@@ -82,7 +103,7 @@ def submit_sign_in(driver: WebDriver, username: str, password: str) -> None:
         field = one(form, f"input[name='{name}']")
         field.clear()
         field.send_keys(value)
-    one(form, "#sign-in").click()
+    press(driver, "form#sign-in-form #sign-in")
 
 
 def sign_in(driver: WebDriver, console: Console, user: User) -> None:
