@@ -19,15 +19,18 @@ import hashlib
 import importlib.util
 import json
 import marshal
+import os
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from hub.schemas import canonical_hash, load_customer, load_product
+from hub.schemas import Action, canonical_hash, load_customer, load_product
+from hub.schemas.columnar import load_products
 from hub.store import StoreItem
 from mappings import Map, get_map
 from mappings import map_records as build_records
+from mappings.columnar import ColumnarMap, compile_map
 from workers import kinds
 
 LOADERS = {
@@ -138,6 +141,32 @@ def raw_groups(
     return groups, unkeyed
 
 
+# (key, action, canonical record, canonical hash) of one record, before
+# its raw hash is attached; record and hash only for "active".
+Entry = tuple[str, Action, dict[str, Any] | None, str | None]
+
+# Set to 0 (false, no, off) to map every page the per-record way, the reference.
+COLUMNAR_ENV = "S2S_COLUMNAR"
+
+
+def columnar_enabled() -> bool:
+    """Whether pages of maps that compile to columns are mapped in columns."""
+    value = os.environ.get(COLUMNAR_ENV, "1").strip().lower()
+    return value not in {"0", "false", "no", "off"}
+
+
+_COMPILED: dict[int, tuple[Map, ColumnarMap | None]] = {}
+
+
+def compiled_map(m: Map) -> ColumnarMap | None:
+    """The map compiled to columns (once per map object), None if it does not compile."""
+    found = _COMPILED.get(id(m))
+    if found is None or found[0] is not m:
+        found = (m, compile_map(m))
+        _COMPILED[id(m)] = found
+    return found[1]
+
+
 def map_records(
     kind: str,
     stream: str,
@@ -147,16 +176,37 @@ def map_records(
 ) -> tuple[list[StoreItem], list[dict[str, Any]]]:
     """Return the page's valid items and its quarantine entries.
 
+    A page of a map that compiles to columns (`mappings.columnar`) is
+    mapped and validated in columns, and only its doubtful products the
+    per-record way; any other page, or every page with S2S_COLUMNAR=0, the
+    per-record way alone (`_reference`). Both give the same items and
+    entries in the same order (tests/property/test_columnar_equal.py).
+
     ``raw_hashes`` (record key → raw hash, from the fetch) ride along on the
     items so the store can keep them; a key that also has a quarantine entry
     gets none, so that its rows are mapped again next time.
     """
-    built, record_errors = build_records(kind_map(kind, stream), records, settings)
+    m = kind_map(kind, stream)
+    mapped = _columnar(m, stream, records, settings) if columnar_enabled() else None
+    entries, errors = mapped if mapped is not None else _reference(m, stream, records, settings)
+    failed = {str(e["key"]) for e in errors} if raw_hashes and errors else set()
+    items: list[StoreItem] = []
+    for key, action, record, digest in entries:
+        rh = raw_hashes.get(key) if raw_hashes and key not in failed else None
+        items.append(StoreItem(key, action, record, digest, rh))
+    return items, errors
+
+
+def _reference(
+    m: Map, stream: str, records: Sequence[Mapping[str, Any]], settings: Mapping[str, Any]
+) -> tuple[list[Entry], list[dict[str, Any]]]:
+    """The per-record way: map each record, build, load and hash each one."""
+    built, record_errors = build_records(m, records, settings)
     errors: list[dict[str, Any]] = [
         {"key": e.key, "field": e.field, "message": e.message, "raw": e.raw} for e in record_errors
     ]
     load, key_field = LOADERS[stream]
-    items: list[StoreItem] = []
+    entries: list[Entry] = []
     for raw in built:
         record, action, problems = load(raw)
         key = str(raw.get(key_field) or "<unknown>")
@@ -164,14 +214,40 @@ def map_records(
             for field, message in problems or [("record", "could not be read")]:
                 errors.append({"key": key, "field": field, "message": message, "raw": raw})
             continue
-        rh = raw_hashes.get(key) if raw_hashes else None
         if action == "active":
-            items.append(StoreItem(key, "active", record, canonical_hash(record), rh))
+            entries.append((key, "active", record, canonical_hash(record)))
         else:
-            items.append(StoreItem(key, action, raw_hash=rh))
-    if raw_hashes and errors:
-        failed = {str(e["key"]) for e in errors}
-        items = [
-            StoreItem(i.key, i.action, i.data, i.hash) if i.key in failed else i for i in items
-        ]
-    return items, errors
+            entries.append((key, action, None, None))
+    return entries, errors
+
+
+def _columnar(
+    m: Map, stream: str, records: Sequence[Mapping[str, Any]], settings: Mapping[str, Any]
+) -> tuple[list[Entry], list[dict[str, Any]]] | None:
+    """The page in columns, its doubtful products the per-record way, the
+    two put back in the page's product order; None when the map or the
+    page does not go in columns."""
+    compiled = compiled_map(m) if stream == "products" else None
+    page = compiled.build(records, settings) if compiled is not None else None
+    if page is None:
+        return None
+    loaded = load_products(page.frame, page.columns)
+    entries: list[Entry] = list(loaded.products)
+    errors: list[dict[str, Any]] = []
+    again = set(loaded.doubtful)
+    doubtful = [i for i, key in enumerate(loaded.keys) if key is None or key in again]
+    if not doubtful:
+        return entries, errors  # already in the page's product order
+    # Clean products add no entries to the quarantine and take no part in
+    # another product's grouping, so the reference over the doubtful rows
+    # alone gives the page's quarantine entries in the page's order.
+    more, errors = _reference(m, stream, [records[i] for i in doubtful], settings)
+    order: dict[str, int] = {}
+    for i, key in enumerate(loaded.keys):
+        if key is not None:
+            order.setdefault(key, i)
+    entries += more
+    if any(entry[0] not in order for entry in entries):
+        return None  # a key the columns did not foresee: the page the reference way
+    entries.sort(key=lambda entry: order[entry[0]])
+    return entries, errors

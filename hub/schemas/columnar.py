@@ -1,0 +1,470 @@
+"""Products validated over columns: `load_product` and `canonical_hash` for a page at once.
+
+The counterpart of the sync's fast loader (`hub.schemas.loading`) for pages
+that arrive in columns (`mappings.columnar`). It applies the same rules
+(codes required and at most 255 long, no NUL, the tri-state, stock floored
+and clamped, prices rounded to 4 places, grams rounded) and gives, for each
+product it can vouch for, the record `load_product` gives and the hash
+`canonical_hash` gives, without walking each record in Python.
+
+It vouches only for what it can say exactly. A product with any value that
+`load_product` would refuse, or that the columns cannot judge exactly (a
+non-ASCII tri-state spelling, a repeated variant code, a non-finite
+number), is returned as *doubtful* instead: the caller loads it the
+per-record way, which is the reference and words the quarantine entries.
+Nothing here decides a quarantine message.
+
+The stored hashes do not change: the canonical JSON is written here in
+the form `canonical_hash` writes (keys sorted, no spaces, floats rounded to
+4 places and integral floats as integers, variants in the order of their
+JSON-encoded codes), with the same C string escaper, and a property test
+holds the digests equal to `canonical_hash` of the same records.
+
+Layout of the frame (one row per variant; rows sharing a
+``source_product_code`` are one product, in first-seen order, its variants
+in row order, its product fields read from its first row):
+
+- ``source_product_code`` (String; a null row belongs to no product and is
+  left out: the caller maps it the per-record way);
+- ``doubtful`` (Boolean, optional): the caller doubts the row (a value it
+  could not map exactly), so its product is doubtful whatever the action;
+- ``title``, ``body_html``, ``collection``, ``product_type``, ``vendor``,
+  ``tags``, ``product_active`` (String), each optional: an absent column is
+  an absent key of the nested product;
+- ``variants.source_variant_code``, ``variants.sku``, ``variants.barcode``,
+  ``variants.option1`` … ``variants.option3`` (String);
+  ``variants.qty``, ``variants.price``, ``variants.grams`` (Float64);
+  ``variants.inventory_management`` (Boolean), each optional likewise;
+- ``variants.price_tiers.tier`` (String) with ``variants.price_tiers.price``
+  (Float64): a variant's price tiers when present, at most one: a null
+  tier is an empty list.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from json.encoder import encode_basestring
+from typing import TYPE_CHECKING, Any, Final
+
+from hub.schemas.hashing import _stable_float
+from hub.schemas.scalars import (
+    CODE_MAX,
+    MAX_QTY,
+    Action,
+    CoercionError,
+    coerce_grams,
+    coerce_tags,
+)
+
+if TYPE_CHECKING:
+    import polars as pl
+
+# Python's str.strip() set (isspace), as in mappings.columnar: the hub keeps
+# its own copy (it imports nothing of the maps); a test holds both equal to
+# Python's.
+WHITESPACE: Final = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+# tri_state's words (hub.schemas.scalars), by the action each spells.
+_STATES: Final = (
+    ("active", ("active", "true", "t", "1", "yes", "y")),
+    ("delete", ("delete", "false", "f", "0", "", "no", "n")),
+    ("ignore", ("ignore",)),
+)
+PRODUCT_TEXT: Final = ("body_html", "collection", "product_type", "vendor")
+VARIANT_TEXT: Final = ("barcode", "option1", "option2", "option3")
+
+
+@dataclass
+class LoadedProducts:
+    """What `load_products` vouches for, in the frame's product order.
+
+    ``products``: (key, action, record, hash) per product, the key as the
+    frame spells the product's code (the record holds it coerced); record
+    and hash are None unless the action is "active" (as `load_product`
+    gives a delete or ignore only its key). ``doubtful``: the codes of
+    products to load the per-record way. ``keys``: each row's code (None:
+    no code), by which the caller finds a doubtful product's rows.
+    """
+
+    products: list[tuple[str, Action, dict[str, Any] | None, str | None]] = field(
+        default_factory=list
+    )
+    doubtful: list[str] = field(default_factory=list)
+    keys: list[str | None] = field(default_factory=list)
+
+
+_PRODUCT_TEXTS: Final = ("title", *PRODUCT_TEXT)
+_VARIANT_TEXTS: Final = (
+    "variants.source_variant_code",
+    "variants.sku",
+    *(f"variants.{name}" for name in VARIANT_TEXT),
+    "variants.price_tiers.tier",
+)
+# tri_state's words, each to its action.
+_ACTIONS: Final = {word: action for action, words in _STATES for word in words}
+
+
+def _stripped(present: frozenset[str]) -> dict[str, pl.Expr]:
+    """Stage 1: each text column stripped (``<name>~``), and where a NUL
+    is, by the code (``!code``), the product fields (``!product``) and the
+    variant's (``!variant``)."""
+    import polars as pl
+
+    out: dict[str, pl.Expr] = {}
+    for name in ("source_product_code", *_PRODUCT_TEXTS, *_VARIANT_TEXTS, "product_active"):
+        if name in present:
+            out[f"{name}~"] = pl.col(name).str.strip_chars(WHITESPACE)
+    for group, names in (
+        ("!code", ("source_product_code",)),
+        ("!product", _PRODUCT_TEXTS),
+        ("!variant", _VARIANT_TEXTS),
+    ):
+        columns = [pl.col(n) for n in names if n in present]
+        if columns:
+            joined = columns[0] if len(columns) == 1 else pl.concat_str(columns, ignore_nulls=True)
+            out[group] = joined.str.contains("\x00", literal=True).fill_null(False)
+        else:
+            out[group] = pl.lit(False)
+    return out
+
+
+def _text(name: str) -> pl.Expr:
+    """coerce_text over stage 1 (NUL is checked by group): blank is null."""
+    import polars as pl
+
+    s = pl.col(f"{name}~")
+    return pl.when(s == "").then(None).otherwise(s)
+
+
+def _code(name: str, present: frozenset[str]) -> tuple[pl.Expr, pl.Expr]:
+    """coerce_code: coerce_text, then required and at most CODE_MAX long."""
+    import polars as pl
+
+    if name not in present:
+        return pl.lit(None, dtype=pl.String), pl.lit(True)
+    s = pl.col(f"{name}~")
+    return _text(name), s.is_null() | (s == "") | (s.str.len_chars() > CODE_MAX)
+
+
+def _action(present: frozenset[str]) -> tuple[pl.Expr, pl.Expr]:
+    """tri_state of product_active (absent: active).
+
+    Lower-cased by Polars rather than Python: they differ on no string that
+    lower-cases to one of the (ASCII) words, since the only non-ASCII
+    letters whose lower case is ASCII are KELVIN SIGN (k, in no word) and
+    DOTTED CAPITAL I (i and a combining dot, not ASCII)."""
+    import polars as pl
+
+    if "product_active" not in present:
+        return pl.lit("active"), pl.lit(False)
+    raw = pl.col("product_active")
+    word = pl.col("product_active~").str.to_lowercase()
+    known = word.replace_strict(_ACTIONS, default=None, return_dtype=pl.String)
+    value = pl.when(raw.is_null()).then(pl.lit("delete")).otherwise(known)
+    return value, raw.is_not_null() & known.is_null()
+
+
+def _qty() -> tuple[pl.Expr, pl.Expr]:
+    """coerce_qty: floored, negative stock 0, more than MAX_QTY refused."""
+    import polars as pl
+
+    raw = pl.col("variants.qty")
+    doubt = (~raw.is_finite() | (raw.floor() > MAX_QTY)).fill_null(False)
+    value = pl.when(doubt).then(None).otherwise(raw.floor().clip(lower_bound=0))
+    return value.cast(pl.Int64), doubt
+
+
+@lru_cache(maxsize=64)
+def _stages(present: frozenset[str]) -> tuple[dict[str, pl.Expr], dict[str, pl.Expr]]:
+    """The checks and coercions for a frame with these columns, in two
+    stages: text stripped, then every field coerced, with the doubts for
+    the code and tri-state (``_key_doubt``), the product fields
+    (``_product_doubt``, read at the product's first row), the variant's
+    (``_variant_doubt``) and the caller's (``_mapped_doubt``)."""
+    import polars as pl
+
+    out: dict[str, pl.Expr] = {"_key": pl.col("source_product_code")}
+    out["source_product_code"], code_doubt = _code("source_product_code", present)
+    out["_action"], action_doubt = _action(present)
+    product: list[pl.Expr] = [pl.col("!product")]
+    variant: list[pl.Expr] = [pl.col("!variant")]
+    title = _text("title") if "title" in present else pl.lit(None, dtype=pl.String)
+    out["title"] = title
+    product.append(title.is_null())
+    for name in PRODUCT_TEXT:
+        if name in present:
+            out[name] = _text(name)
+    for name in ("source_variant_code", "sku"):
+        out[name], doubt = _code(f"variants.{name}", present)
+        variant.append(doubt)
+    for name in VARIANT_TEXT:
+        if f"variants.{name}" in present:
+            out[name] = _text(f"variants.{name}")
+    if "variants.qty" in present:
+        out["qty"], doubt = _qty()
+        variant.append(doubt)
+    for name in ("price", "grams", "price_tiers.price"):
+        column = f"variants.{name}"
+        if column in present:
+            out[name] = pl.col(column)
+            variant.append(~pl.col(column).is_finite().fill_null(True))
+    if "variants.inventory_management" in present:
+        out["inventory_management"] = pl.col("variants.inventory_management").fill_null(False)
+    if "variants.price_tiers.tier" in present:
+        out["tier"] = _text("variants.price_tiers.tier")
+        # A tier that strips to nothing is required and missing: doubtful.
+        blank = pl.col("variants.price_tiers.tier~") == ""
+        variant.append(blank.fill_null(False))
+    if "tags" in present:
+        out["tags"] = pl.col("tags")
+    out["_key_doubt"] = (pl.col("!code") | code_doubt | action_doubt).fill_null(True)
+    out["_product_doubt"] = pl.any_horizontal(product).fill_null(True)
+    out["_variant_doubt"] = pl.any_horizontal(variant).fill_null(True)
+    if "doubtful" in present:
+        out["_mapped_doubt"] = pl.col("doubtful").fill_null(True)
+    else:
+        out["_mapped_doubt"] = pl.lit(False)
+    return _stripped(present), out
+
+
+def load_products(
+    frame: pl.LazyFrame | pl.DataFrame, columns: tuple[str, ...] | None = None
+) -> LoadedProducts:
+    """Load a page of products laid out in columns (see the module's doc);
+    ``columns`` are the frame's column names when the caller knows them."""
+    names = columns if columns is not None else tuple(frame.collect_schema().names())
+    stripped, coerced = _stages(frozenset(names))
+    out = frame.lazy().with_columns(**stripped).select(**coerced).collect()
+    cols = {name: out.get_column(name).to_list() for name in out.columns}
+    keys: list[str | None] = cols["_key"]
+    loaded = LoadedProducts(keys=keys)
+    groups: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        if key is not None:
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [i]
+            else:
+                group.append(i)
+    _Page(cols, len(keys)).load(groups, loaded)
+    return loaded
+
+
+def _json(value: Any) -> str:
+    """One scalar as the canonical JSON writes it (after `_stable`)."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value.__class__ is str:
+        return encode_basestring(value)
+    if value.__class__ is float:
+        value = _stable_float(value)
+    return repr(value)
+
+
+def _texts(values: list[Any]) -> list[str]:
+    """A text column as canonical JSON."""
+    enc = encode_basestring
+    return ["null" if v is None else enc(v) for v in values]
+
+
+def _floats(values: list[Any]) -> list[str]:
+    """A column of stable floats (rounded to 4 places) as canonical JSON."""
+    return ["null" if v is None else str(int(v)) if v.is_integer() else repr(v) for v in values]
+
+
+def _prices(values: list[Any]) -> list[Any]:
+    """coerce_price over a column: rounded to 4 places, no negative zero.
+    (Non-finite values are the rows' doubt; they are left as they are.)"""
+    return [None if v is None else (r if (r := round(v, 4)) != 0 else 0.0) for v in values]
+
+
+class _Page:
+    """A page's products from its coerced columns: every row's canonical
+    variant dict and JSON made column by column, then each product's record
+    and hash (the sync's hot loop: it stays flat on purpose)."""
+
+    def __init__(self, cols: dict[str, list[Any]], n: int) -> None:
+        self.cols, self.n = cols, n
+        self.nones: list[Any] = [None] * n
+        self.doubt = [
+            a or b for a, b in zip(cols["_mapped_doubt"], cols["_variant_doubt"], strict=True)
+        ]
+        self._variants()
+
+    def get(self, name: str) -> list[Any]:
+        """A coerced column, all None when the frame has no such field."""
+        return self.cols.get(name) or self.nones
+
+    def _variants(self) -> None:
+        cols, n, get = self.cols, self.n, self.get
+        nulls = ["null"] * n
+        prices = _prices(cols["price"]) if "price" in cols else self.nones
+        grams = self._grams(cols["grams"]) if "grams" in cols else self.nones
+        tiers, tiers_json = self._tiers()
+        managed = cols.get("inventory_management") or [True] * n
+        self.codes = _texts(cols["source_variant_code"])
+        self.dicts = [
+            {
+                "source_variant_code": code,
+                "sku": sku,
+                "barcode": barcode,
+                "qty": qty,
+                "price": price,
+                "inventory_management": managing,
+                "grams": gram,
+                "option1": o1,
+                "option2": o2,
+                "option3": o3,
+                "qty_availability": [],
+                "price_tiers": tier,
+                "meta": [],
+            }
+            for code, sku, barcode, qty, price, managing, gram, o1, o2, o3, tier in zip(
+                cols["source_variant_code"],
+                cols["sku"],
+                get("barcode"),
+                get("qty"),
+                prices,
+                managed,
+                grams,
+                get("option1"),
+                get("option2"),
+                get("option3"),
+                tiers,
+                strict=True,
+            )
+        ]
+
+        def texts(name: str) -> list[str]:
+            return _texts(cols[name]) if name in cols else nulls
+
+        self.json = [
+            _VARIANT_JSON % parts
+            for parts in zip(
+                texts("barcode"),
+                ["null" if g is None else str(g) for g in grams] if "grams" in cols else nulls,
+                ["true" if m else "false" for m in managed],
+                texts("option1"),
+                texts("option2"),
+                texts("option3"),
+                _floats(prices) if "price" in cols else nulls,
+                tiers_json,
+                ["null" if q is None else str(q) for q in get("qty")],
+                texts("sku"),
+                self.codes,
+                strict=True,
+            )
+        ]
+
+    def _grams(self, values: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        for i, value in enumerate(values):
+            try:
+                out.append(None if value is None else coerce_grams(value, "grams"))
+            except CoercionError:
+                self.doubt[i] = True
+                out.append(None)
+        return out
+
+    def _tiers(self) -> tuple[list[list[Any]], list[str]]:
+        """Each row's price tiers (a fresh list) and their JSON."""
+        cols, n = self.cols, self.n
+        if "tier" not in cols:
+            return [[] for _ in range(n)], ["[]"] * n
+        names = cols["tier"]
+        prices = _prices(cols["price_tiers.price"])
+        lists = [
+            [] if t is None else [{"tier": t, "price": p}]
+            for t, p in zip(names, prices, strict=True)
+        ]
+        texts = [
+            "[]" if t is None else f'[{{"price":{p},"tier":{j}}}]'
+            for t, p, j in zip(names, _floats(prices), _texts(names), strict=True)
+        ]
+        return lists, texts
+
+    def load(self, groups: dict[str, list[int]], loaded: LoadedProducts) -> None:
+        """Each product vouched for (in first-seen order) or doubtful."""
+        cols, get = self.cols, self.get
+        key_doubt, product_doubt = cols["_key_doubt"], cols["_product_doubt"]
+        mapped, doubt, actions = cols["_mapped_doubt"], self.doubt, cols["_action"]
+        dicts, texts, codes = self.dicts, self.json, self.codes
+        titles, tags, product_codes = cols["title"], get("tags"), cols["source_product_code"]
+        bodies, collections, kinds, vendors = (get(name) for name in PRODUCT_TEXT)
+        products, doubtful = loaded.products, loaded.doubtful
+        sha256, single = hashlib.sha256, 1
+        for key, rows in groups.items():
+            first = rows[0]
+            one = len(rows) == single
+            if key_doubt[first] or (mapped[first] if one else any(mapped[i] for i in rows)):
+                doubtful.append(key)
+                continue
+            action = actions[first]
+            if action != "active":
+                products.append((key, action, None, None))
+                continue
+            if product_doubt[first] or (doubt[first] if one else any(doubt[i] for i in rows)):
+                doubtful.append(key)
+                continue
+            if one:
+                listed, text = [dicts[first]], texts[first]
+            elif len({codes[i] for i in rows}) != len(rows):
+                doubtful.append(key)  # two variants share a code
+                continue
+            else:
+                listed = [dicts[i] for i in rows]
+                text = ",".join([texts[i] for i in sorted(rows, key=codes.__getitem__)])
+            tag = tags[first]
+            if tag is not None:
+                tag = coerce_tags(tag, "tags")
+            code, title = product_codes[first], titles[first]
+            body, collection, kind, vendor = (
+                bodies[first],
+                collections[first],
+                kinds[first],
+                vendors[first],
+            )
+            record = {
+                "source_product_code": code,
+                "title": title,
+                "body_html": body,
+                "collection": collection,
+                "product_type": kind,
+                "vendor": vendor,
+                "tags": tag,
+                "options": [],
+                "meta": [],
+                "variants": listed,
+                "active": True,
+            }
+            canonical = _PRODUCT_JSON % (
+                _json(body),
+                _json(collection),
+                _json(kind),
+                encode_basestring(code),
+                _json(tag),
+                encode_basestring(title),
+                text,
+                _json(vendor),
+            )
+            products.append((key, "active", record, sha256(canonical.encode()).hexdigest()))
+
+
+_VARIANT_JSON: Final = (
+    '{"barcode":%s,"grams":%s,"inventory_management":%s,"meta":[],"option1":%s,'
+    '"option2":%s,"option3":%s,"price":%s,"price_tiers":%s,"qty":%s,"qty_availability":[],'
+    '"sku":%s,"source_variant_code":%s}'
+)
+_PRODUCT_JSON: Final = (
+    '{"active":true,"body_html":%s,"collection":%s,"meta":[],"options":[],'
+    '"product_type":%s,"source_product_code":%s,"tags":%s,"title":%s,"variants":[%s],'
+    '"vendor":%s}'
+)
