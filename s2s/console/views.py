@@ -139,11 +139,17 @@ def overview(viewer: Viewer) -> dict[str, Any]:
             _channel_view(code, summary)
             for code, _, summary in actions.pushing_channels(s, viewer.client_id)
         ]
+    broker = broker_facts()
+    if not viewer.operator and broker["workers"] is not None:
+        # A worker's name carries its host's: the hub's machines are the
+        # operators' business, so a client user sees how many and what they serve.
+        serving = broker["workers"].values()
+        broker["workers"] = {f"worker {n}": qs for n, qs in enumerate(serving, 1)}
     return {
         "streams": streams,
         "open_letters": {code: letters.get(code, 0) for code in clients},
         "channels": channels,
-        **broker_facts(),
+        **broker,
     }
 
 

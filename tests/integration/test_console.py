@@ -492,3 +492,18 @@ def test_pages_show_runs_quarantine_orders_and_history(console: Console) -> None
     assert "no product has SKU" in letters.text
     static = client.get("/console/static/console.js")
     assert static.status_code == 200 and "overview.json" in static.text
+
+
+def test_a_client_user_sees_how_many_workers_not_their_hosts(
+    console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from s2s.console import views
+
+    seen = {"queues": {"orders": 0}, "workers": {"w1@hub-host-a": ["orders"]}}
+    monkeypatch.setattr(views, "broker_facts", lambda: {k: dict(v) for k, v in seen.items()})
+    client, _ = signed_in("ann")
+    data = client.get("/console/overview.json").json()
+    assert data["workers"] == {"worker 1": ["orders"]}
+    assert "hub-host-a" not in client.get("/console/").text
+    operator, _ = signed_in("ops")
+    assert operator.get("/console/overview.json").json()["workers"] == seen["workers"]
