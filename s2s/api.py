@@ -9,7 +9,6 @@ URLs. Every database read runs in the threadpool, never on the event loop.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -23,7 +22,7 @@ from connectors.intake import ChannelPayloadError
 from hub import catalogue, queries, schedule
 from hub.db import session_scope
 from hub.models import Client, Order, Source, SyncRun
-from s2s import api_push
+from s2s import actions, api_push
 from s2s.api_parts import (
     authorise,
     error,
@@ -139,11 +138,9 @@ async def _resync_request(request: Request, source: Source) -> _Resync | JSONRes
     since = body.get("since")
     if since is not None:
         try:
-            since = datetime.fromisoformat(str(since).strip()).strftime("%Y-%m-%d %H:%M:%S")
-        except ValueError:
-            return error(
-                400, f"'since' takes a date and time such as 2026-11-01T08:00:00, not {since!r}"
-            )
+            since = actions.parse_since(str(since), "'since'")
+        except actions.ActionError as exc:
+            return error(400, str(exc))
     return _Resync(stream, bool(body.get("full")), since, bool(body.get("queue", False)))
 
 
