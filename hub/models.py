@@ -564,6 +564,8 @@ class ConsoleUser(Base):
     client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
     password_changed_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    # Set by signing out: every session signed in before it ends (``hub.users.stamp``).
+    signed_out_at: Mapped[datetime | None] = mapped_column(TZDateTime())
 
 
 class ConsoleLoginFailure(Base):

@@ -112,9 +112,19 @@ def verify(session: Session, username: str, password: str) -> ConsoleUser | None
 
 
 def stamp(user: ConsoleUser) -> str:
-    """A short fingerprint of the user's password hash, carried in the session:
-    a password set anew changes it, and so ends the sessions signed in before."""
-    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
+    """A short fingerprint of the user's password hash and last sign-out,
+    carried in the session: a password set anew or a sign-out changes it, and
+    so ends the sessions signed in before (a copied cookie included)."""
+    out = user.signed_out_at.isoformat() if user.signed_out_at else ""
+    return hashlib.sha256(f"{user.password_hash}|{out}".encode()).hexdigest()[:16]
+
+
+def sign_out(session: Session, user_id: int) -> None:
+    """End every session of the user's: the console's cookies are signed, not
+    stored, so signing out moves the stamp they must carry."""
+    user = session.get(ConsoleUser, user_id)
+    if user is not None:
+        user.signed_out_at = utcnow()
 
 
 # ------------------------------------------------------ sign-in rate limit

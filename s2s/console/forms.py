@@ -16,6 +16,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from hub import users
+from hub.db import session_scope
 from hub.orders import ReplayError
 from s2s import actions
 from s2s.console import auth, views
@@ -105,9 +107,16 @@ async def login(request: Request) -> Response:
 
 @action
 async def logout(request: Request, viewer: Viewer, form: dict[str, str]) -> Response:
+    """Sign out: this user's every session ends, here and on other devices."""
+    await run_in_threadpool(_sign_out, viewer.user_id)
     response = redirect(f"{base(request)}/login")
     auth.clear(response, auth.SESSION_COOKIE)
     return response
+
+
+def _sign_out(user_id: int) -> None:
+    with session_scope() as s:
+        users.sign_out(s, user_id)
 
 
 # ---------------------------------------------------------------- sources

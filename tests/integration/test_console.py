@@ -148,9 +148,17 @@ def test_sign_in_good_and_bad_and_the_cookie(console: Console) -> None:
     assert 'id="sign-out-form"' in page.text
     token = CSRF.search(page.text)
     assert token
+    copied = client.cookies.get("s2s_console")
+    elsewhere, _ = signed_in("ops")  # the same user on another device
     out = client.post("/console/logout", data={"csrf_token": token.group(1)})
     assert out.status_code == 303 and out.headers["location"] == "/console/login"
     assert client.get("/console/").status_code == 303
+    # The session is over on the server too: a copy of its cookie opens
+    # nothing, and signing out ended the user's other sessions as well.
+    replayed = browser()
+    replayed.cookies.set("s2s_console", copied or "", path="/console")
+    assert replayed.get("/console/").status_code == 303
+    assert elsewhere.get("/console/").status_code == 303
 
 
 def test_the_cookie_is_secure_over_https(console: Console) -> None:

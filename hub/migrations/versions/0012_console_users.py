@@ -6,7 +6,8 @@ Create Date: 2026-12-07 10:00:00
 
 - ``console_users``: username (unique), an argon2 password hash, and the
   client the user belongs to (null: an operator, who sees every client);
-  removed with its client.
+  removed with its client; when the user last signed out (a session signed
+  in before that is over).
 - ``console_login_failures``: failed sign-ins by key (``user:<name>``,
   ``ip:<address>``) and time, for the per-minute limit; rows older than the
   window are deleted as new ones are written.
@@ -35,6 +36,7 @@ def upgrade() -> None:
         sa.Column("client_id", _ID, nullable=True),
         sa.Column("created_at", _WHEN, nullable=False),
         sa.Column("password_changed_at", _WHEN, nullable=False),
+        sa.Column("signed_out_at", _WHEN, nullable=True),
         sa.ForeignKeyConstraint(["client_id"], ["clients.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("username"),
