@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import workers.pipeline  # noqa: F401  (sets Polars' thread default before Polars loads)
 from bench.run import SEED, _admin, _pg_url
 
 PAGE_SIZE = 500  # the sync's default page

@@ -12,8 +12,9 @@ columnar loader reads them (`hub.schemas.columnar`).
 Exactness comes first: the columns only vouch for what they can say
 exactly. Every value the expressions cannot parse exactly as the scalar
 vocabulary would (a number in exponent form, "NaN", a qty with a decimal
-comma, a non-ASCII flag, any value that is not a str or None, a repeated
-variant code) marks its whole product as *doubtful*, and a doubtful
+comma, a flag spelt no known way, any value that is not a str or None)
+marks its whole product as *doubtful* (the hub's loader adds its own
+doubts: a blank title, a repeated variant code ...), and a doubtful
 product's rows are handed back to the caller to map the per-record way
 (`map_records`), which is the reference: its quarantine messages are then
 the reference's by construction. A page the columns cannot take at all
@@ -60,8 +61,7 @@ WHITESPACE: Final = (
 # plain decimal short enough to be finite (Python's float(), correctly
 # rounded as Polars' parser is). Anything else (exponents, "nan", "1,5",
 # underscores, other scripts' digits) is doubtful and mapped per record.
-_INT: Final = r"^[+-]?[0-9]{1,15}$"
-_DECIMAL: Final = r"^[+-]?([0-9]{1,15}\.[0-9]{0,15}|\.[0-9]{1,15})$"
+_NUMBER: Final = r"^[+-]?([0-9]{1,15}|[0-9]{1,15}\.[0-9]{0,15}|\.[0-9]{1,15})$"
 
 # Hub paths the compiled map may write, by where build_products files them.
 PRODUCT_FIELDS: Final = ("title", "body_html", "collection", "product_type", "vendor", "tags")
@@ -262,7 +262,7 @@ def _source_stages(
         return {}, s, None
     if source.kind == "number":
         ok = pl.col(f"n{i}")
-        helper = {f"n{i}": s.str.contains(_INT) | s.str.contains(_DECIMAL)}
+        helper = {f"n{i}": s.str.contains(_NUMBER)}
         value = pl.when(ok).then(s.cast(pl.Float64, strict=False)).otherwise(None)
         return helper, value, s.is_not_null() & (s != "") & ~ok
     # A flag's words are ASCII without a k: Polars' lower case and Python's
@@ -336,14 +336,6 @@ class _Shape:
                 if doubt is not None:
                     doubts.append(doubt)
         key = pl.coalesce(pl.col("_key"), values["source_product_code"])
-        variant = values.get("source_variant_code")
-        if variant is not None:
-            # build_products refuses a product whose rows repeat a variant
-            # code, whatever its tri-state: the per-record way words it.
-            doubts.append(
-                variant.is_not_null()
-                & pl.struct(key.alias("k"), variant.alias("v")).is_duplicated()
-            )
         layout = {
             "source_product_code": key,
             "doubtful": pl.any_horizontal(doubts),

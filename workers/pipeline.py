@@ -147,6 +147,11 @@ Entry = tuple[str, Action, dict[str, Any] | None, str | None]
 
 # Set to 0 (false, no, off) to map every page the per-record way, the reference.
 COLUMNAR_ENV = "S2S_COLUMNAR"
+# A page is a few hundred rows: Polars' threads would cost more to hand the
+# work around than they save, and a worker already runs a process per core.
+# Set before Polars is first imported (mappings.columnar imports it on first
+# use); an explicit setting wins.
+os.environ.setdefault("POLARS_MAX_THREADS", "1")
 
 
 def columnar_enabled() -> bool:
@@ -232,22 +237,35 @@ def _columnar(
     if page is None:
         return None
     loaded = load_products(page.frame, page.columns)
-    entries: list[Entry] = list(loaded.products)
-    errors: list[dict[str, Any]] = []
+    entries: list[Entry] = loaded.products
     again = set(loaded.doubtful)
-    doubtful = [i for i, key in enumerate(loaded.keys) if key is None or key in again]
+    doubtful: list[int] = []
+    first_row: dict[str, int] = {}
+    for i, key in enumerate(loaded.keys):
+        if key is None or key in again:
+            doubtful.append(i)
+            if key is not None and key not in first_row:
+                first_row[key] = i
     if not doubtful:
-        return entries, errors  # already in the page's product order
+        return entries, []  # already in the page's product order
     # Clean products add no entries to the quarantine and take no part in
     # another product's grouping, so the reference over the doubtful rows
     # alone gives the page's quarantine entries in the page's order.
     more, errors = _reference(m, stream, [records[i] for i in doubtful], settings)
-    order: dict[str, int] = {}
-    for i, key in enumerate(loaded.keys):
-        if key is not None:
-            order.setdefault(key, i)
-    entries += more
-    if any(entry[0] not in order for entry in entries):
+    if any(entry[0] not in first_row for entry in more):
         return None  # a key the columns did not foresee: the page the reference way
-    entries.sort(key=lambda entry: order[entry[0]])
+    # Both halves are in page order already: merge them by first row.
+    merged: list[Entry] = []
+    rows = iter(zip(loaded.first_rows, entries, strict=True))
+    pending = next(rows, None)
+    for entry in more:
+        at = first_row[entry[0]]
+        while pending is not None and pending[0] < at:
+            merged.append(pending[1])
+            pending = next(rows, None)
+        merged.append(entry)
+    if pending is not None:
+        merged.append(pending[1])
+        merged.extend(e for _, e in rows)
+    entries = merged
     return entries, errors

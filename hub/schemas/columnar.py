@@ -87,7 +87,8 @@ class LoadedProducts:
     and hash are None unless the action is "active" (as `load_product`
     gives a delete or ignore only its key). ``doubtful``: the codes of
     products to load the per-record way. ``keys``: each row's code (None:
-    no code), by which the caller finds a doubtful product's rows.
+    no code), by which the caller finds a doubtful product's rows;
+    ``first_rows``: each product's first row, as ``products``.
     """
 
     products: list[tuple[str, Action, dict[str, Any] | None, str | None]] = field(
@@ -95,6 +96,7 @@ class LoadedProducts:
     )
     doubtful: list[str] = field(default_factory=list)
     keys: list[str | None] = field(default_factory=list)
+    first_rows: list[int] = field(default_factory=list)
 
 
 _PRODUCT_TEXTS: Final = ("title", *PRODUCT_TEXT)
@@ -140,95 +142,76 @@ def _text(name: str) -> pl.Expr:
     return pl.when(s == "").then(None).otherwise(s)
 
 
-def _code(name: str, present: frozenset[str]) -> tuple[pl.Expr, pl.Expr]:
-    """coerce_code: coerce_text, then required and at most CODE_MAX long."""
-    import polars as pl
-
-    if name not in present:
-        return pl.lit(None, dtype=pl.String), pl.lit(True)
-    s = pl.col(f"{name}~")
-    return _text(name), s.is_null() | (s == "") | (s.str.len_chars() > CODE_MAX)
-
-
-def _action(present: frozenset[str]) -> tuple[pl.Expr, pl.Expr]:
-    """tri_state of product_active (absent: active).
-
-    Lower-cased by Polars rather than Python: they differ on no string that
-    lower-cases to one of the (ASCII) words, since the only non-ASCII
-    letters whose lower case is ASCII are KELVIN SIGN (k, in no word) and
-    DOTTED CAPITAL I (i and a combining dot, not ASCII)."""
-    import polars as pl
-
-    if "product_active" not in present:
-        return pl.lit("active"), pl.lit(False)
-    raw = pl.col("product_active")
-    word = pl.col("product_active~").str.to_lowercase()
-    known = word.replace_strict(_ACTIONS, default=None, return_dtype=pl.String)
-    value = pl.when(raw.is_null()).then(pl.lit("delete")).otherwise(known)
-    return value, raw.is_not_null() & known.is_null()
-
-
-def _qty() -> tuple[pl.Expr, pl.Expr]:
-    """coerce_qty: floored, negative stock 0, more than MAX_QTY refused."""
-    import polars as pl
-
-    raw = pl.col("variants.qty")
-    doubt = (~raw.is_finite() | (raw.floor() > MAX_QTY)).fill_null(False)
-    value = pl.when(doubt).then(None).otherwise(raw.floor().clip(lower_bound=0))
-    return value.cast(pl.Int64), doubt
-
-
 @lru_cache(maxsize=64)
-def _stages(present: frozenset[str]) -> tuple[dict[str, pl.Expr], dict[str, pl.Expr]]:
-    """The checks and coercions for a frame with these columns, in two
-    stages: text stripped, then every field coerced, with the doubts for
-    the code and tri-state (``_key_doubt``), the product fields
-    (``_product_doubt``, read at the product's first row), the variant's
-    (``_variant_doubt``) and the caller's (``_mapped_doubt``)."""
+def _stages(present: frozenset[str]) -> tuple[dict[str, pl.Expr], ...]:
+    """The checks and coercions for a frame with these columns, in three
+    stages: text stripped (and NUL found); every field coerced; then the
+    doubts, from the coerced fields: for the code and tri-state
+    (``_key_doubt``), the product fields (``_product_doubt``, read at the
+    product's first row), the caller's (``_mapped_doubt``), and the
+    variant's or the caller's (``_row_doubt``)."""
     import polars as pl
 
-    out: dict[str, pl.Expr] = {"_key": pl.col("source_product_code")}
-    out["source_product_code"], code_doubt = _code("source_product_code", present)
-    out["_action"], action_doubt = _action(present)
+    values: dict[str, pl.Expr] = {"_key": pl.col("source_product_code")}
     product: list[pl.Expr] = [pl.col("!product")]
     variant: list[pl.Expr] = [pl.col("!variant")]
-    title = _text("title") if "title" in present else pl.lit(None, dtype=pl.String)
-    out["title"] = title
-    product.append(title.is_null())
+    key = [pl.col("!code")]
+    if "source_product_code" in present:
+        values["source_product_code"] = _text("source_product_code")
+        code = pl.col("source_product_code")
+        key.append(code.is_null() | (code.str.len_chars() > CODE_MAX))
+    else:
+        values["source_product_code"] = pl.lit(None, dtype=pl.String)
+        key.append(pl.lit(True))
+    if "product_active" in present:
+        word = pl.col("product_active~").str.to_lowercase()
+        known = word.replace_strict(_ACTIONS, default=None, return_dtype=pl.String)
+        raw = pl.col("product_active")
+        values["_action"] = pl.when(raw.is_null()).then(pl.lit("delete")).otherwise(known)
+        key.append(pl.col("_action").is_null())
+    else:
+        values["_action"] = pl.lit("active")
+    values["title"] = _text("title") if "title" in present else pl.lit(None, dtype=pl.String)
+    product.append(pl.col("title").is_null())
     for name in PRODUCT_TEXT:
         if name in present:
-            out[name] = _text(name)
+            values[name] = _text(name)
     for name in ("source_variant_code", "sku"):
-        out[name], doubt = _code(f"variants.{name}", present)
-        variant.append(doubt)
+        if f"variants.{name}" in present:
+            values[name] = _text(f"variants.{name}")
+            code = pl.col(name)
+            variant.append(code.is_null() | (code.str.len_chars() > CODE_MAX))
+        else:
+            variant.append(pl.lit(True))
     for name in VARIANT_TEXT:
         if f"variants.{name}" in present:
-            out[name] = _text(f"variants.{name}")
+            values[name] = _text(f"variants.{name}")
     if "variants.qty" in present:
-        out["qty"], doubt = _qty()
-        variant.append(doubt)
+        raw = pl.col("variants.qty")
+        values["qty"] = raw.floor().clip(lower_bound=0).cast(pl.Int64, strict=False)
+        variant.append((~raw.is_finite() | (raw.floor() > MAX_QTY)).fill_null(False))
     for name in ("price", "grams", "price_tiers.price"):
         column = f"variants.{name}"
         if column in present:
-            out[name] = pl.col(column)
+            values[name] = pl.col(column)
             variant.append(~pl.col(column).is_finite().fill_null(True))
     if "variants.inventory_management" in present:
-        out["inventory_management"] = pl.col("variants.inventory_management").fill_null(False)
+        values["inventory_management"] = pl.col("variants.inventory_management").fill_null(False)
     if "variants.price_tiers.tier" in present:
-        out["tier"] = _text("variants.price_tiers.tier")
+        values["tier"] = _text("variants.price_tiers.tier")
         # A tier that strips to nothing is required and missing: doubtful.
-        blank = pl.col("variants.price_tiers.tier~") == ""
-        variant.append(blank.fill_null(False))
+        variant.append((pl.col("variants.price_tiers.tier~") == "").fill_null(False))
     if "tags" in present:
-        out["tags"] = pl.col("tags")
-    out["_key_doubt"] = (pl.col("!code") | code_doubt | action_doubt).fill_null(True)
-    out["_product_doubt"] = pl.any_horizontal(product).fill_null(True)
-    out["_variant_doubt"] = pl.any_horizontal(variant).fill_null(True)
-    if "doubtful" in present:
-        out["_mapped_doubt"] = pl.col("doubtful").fill_null(True)
-    else:
-        out["_mapped_doubt"] = pl.lit(False)
-    return _stripped(present), out
+        values["tags"] = pl.col("tags")
+    mapped = pl.col("doubtful").fill_null(True) if "doubtful" in present else pl.lit(False)
+    doubts = {
+        **{name: pl.col(name) for name in values},
+        "_key_doubt": pl.any_horizontal(key).fill_null(True),
+        "_product_doubt": pl.any_horizontal(product).fill_null(True),
+        "_mapped_doubt": mapped,
+        "_row_doubt": (mapped | pl.any_horizontal(variant)).fill_null(True),
+    }
+    return _stripped(present), values, doubts
 
 
 def load_products(
@@ -237,8 +220,9 @@ def load_products(
     """Load a page of products laid out in columns (see the module's doc);
     ``columns`` are the frame's column names when the caller knows them."""
     names = columns if columns is not None else tuple(frame.collect_schema().names())
-    stripped, coerced = _stages(frozenset(names))
-    out = frame.lazy().with_columns(**stripped).select(**coerced).collect()
+    stripped, coerced, doubts = _stages(frozenset(names))
+    lazy = frame.lazy().with_columns(**stripped).with_columns(**coerced)
+    out = lazy.select(**doubts).collect()
     cols = {name: out.get_column(name).to_list() for name in out.columns}
     keys: list[str | None] = cols["_key"]
     loaded = LoadedProducts(keys=keys)
@@ -294,9 +278,7 @@ class _Page:
     def __init__(self, cols: dict[str, list[Any]], n: int) -> None:
         self.cols, self.n = cols, n
         self.nones: list[Any] = [None] * n
-        self.doubt = [
-            a or b for a, b in zip(cols["_mapped_doubt"], cols["_variant_doubt"], strict=True)
-        ]
+        self.doubt = cols["_row_doubt"]
         self._variants()
 
     def get(self, name: str) -> list[Any]:
@@ -307,10 +289,11 @@ class _Page:
         cols, n, get = self.cols, self.n, self.get
         nulls = ["null"] * n
         prices = _prices(cols["price"]) if "price" in cols else self.nones
+        self.prices, self.shown_prices = prices, _floats(prices) if "price" in cols else nulls
         grams = self._grams(cols["grams"]) if "grams" in cols else self.nones
         tiers, tiers_json = self._tiers()
         managed = cols.get("inventory_management") or [True] * n
-        self.codes = _texts(cols["source_variant_code"])
+        self.codes = _texts(get("source_variant_code"))
         self.dicts = [
             {
                 "source_variant_code": code,
@@ -328,8 +311,8 @@ class _Page:
                 "meta": [],
             }
             for code, sku, barcode, qty, price, managing, gram, o1, o2, o3, tier in zip(
-                cols["source_variant_code"],
-                cols["sku"],
+                get("source_variant_code"),
+                get("sku"),
                 get("barcode"),
                 get("qty"),
                 prices,
@@ -355,7 +338,7 @@ class _Page:
                 texts("option1"),
                 texts("option2"),
                 texts("option3"),
-                _floats(prices) if "price" in cols else nulls,
+                self.shown_prices,
                 tiers_json,
                 ["null" if q is None else str(q) for q in get("qty")],
                 texts("sku"),
@@ -380,46 +363,69 @@ class _Page:
         if "tier" not in cols:
             return [[] for _ in range(n)], ["[]"] * n
         names = cols["tier"]
-        prices = _prices(cols["price_tiers.price"])
+        if cols["price_tiers.price"] == cols.get("price"):
+            prices, shown = self.prices, self.shown_prices  # the same column (a retail price)
+        else:
+            prices = _prices(cols["price_tiers.price"])
+            shown = _floats(prices)
         lists = [
             [] if t is None else [{"tier": t, "price": p}]
             for t, p in zip(names, prices, strict=True)
         ]
         texts = [
             "[]" if t is None else f'[{{"price":{p},"tier":{j}}}]'
-            for t, p, j in zip(names, _floats(prices), _texts(names), strict=True)
+            for t, p, j in zip(names, shown, _texts(names), strict=True)
         ]
         return lists, texts
 
     def load(self, groups: dict[str, list[int]], loaded: LoadedProducts) -> None:
-        """Each product vouched for (in first-seen order) or doubtful."""
+        """Each product vouched for (in first-seen order) or doubtful.
+
+        A product whose rows repeat a variant code is doubtful whatever its
+        tri-state: the maps' builder refuses it before any loading.
+        """
         cols, get = self.cols, self.get
         key_doubt, product_doubt = cols["_key_doubt"], cols["_product_doubt"]
         mapped, doubt, actions = cols["_mapped_doubt"], self.doubt, cols["_action"]
         dicts, texts, codes = self.dicts, self.json, self.codes
         titles, tags, product_codes = cols["title"], get("tags"), cols["source_product_code"]
-        bodies, collections, kinds, vendors = (get(name) for name in PRODUCT_TEXT)
-        products, doubtful = loaded.products, loaded.doubtful
-        sha256, single = hashlib.sha256, 1
+        fields = [get(name) for name in PRODUCT_TEXT]
+        shown = [_texts(cols[name]) if name in cols else None for name in PRODUCT_TEXT]
+        products, doubtful, firsts = loaded.products, loaded.doubtful, loaded.first_rows
+        sha256, single, enc = hashlib.sha256, 1, encode_basestring
+        bodies, collections, kinds, vendors = fields
+        body_j, collection_j, kind_j, vendor_j = (s or ["null"] * self.n for s in shown)
         for key, rows in groups.items():
             first = rows[0]
-            one = len(rows) == single
-            if key_doubt[first] or (mapped[first] if one else any(mapped[i] for i in rows)):
-                doubtful.append(key)
-                continue
-            action = actions[first]
-            if action != "active":
-                products.append((key, action, None, None))
-                continue
-            if product_doubt[first] or (doubt[first] if one else any(doubt[i] for i in rows)):
-                doubtful.append(key)
-                continue
-            if one:
+            if len(rows) == single:
+                if key_doubt[first] or mapped[first]:
+                    doubtful.append(key)
+                    continue
+                action = actions[first]
+                if action != "active":
+                    products.append((key, action, None, None))
+                    firsts.append(first)
+                    continue
+                if product_doubt[first] or doubt[first]:
+                    doubtful.append(key)
+                    continue
                 listed, text = [dicts[first]], texts[first]
-            elif len({codes[i] for i in rows}) != len(rows):
-                doubtful.append(key)  # two variants share a code
-                continue
             else:
+                if (
+                    key_doubt[first]
+                    or any(mapped[i] for i in rows)
+                    or len({codes[i] for i in rows}) != len(rows)
+                ):
+                    doubtful.append(key)
+                    continue
+                action = actions[first]
+                if action != "active":
+                    products.append((key, action, None, None))
+                    firsts.append(first)
+                    continue
+                if product_doubt[first] or any(doubt[i] for i in rows):
+                    doubtful.append(key)
+                    continue
                 listed = [dicts[i] for i in rows]
                 text = ",".join([texts[i] for i in sorted(rows, key=codes.__getitem__)])
             tag = tags[first]
@@ -446,16 +452,17 @@ class _Page:
                 "active": True,
             }
             canonical = _PRODUCT_JSON % (
-                _json(body),
-                _json(collection),
-                _json(kind),
-                encode_basestring(code),
-                _json(tag),
-                encode_basestring(title),
+                body_j[first],
+                collection_j[first],
+                kind_j[first],
+                enc(code),
+                "null" if tag is None else enc(tag),
+                enc(title),
                 text,
-                _json(vendor),
+                vendor_j[first],
             )
             products.append((key, "active", record, sha256(canonical.encode()).hexdigest()))
+            firsts.append(first)
 
 
 _VARIANT_JSON: Final = (

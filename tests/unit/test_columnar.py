@@ -140,3 +140,24 @@ def test_hub_loader_matches_load_product_on_built_products() -> None:
     for key in loaded.doubtful:
         # Held back by the build (a bad row) or refused by the loader.
         assert key not in reference or reference[key].errors
+
+
+def test_polars_parses_plain_numbers_as_python_does() -> None:
+    """The compiler trusts Polars' String -> Float64 cast for the numbers its
+    regex admits: correctly rounded, like Python's float()."""
+    import random
+    import re
+
+    import polars as pl
+
+    rng = random.Random(21)
+    texts = []
+    for _ in range(20_000):
+        whole = "".join(rng.choice("0123456789") for _ in range(rng.randint(0, 15)))
+        part = "".join(rng.choice("0123456789") for _ in range(rng.randint(0, 15)))
+        sign = rng.choice(["", "+", "-"])
+        texts.append(f"{sign}{whole}.{part}" if rng.random() < 0.8 else f"{sign}{whole or '0'}")
+    admitted = [t for t in texts if re.fullmatch(columnar._NUMBER, t)]
+    assert len(admitted) > 15_000
+    parsed = pl.Series(admitted, dtype=pl.String).cast(pl.Float64).to_list()
+    assert parsed == [float(t) for t in admitted]
