@@ -142,6 +142,13 @@ def _text(name: str) -> pl.Expr:
     return pl.when(s == "").then(None).otherwise(s)
 
 
+@lru_cache(maxsize=1)
+def _no_optimisations() -> pl.QueryOptFlags:
+    import polars as pl
+
+    return pl.QueryOptFlags.none()
+
+
 @lru_cache(maxsize=64)
 def _stages(present: frozenset[str]) -> tuple[dict[str, pl.Expr], ...]:
     """The checks and coercions for a frame with these columns, in three
@@ -222,7 +229,9 @@ def load_products(
     names = columns if columns is not None else tuple(frame.collect_schema().names())
     stripped, coerced, doubts = _stages(frozenset(names))
     lazy = frame.lazy().with_columns(**stripped).with_columns(**coerced)
-    out = lazy.select(**doubts).collect()
+    # The plan is a page's few dozen column expressions, written without
+    # repeats: optimising it costs more than it saves (measured).
+    out = lazy.select(**doubts).collect(optimizations=_no_optimisations())
     cols = {name: out.get_column(name).to_list() for name in out.columns}
     keys: list[str | None] = cols["_key"]
     loaded = LoadedProducts(keys=keys)
