@@ -296,11 +296,10 @@ class _Page:
 
     def _variants(self) -> None:
         cols, n, get = self.cols, self.n, self.get
-        nulls = ["null"] * n
         prices = _prices(cols["price"]) if "price" in cols else self.nones
-        self.prices, self.shown_prices = prices, _floats(prices) if "price" in cols else nulls
+        self.prices, self.shown_prices = prices, _floats(prices) if "price" in cols else None
         grams = self._grams(cols["grams"]) if "grams" in cols else self.nones
-        tiers, tiers_json = self._tiers()
+        tier_names, tier_prices, tiers_json = self._tiers()
         managed = cols.get("inventory_management") or [True] * n
         self.codes = _texts(get("source_variant_code"))
         self.dicts = [
@@ -316,10 +315,10 @@ class _Page:
                 "option2": o2,
                 "option3": o3,
                 "qty_availability": [],
-                "price_tiers": tier,
+                "price_tiers": [] if tier is None else [{"tier": tier, "price": tier_price}],
                 "meta": [],
             }
-            for code, sku, barcode, qty, price, managing, gram, o1, o2, o3, tier in zip(
+            for code, sku, barcode, qty, price, managing, gram, o1, o2, o3, tier, tier_price in zip(
                 get("source_variant_code"),
                 get("sku"),
                 get("barcode"),
@@ -330,31 +329,46 @@ class _Page:
                 get("option1"),
                 get("option2"),
                 get("option3"),
-                tiers,
+                tier_names,
+                tier_prices,
                 strict=True,
             )
         ]
+        # The canonical JSON of each variant (keys sorted), with what the
+        # page has no column for written into the template once.
+        pieces: list[str] = []
+        slots: list[list[str]] = []
 
-        def texts(name: str) -> list[str]:
-            return _texts(cols[name]) if name in cols else nulls
+        def field(key: str, values: list[str] | None, missing: str = "null") -> None:
+            if values is None:
+                pieces.append(f'"{key}":{missing}')
+            else:
+                pieces.append(f'"{key}":%s')
+                slots.append(values)
 
-        self.json = [
-            _VARIANT_JSON % parts
-            for parts in zip(
-                texts("barcode"),
-                ["null" if g is None else str(g) for g in grams] if "grams" in cols else nulls,
-                ["true" if m else "false" for m in managed],
-                texts("option1"),
-                texts("option2"),
-                texts("option3"),
-                self.shown_prices,
-                tiers_json,
-                ["null" if q is None else str(q) for q in get("qty")],
-                texts("sku"),
-                self.codes,
-                strict=True,
-            )
-        ]
+        def texts(name: str) -> list[str] | None:
+            return _texts(cols[name]) if name in cols else None
+
+        field("barcode", texts("barcode"))
+        field(
+            "grams", ["null" if g is None else str(g) for g in grams] if "grams" in cols else None
+        )
+        managing = cols.get("inventory_management")
+        shown = None if managing is None else ["true" if m else "false" for m in managing]
+        field("inventory_management", shown, "true")
+        field("meta", None, "[]")
+        for name in ("option1", "option2", "option3"):
+            field(name, texts(name))
+        field("price", self.shown_prices)
+        field("price_tiers", tiers_json, "[]")
+        field(
+            "qty", ["null" if q is None else str(q) for q in cols["qty"]] if "qty" in cols else None
+        )
+        field("qty_availability", None, "[]")
+        field("sku", texts("sku"))
+        field("source_variant_code", self.codes)
+        template = "{" + ",".join(pieces) + "}"
+        self.json = [template % parts for parts in zip(*slots, strict=True)]
 
     def _grams(self, values: list[Any]) -> list[Any]:
         out: list[Any] = []
@@ -366,26 +380,23 @@ class _Page:
                 out.append(None)
         return out
 
-    def _tiers(self) -> tuple[list[list[Any]], list[str]]:
-        """Each row's price tiers (a fresh list) and their JSON."""
-        cols, n = self.cols, self.n
+    def _tiers(self) -> tuple[list[Any], list[Any], list[str] | None]:
+        """Each row's price tier name and price (coerced; a null name: no
+        tier), and their JSON (None: the page has no tiers)."""
+        cols = self.cols
         if "tier" not in cols:
-            return [[] for _ in range(n)], ["[]"] * n
+            return self.nones, self.nones, None
         names = cols["tier"]
-        if cols["price_tiers.price"] == cols.get("price"):
+        if cols["price_tiers.price"] == cols.get("price") and self.shown_prices is not None:
             prices, shown = self.prices, self.shown_prices  # the same column (a retail price)
         else:
             prices = _prices(cols["price_tiers.price"])
             shown = _floats(prices)
-        lists = [
-            [] if t is None else [{"tier": t, "price": p}]
-            for t, p in zip(names, prices, strict=True)
-        ]
         texts = [
             "[]" if t is None else f'[{{"price":{p},"tier":{j}}}]'
             for t, p, j in zip(names, shown, _texts(names), strict=True)
         ]
-        return lists, texts
+        return names, prices, texts
 
     def load(self, groups: dict[str, list[int]], loaded: LoadedProducts) -> None:
         """Each product vouched for (in first-seen order) or doubtful.
@@ -474,11 +485,6 @@ class _Page:
             firsts.append(first)
 
 
-_VARIANT_JSON: Final = (
-    '{"barcode":%s,"grams":%s,"inventory_management":%s,"meta":[],"option1":%s,'
-    '"option2":%s,"option3":%s,"price":%s,"price_tiers":%s,"qty":%s,"qty_availability":[],'
-    '"sku":%s,"source_variant_code":%s}'
-)
 _PRODUCT_JSON: Final = (
     '{"active":true,"body_html":%s,"collection":%s,"meta":[],"options":[],'
     '"product_type":%s,"source_product_code":%s,"tags":%s,"title":%s,"variants":[%s],'
