@@ -15,12 +15,14 @@ everything once more.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import importlib.util
 import json
 import marshal
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -192,14 +194,39 @@ def map_records(
     gets none, so that its rows are mapped again next time.
     """
     m = kind_map(kind, stream)
-    mapped = _columnar(m, stream, records, settings) if columnar_enabled() else None
-    entries, errors = mapped if mapped is not None else _reference(m, stream, records, settings)
+    with _collector_paused():
+        mapped = _columnar(m, stream, records, settings) if columnar_enabled() else None
+        if mapped is None:
+            mapped = _reference(m, stream, records, settings)
+    entries, errors = mapped
     failed = {str(e["key"]) for e in errors} if raw_hashes and errors else set()
     items: list[StoreItem] = []
     for key, action, record, digest in entries:
         rh = raw_hashes.get(key) if raw_hashes and key not in failed else None
         items.append(StoreItem(key, action, record, digest, rh))
     return items, errors
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector held off while a page is mapped.
+
+    Mapping a page allocates some thousands of dicts and lists that live
+    until the page is written, none in a cycle; each 700 allocations start
+    a collection, and now and then one that walks every object of the
+    process (the worker's imports and the page): about a third of the
+    mapping's time, measured, on either path. Reference counting frees the
+    page's garbage as before; a cycle, if any, waits for the next
+    collection after the page.
+    """
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 def _reference(
