@@ -335,13 +335,23 @@ class _Shape:
                 values[path] = value
                 if doubt is not None:
                     doubts.append(doubt)
-        key = pl.coalesce(pl.col("_key"), values["source_product_code"])
+        # Each distinct value computed once, in its own column (two paths
+        # may read the same field alike: the SQL template's SKU), since the
+        # query runs without Polars' optimiser (see hub.schemas.columnar).
+        computed: dict[str, pl.Expr] = {}
+        seen: dict[str, str] = {}
+        refs: dict[str, pl.Expr] = {}
+        for path, value in values.items():
+            name = seen.setdefault(str(value), f"v{len(seen)}")
+            computed[name] = value
+            refs[path] = pl.col(name)
+        key = pl.coalesce(pl.col("_key"), refs["source_product_code"])
         layout = {
             "source_product_code": key,
             "doubtful": pl.any_horizontal(doubts),
-            **_layout(values),
+            **_layout(refs),
         }
-        stages = (stripped, helpers, layout) if helpers else (stripped, layout)
+        stages = (*(stage for stage in (stripped, helpers, computed) if stage), layout)
         return cls(names, key_sources[-1].column, stages, tuple(layout))
 
     def run(
