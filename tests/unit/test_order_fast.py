@@ -194,3 +194,20 @@ def test_the_exclude_policy_of_a_nested_field_wins_over_its_schema() -> None:
     assert (
         fast_loader(Outer())(raw) == Outer().load(raw) == {"inner": [{"key": "k", "value": None}]}
     )
+
+
+def test_a_coercers_own_exception_is_left_to_marshmallow() -> None:
+    """A rate too large for a float escapes coerce_rate as OverflowError today:
+    the fast path gives up, and load_order does what marshmallow does with it
+    (raises the same, or, once the coercer refuses it by name, the same errors)."""
+    raw = _damaged(lambda o: o["line_items"][0].update(tax_lines=[{"rate": "9" * 400}]))
+    assert fast_order(raw) is None
+    try:
+        OrderSchema().load(raw)
+    except ValidationError as exc:
+        assert load_order(raw) == (None, flatten_errors(exc.messages, raw))
+    except Exception as exc:
+        with pytest.raises(type(exc)):
+            load_order(raw)
+    else:
+        raise AssertionError("marshmallow loaded a rate of 400 digits")
