@@ -251,8 +251,18 @@ def coerce_position(value: Any, name: str) -> int | None:
 
 
 def coerce_rate(value: Any, name: str) -> float | None:
+    """A tax rate as a fraction (0.15), rounded to 6 places; a number too large
+    for a float is named, not an OverflowError (an order's 500)."""
     n = parse_number(value, name)
-    return None if n is None else round(float(n), 6)
+    if n is None:
+        return None
+    try:
+        out = round(float(n), 6)
+    except OverflowError:
+        raise CoercionError(f'{name} "{shown(value)}" is too large to be a rate') from None
+    if not math.isfinite(out):
+        raise CoercionError(f'{name} "{shown(value)}" is too large to be a rate')
+    return out
 
 
 def coerce_datetime(value: Any, name: str) -> str | None:

@@ -294,3 +294,17 @@ def test_channel_text_refuses_a_number_with_a_point(value: Any) -> None:
     assert maps.text(value, "id") is not None
     with pytest.raises(ChannelPayloadError, match=r'^id ".*" is not text$'):
         connectors.intake.read_text(value, "id")
+
+
+def test_a_rate_too_large_for_a_float_is_named_not_an_overflow() -> None:
+    from hub.schemas import load_order
+
+    for rate in ("9" * 400, 10**400, "1e400"):
+        order = {
+            "channel_order_code": "A1",
+            "line_items": [{"sku": "X", "qty": 1, "price": 1, "tax_lines": [{"rate": rate}]}],
+        }
+        loaded, errors = load_order(order)
+        assert loaded is None
+        assert errors and errors[0][0] == "line_items[0].tax_lines[0].rate", errors
+        assert "too large to be a rate" in errors[0][1] or "is not" in errors[0][1], errors
