@@ -142,27 +142,16 @@ def _text(name: str) -> pl.Expr:
     return pl.when(s == "").then(None).otherwise(s)
 
 
-@lru_cache(maxsize=1)
-def _no_optimisations() -> pl.QueryOptFlags:
+def _product_values(
+    present: frozenset[str],
+    values: dict[str, pl.Expr],
+    key: list[pl.Expr],
+    product: list[pl.Expr],
+) -> None:
+    """The code, tri-state and product fields coerced into ``values``, with
+    their doubts added to ``key`` and ``product``."""
     import polars as pl
 
-    return pl.QueryOptFlags.none()
-
-
-@lru_cache(maxsize=64)
-def _stages(present: frozenset[str]) -> tuple[dict[str, pl.Expr], ...]:
-    """The checks and coercions for a frame with these columns, in three
-    stages: text stripped (and NUL found); every field coerced; then the
-    doubts, from the coerced fields: for the code and tri-state
-    (``_key_doubt``), the product fields (``_product_doubt``, read at the
-    product's first row), the caller's (``_mapped_doubt``), and the
-    variant's or the caller's (``_row_doubt``)."""
-    import polars as pl
-
-    values: dict[str, pl.Expr] = {"_key": pl.col("source_product_code")}
-    product: list[pl.Expr] = [pl.col("!product")]
-    variant: list[pl.Expr] = [pl.col("!variant")]
-    key = [pl.col("!code")]
     if "source_product_code" in present:
         values["source_product_code"] = _text("source_product_code")
         code = pl.col("source_product_code")
@@ -183,6 +172,16 @@ def _stages(present: frozenset[str]) -> tuple[dict[str, pl.Expr], ...]:
     for name in PRODUCT_TEXT:
         if name in present:
             values[name] = _text(name)
+    if "tags" in present:
+        values["tags"] = pl.col("tags")
+
+
+def _variant_values(
+    present: frozenset[str], values: dict[str, pl.Expr], variant: list[pl.Expr]
+) -> None:
+    """The variant fields coerced into ``values``, their doubts into ``variant``."""
+    import polars as pl
+
     for name in ("source_variant_code", "sku"):
         if f"variants.{name}" in present:
             values[name] = _text(f"variants.{name}")
@@ -208,8 +207,31 @@ def _stages(present: frozenset[str]) -> tuple[dict[str, pl.Expr], ...]:
         values["tier"] = _text("variants.price_tiers.tier")
         # A tier that strips to nothing is required and missing: doubtful.
         variant.append((pl.col("variants.price_tiers.tier~") == "").fill_null(False))
-    if "tags" in present:
-        values["tags"] = pl.col("tags")
+
+
+@lru_cache(maxsize=1)
+def _no_optimisations() -> pl.QueryOptFlags:
+    import polars as pl
+
+    return pl.QueryOptFlags.none()
+
+
+@lru_cache(maxsize=64)
+def _stages(present: frozenset[str]) -> tuple[dict[str, pl.Expr], ...]:
+    """The checks and coercions for a frame with these columns, in three
+    stages: text stripped (and NUL found); every field coerced; then the
+    doubts, from the coerced fields: for the code and tri-state
+    (``_key_doubt``), the product fields (``_product_doubt``, read at the
+    product's first row), the caller's (``_mapped_doubt``), and the
+    variant's or the caller's (``_row_doubt``)."""
+    import polars as pl
+
+    values: dict[str, pl.Expr] = {"_key": pl.col("source_product_code")}
+    key = [pl.col("!code")]
+    product: list[pl.Expr] = [pl.col("!product")]
+    variant: list[pl.Expr] = [pl.col("!variant")]
+    _product_values(present, values, key, product)
+    _variant_values(present, values, variant)
     mapped = pl.col("doubtful").fill_null(True) if "doubtful" in present else pl.lit(False)
     doubts = {
         **{name: pl.col(name) for name in values},
@@ -288,21 +310,24 @@ class _Page:
         self.cols, self.n = cols, n
         self.nones: list[Any] = [None] * n
         self.doubt = cols["_row_doubt"]
-        self._variants()
+        prices = _prices(cols["price"]) if "price" in cols else self.nones
+        self.prices, self.shown_prices = prices, _floats(prices) if "price" in cols else None
+        grams = self._grams(cols["grams"]) if "grams" in cols else self.nones
+        tier_names, tier_prices, tiers_json = self._tiers()
+        self.codes = _texts(self.get("source_variant_code"))
+        self.dicts = self._variant_dicts(grams, tier_names, tier_prices)
+        self.json = self._variant_json(grams, tiers_json)
 
     def get(self, name: str) -> list[Any]:
         """A coerced column, all None when the frame has no such field."""
         return self.cols.get(name) or self.nones
 
-    def _variants(self) -> None:
-        cols, n, get = self.cols, self.n, self.get
-        prices = _prices(cols["price"]) if "price" in cols else self.nones
-        self.prices, self.shown_prices = prices, _floats(prices) if "price" in cols else None
-        grams = self._grams(cols["grams"]) if "grams" in cols else self.nones
-        tier_names, tier_prices, tiers_json = self._tiers()
-        managed = cols.get("inventory_management") or [True] * n
-        self.codes = _texts(get("source_variant_code"))
-        self.dicts = [
+    def _variant_dicts(
+        self, grams: list[Any], tier_names: list[Any], tier_prices: list[Any]
+    ) -> list[dict[str, Any]]:
+        """Each row's canonical variant, as `load_product` makes it."""
+        get = self.get
+        return [
             {
                 "source_variant_code": code,
                 "sku": sku,
@@ -323,8 +348,8 @@ class _Page:
                 get("sku"),
                 get("barcode"),
                 get("qty"),
-                prices,
-                managed,
+                self.prices,
+                self.cols.get("inventory_management") or [True] * self.n,
                 grams,
                 get("option1"),
                 get("option2"),
@@ -334,8 +359,11 @@ class _Page:
                 strict=True,
             )
         ]
-        # The canonical JSON of each variant (keys sorted), with what the
-        # page has no column for written into the template once.
+
+    def _variant_json(self, grams: list[Any], tiers_json: list[str] | None) -> list[str]:
+        """Each row's variant as canonical JSON (keys sorted), what the page
+        has no column for written into the template once."""
+        cols = self.cols
         pieces: list[str] = []
         slots: list[list[str]] = []
 
@@ -349,26 +377,28 @@ class _Page:
         def texts(name: str) -> list[str] | None:
             return _texts(cols[name]) if name in cols else None
 
-        field("barcode", texts("barcode"))
-        field(
-            "grams", ["null" if g is None else str(g) for g in grams] if "grams" in cols else None
-        )
+        def numbers(name: str, values: list[Any]) -> list[str] | None:
+            return ["null" if v is None else str(v) for v in values] if name in cols else None
+
         managing = cols.get("inventory_management")
-        shown = None if managing is None else ["true" if m else "false" for m in managing]
-        field("inventory_management", shown, "true")
+        field("barcode", texts("barcode"))
+        field("grams", numbers("grams", grams))
+        field(
+            "inventory_management",
+            None if managing is None else ["true" if m else "false" for m in managing],
+            "true",
+        )
         field("meta", None, "[]")
         for name in ("option1", "option2", "option3"):
             field(name, texts(name))
         field("price", self.shown_prices)
         field("price_tiers", tiers_json, "[]")
-        field(
-            "qty", ["null" if q is None else str(q) for q in cols["qty"]] if "qty" in cols else None
-        )
+        field("qty", numbers("qty", self.get("qty")))
         field("qty_availability", None, "[]")
         field("sku", texts("sku"))
         field("source_variant_code", self.codes)
         template = "{" + ",".join(pieces) + "}"
-        self.json = [template % parts for parts in zip(*slots, strict=True)]
+        return [template % parts for parts in zip(*slots, strict=True)]
 
     def _grams(self, values: list[Any]) -> list[Any]:
         out: list[Any] = []
@@ -399,90 +429,89 @@ class _Page:
         return names, prices, texts
 
     def load(self, groups: dict[str, list[int]], loaded: LoadedProducts) -> None:
-        """Each product vouched for (in first-seen order) or doubtful.
-
-        A product whose rows repeat a variant code is doubtful whatever its
-        tri-state: the maps' builder refuses it before any loading.
-        """
+        """Each product vouched for (in first-seen order) or doubtful."""
         cols, get = self.cols, self.get
-        key_doubt, product_doubt = cols["_key_doubt"], cols["_product_doubt"]
-        mapped, doubt, actions = cols["_mapped_doubt"], self.doubt, cols["_action"]
-        dicts, texts, codes = self.dicts, self.json, self.codes
-        titles, tags, product_codes = cols["title"], get("tags"), cols["source_product_code"]
-        fields = [get(name) for name in PRODUCT_TEXT]
-        shown = [_texts(cols[name]) if name in cols else None for name in PRODUCT_TEXT]
-        products, doubtful, firsts = loaded.products, loaded.doubtful, loaded.first_rows
-        sha256, single, enc = hashlib.sha256, 1, encode_basestring
-        bodies, collections, kinds, vendors = fields
-        body_j, collection_j, kind_j, vendor_j = (s or ["null"] * self.n for s in shown)
+        # The product fields, and those as canonical JSON, read at each
+        # product's first row.
+        self.fields = [get(name) for name in PRODUCT_TEXT]
+        self.shown = [
+            _texts(cols[name]) if name in cols else ["null"] * self.n for name in PRODUCT_TEXT
+        ]
+        products, firsts = loaded.products, loaded.first_rows
+        sha256 = hashlib.sha256
+        record = self._record
         for key, rows in groups.items():
-            first = rows[0]
-            if len(rows) == single:
-                if key_doubt[first] or mapped[first]:
-                    doubtful.append(key)
-                    continue
-                action = actions[first]
-                if action != "active":
-                    products.append((key, action, None, None))
-                    firsts.append(first)
-                    continue
-                if product_doubt[first] or doubt[first]:
-                    doubtful.append(key)
-                    continue
-                listed, text = [dicts[first]], texts[first]
-            else:
-                if (
-                    key_doubt[first]
-                    or any(mapped[i] for i in rows)
-                    or len({codes[i] for i in rows}) != len(rows)
-                ):
-                    doubtful.append(key)
-                    continue
-                action = actions[first]
-                if action != "active":
-                    products.append((key, action, None, None))
-                    firsts.append(first)
-                    continue
-                if product_doubt[first] or any(doubt[i] for i in rows):
-                    doubtful.append(key)
-                    continue
-                listed = [dicts[i] for i in rows]
-                text = ",".join([texts[i] for i in sorted(rows, key=codes.__getitem__)])
-            tag = tags[first]
-            if tag is not None:
-                tag = coerce_tags(tag, "tags")
-            code, title = product_codes[first], titles[first]
-            body, collection, kind, vendor = (
-                bodies[first],
-                collections[first],
-                kinds[first],
-                vendors[first],
-            )
-            record = {
-                "source_product_code": code,
-                "title": title,
-                "body_html": body,
-                "collection": collection,
-                "product_type": kind,
-                "vendor": vendor,
-                "tags": tag,
-                "options": [],
-                "meta": [],
-                "variants": listed,
-                "active": True,
-            }
-            canonical = _PRODUCT_JSON % (
-                body_j[first],
-                collection_j[first],
-                kind_j[first],
-                enc(code),
-                "null" if tag is None else enc(tag),
-                enc(title),
-                text,
-                vendor_j[first],
-            )
-            products.append((key, "active", record, sha256(canonical.encode()).hexdigest()))
-            firsts.append(first)
+            vouched = self._vouched(key, rows, loaded)
+            if vouched is not None:
+                built, canonical = record(rows[0], *vouched)
+                products.append((key, "active", built, sha256(canonical.encode()).hexdigest()))
+                firsts.append(rows[0])
+
+    def _vouched(
+        self, key: str, rows: list[int], loaded: LoadedProducts
+    ) -> tuple[list[dict[str, Any]], str] | None:
+        """An active product's variants and their JSON in canonical order;
+        None when the product is doubtful or not active (then it is listed
+        as such in ``loaded``). A product whose rows repeat a variant code
+        is doubtful whatever its tri-state: the maps' builder refuses it."""
+        cols, first = self.cols, rows[0]
+        mapped, doubt = cols["_mapped_doubt"], self.doubt
+        one = len(rows) == 1
+        if cols["_key_doubt"][first] or (
+            mapped[first]
+            if one
+            else any(mapped[i] for i in rows) or len({self.codes[i] for i in rows}) != len(rows)
+        ):
+            loaded.doubtful.append(key)
+            return None
+        action = cols["_action"][first]
+        if action != "active":
+            loaded.products.append((key, action, None, None))
+            loaded.first_rows.append(first)
+            return None
+        if cols["_product_doubt"][first] or (doubt[first] if one else any(doubt[i] for i in rows)):
+            loaded.doubtful.append(key)
+            return None
+        if one:
+            return [self.dicts[first]], self.json[first]
+        ordered = sorted(rows, key=self.codes.__getitem__)
+        return [self.dicts[i] for i in rows], ",".join([self.json[i] for i in ordered])
+
+    def _record(
+        self, first: int, variants: list[dict[str, Any]], text: str
+    ) -> tuple[dict[str, Any], str]:
+        """The product's canonical record and its canonical JSON."""
+        cols, enc = self.cols, encode_basestring
+        tag = cols["tags"][first] if "tags" in cols else None
+        if tag is not None:
+            tag = coerce_tags(tag, "tags")
+        code, title = cols["source_product_code"][first], cols["title"][first]
+        bodies, collections, kinds, vendors = self.fields
+        body_j, collection_j, kind_j, vendor_j = self.shown
+        record = {
+            "source_product_code": code,
+            "title": title,
+            "body_html": bodies[first],
+            "collection": collections[first],
+            "product_type": kinds[first],
+            "vendor": vendors[first],
+            "tags": tag,
+            "options": [],
+            "meta": [],
+            "variants": variants,
+            "active": True,
+        }
+        canonical = _PRODUCT_JSON % (
+            body_j[first],
+            collection_j[first],
+            kind_j[first],
+            enc(code),
+            "null" if tag is None else enc(tag),
+            enc(title),
+            text,
+            vendor_j[first],
+        )
+        return record, canonical
 
 
 _PRODUCT_JSON: Final = (
