@@ -16,6 +16,14 @@ fails if they differ.
 
     python -m bench.columnar                    # 100,000 products, median of 3
     python -m bench.columnar --products 20000 --runs 5 --json out.json
+
+What the figures said when this was written (2026-12-06, 2-core VM, load
+1-3, 500-row pages): per record 2.61 s CPU (26 µs a product), columnar
+1.02 s (10 µs), 2.5x. Of the columnar path's time about a quarter is
+Polars' query (about 1 ms a page whatever its size up to a few thousand
+rows) and most of the rest is Python building what the store takes (a
+dict per product and per variant, a StoreItem, a sha256): the next steps
+are pages in columns from the driver and a store that takes columns.
 """
 
 from __future__ import annotations

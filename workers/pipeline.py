@@ -11,6 +11,17 @@ the one stored with it last time would map to the same canonical record, so
 it is not mapped, validated or written again. The hash covers the map's
 code and the source's settings too, so a new map or a changed setting maps
 everything once more.
+
+Two ways map a page, with the same result. A products map that compiles
+to columns (`mappings.columnar`: the SQL template's) maps and validates
+the page in columns (`hub.schemas.columnar`), and only its doubtful
+products record by record; any other map, page or S2S_COLUMNAR=0 goes
+record by record alone (`_reference`), the way every page went before.
+tests/property/test_columnar_equal.py holds the two equal: the same items,
+canonical records, canonical hashes, raw hashes and quarantine entries in
+the same order. The canonical hashes of stored records do not change; the
+raw-hash prefix does (it covers these modules' code), so the first sync
+after upgrading maps every record once and writes only their raw hashes.
 """
 
 from __future__ import annotations
