@@ -257,11 +257,43 @@ def _reference(
             for field, message in problems or [("record", "could not be read")]:
                 errors.append({"key": key, "field": field, "message": message, "raw": raw})
             continue
-        if action == "active":
-            entries.append((key, "active", record, canonical_hash(record)))
-        else:
+        if action != "active":
             entries.append((key, action, None, None))
+            continue
+        try:
+            entries.append((key, "active", record, canonical_hash(record)))
+        except UnicodeEncodeError:
+            field = not_unicode(record) or "record"
+            message = (
+                f"{field} holds text that is not valid Unicode (a lone surrogate such as "
+                "\\ud800, which no database stores); correct it in the ERP"
+            )
+            errors.append({"key": key, "field": field, "message": message, "raw": raw})
     return entries, errors
+
+
+def not_unicode(value: Any, path: str = "") -> str | None:
+    """The path of the first text in ``value`` that UTF-8 cannot encode (a
+    lone surrogate, as a JSON ERP may send with a stray ``\\ud800`` escape)."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return path or "value"
+        return None
+    if isinstance(value, Mapping):
+        items: Any = value.items()
+    elif isinstance(value, list | tuple):
+        items = ((f"[{n}]", v) for n, v in enumerate(value))
+    else:
+        return None
+    for key, sub in items:
+        key = str(key)
+        where = f"{path}{key}" if key.startswith("[") else f"{path}.{key}" if path else key
+        found = not_unicode(sub, where)
+        if found is not None:
+            return found
+    return None
 
 
 def _columnar(
