@@ -41,7 +41,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import workers.pipeline  # noqa: F401  (sets Polars' thread default before Polars loads)
-from bench.run import SEED, _admin, _pg_url
+from bench.run import SEED, _admin, _pg_url, read_pages
 
 PAGE_SIZE = 500  # the sync's default page
 
@@ -62,27 +62,6 @@ def erp_database(products: int) -> Iterator[str]:
 
         create_engine(_pg_url("postgres")).dispose()
         _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def read_pages(url: str, page_size: int) -> tuple[list[list[dict[str, Any]]], float]:
-    """Every page of the products stream through the connector, and the seconds it took."""
-    from connectors.sql import SqlConnector
-
-    settings = {"url": url, "page_size": page_size}
-    connector = SqlConnector(SqlConnector.load_settings(settings))
-    pages: list[list[dict[str, Any]]] = []
-    cursor: Any = None
-    started = time.perf_counter()
-    try:
-        while True:
-            page = connector.read("products", cursor, page_size, None)
-            pages.append(page.records)
-            cursor = page.next_cursor
-            if cursor is None:
-                break
-    finally:
-        connector.close()
-    return pages, time.perf_counter() - started
 
 
 def map_all(pages: list[list[dict[str, Any]]], columnar: bool) -> tuple[float, float, int, int]:

@@ -483,21 +483,15 @@ def measure_floor(erp_db: str, hub_db: str) -> tuple[float, int]:
     return seconds, rows
 
 
-def measure_mapping(erp_url: str, settings: dict[str, Any], page_size: int) -> dict[str, Any]:
-    """Read every page through the connector, then map and validate it, in
-    one process with nothing written: how far the sync's own per-record work
-    alone is from the floor.
-
-    The pages are read first and kept (this is a measurement, not the
-    pipeline), so that the two figures are separate.
-    """
+def read_pages(url: str, page_size: int) -> tuple[list[list[dict[str, Any]]], float]:
+    """Every page of the products stream through the connector, and the seconds it took."""
     from connectors.sql import SqlConnector
-    from workers.pipeline import map_records
 
+    settings = {"url": url, "page_size": page_size}
     connector = SqlConnector(SqlConnector.load_settings(settings))
     pages: list[list[dict[str, Any]]] = []
     cursor: Any = None
-    t0 = time.perf_counter()
+    started = time.perf_counter()
     try:
         while True:
             page = connector.read("products", cursor, page_size, None)
@@ -507,7 +501,20 @@ def measure_mapping(erp_url: str, settings: dict[str, Any], page_size: int) -> d
                 break
     finally:
         connector.close()
-    read_seconds = time.perf_counter() - t0
+    return pages, time.perf_counter() - started
+
+
+def measure_mapping(erp_url: str, settings: dict[str, Any], page_size: int) -> dict[str, Any]:
+    """Read every page through the connector, then map and validate it, in
+    one process with nothing written: how far the sync's own per-record work
+    alone is from the floor.
+
+    The pages are read first and kept (this is a measurement, not the
+    pipeline), so that the two figures are separate.
+    """
+    from workers.pipeline import map_records
+
+    pages, read_seconds = read_pages(settings["url"], page_size)
     t0 = time.perf_counter()
     items = 0
     for records in pages:
