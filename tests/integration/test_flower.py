@@ -127,9 +127,12 @@ def test_flower_shows_workers_and_named_tasks_without_secrets(
             if wanted <= names:
                 return body
             # Flower's event receiver may connect after a fast run has ended
-            # (a loaded machine): resync until it has seen one.
+            # (a loaded machine): resync until it has seen one. The ERP's
+            # rows change first: a page of unchanged rows is counted by its
+            # fetch task alone, with no map task to show.
             with session_scope() as s:
                 if s.get(SyncRun, runs[-1]).status != "running":
+                    sql_erp.change_rows(erp_url, 200, seed=len(runs))
                     runs.append(
                         start_sync(source_id, "products", requested_by="test", full=True).run.id
                     )
