@@ -148,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  {stage:<12} {timings[stage]:7.2f} s  {share:4.0f}%")
                 print(f"  {'total':<12} {total:7.2f} s  {args.products / total:,.0f} products/s")
                 print(report)
+            if args.orders < 1:
+                return 0  # --orders 0: the sync alone
             with session_scope() as s:
                 _SOURCE["skus"] = list(
                     s.scalars(
