@@ -267,9 +267,12 @@ class Hub:
         name: str | None = None,
         prefix: Sequence[str] = (),
         env: dict[str, str] | None = None,
+        events: bool = False,
     ) -> subprocess.Popen[bytes]:
         """A worker process; ``prefix`` runs it elsewhere (another network
-        namespace), ``env`` replaces the hub's (other service addresses)."""
+        namespace), ``env`` replaces the hub's (other service addresses),
+        ``events`` sends task events from the start (``-E``, as ``s2s worker``
+        does on a broker that carries them)."""
         name = name or f"w{len(self.workers) + 1}"
         log = (self.var_dir / f"worker-{name}.log").open("ab")
         cmd = [
@@ -293,6 +296,8 @@ class Hub:
             "--without-mingle",
             "--without-heartbeat",
         ]
+        if events:
+            cmd.append("-E")
         if queues:
             cmd += ["-Q", queues]
         else:

@@ -63,8 +63,11 @@ def test_flower_shows_workers_and_named_tasks_without_secrets(
                 },
             )
             source_id = source.id
-        hub.start_worker(name="fl1", queues="maintenance,fetch,map")
-        hub.start_worker(name="fl2", queues="map,upsert")
+        # As `s2s worker` starts them on Redis: sending task events from the
+        # start, not only once Flower's broadcast asking for them arrives
+        # (on a loaded machine it was seen to miss both workers).
+        hub.start_worker(name="fl1", queues="maintenance,fetch,map", events=True)
+        hub.start_worker(name="fl2", queues="map,upsert", events=True)
 
         port = free_port()
         env = {**hub.env, "FLOWER_BASIC_AUTH": ":".join(FLOWER_LOGIN)}
@@ -91,8 +94,7 @@ def test_flower_shows_workers_and_named_tasks_without_secrets(
         wait_for(flower_up, timeout=60, what="Flower to answer")
         assert httpx.get(f"{base}/api/workers", timeout=10).status_code == 401  # a login
 
-        # Flower turns task events on in the running workers; give it a beat.
-        time.sleep(3)
+        time.sleep(3)  # Flower's event receiver connects
         run_id = start_sync(source_id, "products", requested_by="test").run.id
 
         def run_done() -> bool:
