@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -35,6 +35,21 @@ ORDER_STATES = ("received", "stored", "queued", "raising", "raised", "dead", "di
 def visible_client(s: Session, viewer: Viewer, code: str) -> Client | None:
     client = queries.client_by_code(s, code)
     return client if viewer.may_see(client) else None
+
+
+Owned = TypeVar("Owned", SyncRun, Order, DeadLetter)
+
+
+def owned_row(
+    s: Session, viewer: Viewer, code: str, model: type[Owned], row_id: int
+) -> Owned | None:
+    """The row if it belongs to a client the viewer may see under ``code``:
+    another client's row is "not found", as a missing one is."""
+    client = visible_client(s, viewer, code)
+    row = s.get(model, row_id)
+    if client is None or row is None or row.client_id != client.id:
+        return None
+    return row
 
 
 def when(at: Any) -> str:
@@ -197,9 +212,8 @@ def source_page(viewer: Viewer, code: str, source_code: str) -> dict[str, Any] |
 
 def run_page(viewer: Viewer, code: str, run_id: int) -> dict[str, Any] | None:
     with session_scope() as s:
-        client = visible_client(s, viewer, code)
-        run = s.get(SyncRun, run_id)
-        if client is None or run is None or run.client_id != client.id:
+        run = owned_row(s, viewer, code, SyncRun, run_id)
+        if run is None:
             return None
         source = s.get(Source, run.source_id)
         held = queries.quarantined_in(s, run.id, limit=QUARANTINE_SHOWN)
@@ -245,9 +259,8 @@ def orders_page(viewer: Viewer, code: str, status: str | None) -> dict[str, Any]
 
 def order_page(viewer: Viewer, code: str, order_id: int) -> dict[str, Any] | None:
     with session_scope() as s:
-        client = visible_client(s, viewer, code)
-        order = s.get(Order, order_id)
-        if client is None or order is None or order.client_id != client.id:
+        order = owned_row(s, viewer, code, Order, order_id)
+        if order is None:
             return None
         source = s.get(Source, order.source_id) if order.source_id else None
         return {
@@ -292,18 +305,14 @@ def letters_page(viewer: Viewer, code: str) -> dict[str, Any] | None:
 def letter_of(viewer: Viewer, code: str, letter_id: int) -> int | None:
     """The client id a visible letter belongs to, or None (404)."""
     with session_scope() as s:
-        client = visible_client(s, viewer, code)
-        letter = s.get(DeadLetter, letter_id)
-        if client is None or letter is None or letter.client_id != client.id:
-            return None
-        return client.id
+        letter = owned_row(s, viewer, code, DeadLetter, letter_id)
+        return None if letter is None else letter.client_id
 
 
 def letter_page(viewer: Viewer, code: str, letter_id: int) -> dict[str, Any] | None:
     with session_scope() as s:
-        client = visible_client(s, viewer, code)
-        letter = s.get(DeadLetter, letter_id)
-        if client is None or letter is None or letter.client_id != client.id:
+        letter = owned_row(s, viewer, code, DeadLetter, letter_id)
+        if letter is None:
             return None
         order = s.get(Order, letter.order_id)
         source = s.get(Source, letter.source_id) if letter.source_id else None
