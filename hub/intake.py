@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from psycopg.types.json import Jsonb
-from sqlalchemy import Engine, bindparam, select, text
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -168,52 +168,18 @@ _INTAKE_COLUMNS = (
     "created_at",
     "updated_at",
 )
-_intake_statement: Any = None
-
-
-def _intake_pg() -> Any:
-    """The intake statement, built once. Written as text with typed bound
-    parameters because this SQLAlchemy caches no compiled PostgreSQL
-    ``INSERT ... ON CONFLICT``: compiling it for every order cost more than
-    running it."""
-    global _intake_statement
-    if _intake_statement is None:
-        orders_table, events_table = Order.__table__, OrderEvent.__table__
-        names = ", ".join(f'"{name}"' for name in _INTAKE_COLUMNS)
-        values = ", ".join(f":o_{name}" for name in _INTAKE_COLUMNS)
-        sql = (
-            f"WITH new_order AS (INSERT INTO {orders_table.name} ({names}) VALUES ({values}) "
-            "ON CONFLICT ON CONSTRAINT uq_orders_channel_code DO NOTHING RETURNING id), "
-            f"new_event AS (INSERT INTO {events_table.name} (order_id, at, status, message) "
-            "SELECT id, :e_at, :e_status, :e_message FROM new_order) "
-            "SELECT id FROM new_order"
-        )
-        binds = [bindparam(f"o_{n}", type_=orders_table.c[n].type) for n in _INTAKE_COLUMNS]
-        binds += [
-            bindparam("e_at", type_=events_table.c.at.type),
-            bindparam("e_status", type_=events_table.c.status.type),
-            bindparam("e_message", type_=events_table.c.message.type),
-        ]
-        _intake_statement = text(sql).bindparams(*binds).columns(id=orders_table.c.id.type)
-    return _intake_statement
 
 
 def _insert_pg(session: Session, row: Order, message: str) -> bool:
-    """Insert the order and its first event in one statement (PostgreSQL).
-
-    Intake is a transaction per order, committed before the channel gets
-    its answer, so its round trips are what a burst of orders waits on: an
-    ``INSERT ... ON CONFLICT DO NOTHING`` with the event inserted by a
-    data-modifying CTE replaces a savepoint, two flushes and a release.
-    Sets ``row.id`` (the row stays outside the session, like a detached one)
-    and says whether it was new.
-    """
-    params = {f"o_{name}": getattr(row, name) for name in _INTAKE_COLUMNS}
-    params.update(e_at=row.created_at, e_status=row.status, e_message=message[:2000])
-    order_id = session.scalar(_intake_pg(), params)
-    if order_id is None:
+    """Insert the order and its first event in one statement (PostgreSQL),
+    inside the session's transaction: ``_once_pg`` with no delivery id. Sets
+    ``row.id`` (the row stays outside the session, like a detached one) and
+    says whether it was new."""
+    driver = session.connection().connection.driver_connection
+    _, new_id = _execute_once(driver, row, message, None)
+    if new_id is None:
         return False
-    row.id = order_id
+    row.id = new_id
     return True
 
 
@@ -236,7 +202,8 @@ _PG_TYPES = {
 
 @lru_cache(maxsize=1)
 def _once_pg() -> str:
-    """``_intake_pg`` with the webhook delivery in the same statement: no
+    """The intake statement: the order and its first event, and a webhook
+    delivery in the same statement: no
     order when the delivery id was seen (its order id is returned instead),
     and the delivery recorded with the new order.
 
@@ -271,24 +238,30 @@ def _insert_once(
     engine: Engine, row: Order, message: str, delivery_id: str | None
 ) -> tuple[int | None, int | None]:
     """Run ``_once_pg`` alone in autocommit: (the order id a seen delivery
-    brought, the new order's id); both None when the order's key was taken.
+    brought, the new order's id); both None when the order's key was taken."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        return _execute_once(conn.connection.driver_connection, row, message, delivery_id)
+
+
+def _execute_once(
+    driver: Any, row: Order, message: str, delivery_id: str | None
+) -> tuple[int | None, int | None]:
+    """``_once_pg`` on a psycopg connection, on its own cursor.
 
     JSON values are dumped as SQLAlchemy's JSON type dumps them (``json.dumps``;
-    None as JSON null), so a row stored here reads back as one stored by
-    ``intake``.
+    None as JSON null), so a row stored here reads back as one stored
+    through the ORM.
     """
+    assert driver is not None
     params: dict[str, Any] = {f"o_{name}": getattr(row, name) for name in _INTAKE_COLUMNS}
     params["o_order"] = Jsonb(row.order, dumps=json.dumps)
     params["o_raw"] = Jsonb(row.raw, dumps=json.dumps)
     params.update(
         e_at=row.created_at, e_status=row.status, e_message=message[:2000], d_id=delivery_id
     )
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        driver = conn.connection.driver_connection
-        assert driver is not None
-        with driver.cursor() as cursor:
-            cursor.execute(_once_pg(), params)
-            found = cursor.fetchone()
+    with driver.cursor() as cursor:
+        cursor.execute(_once_pg(), params)
+        found = cursor.fetchone()
     assert found is not None
     return found[0], found[1]
 

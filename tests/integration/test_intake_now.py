@@ -89,3 +89,17 @@ def test_racing_deliveries_make_one_order(pg_hub: Any) -> None:
     orders, events, deliveries = _counts()
     assert (orders, events) == (1, 1)
     assert [d for d, _ in deliveries] == ["d-0", "d-1", "d-2", "d-3"]
+
+
+@pytest.mark.parametrize("hub_kind", ["pg_hub", "embedded_hub"])
+def test_intake_in_a_session_stores_once(hub_kind: str, request: pytest.FixtureRequest) -> None:
+    from hub.intake import intake
+
+    request.getfixturevalue(hub_kind)
+    client_id = _client()
+    with session_scope() as s:
+        first = intake(s, client_id=client_id, order=_order("#9"), raw={"id": 9})
+        again = intake(s, client_id=client_id, order=_order("#9"), raw={"id": 9})
+    assert first.created and first.order.id and not again.created
+    assert again.order.id == first.order.id
+    assert _counts()[:2] == (1, 1)
