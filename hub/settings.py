@@ -144,6 +144,13 @@ class Settings:
     # threads for blocking work: a thread never waits for a connection.
     token_cache_seconds: float
     api_db_pool: int
+    # The operations console (s2s.console): failed sign-ins a minute allowed
+    # per username and per client address, how long a sign-in lasts, and how
+    # long the overview's queue depths and workers online are kept before
+    # the broker is asked again (every open overview polls every 2 s).
+    console_login_limit: int
+    console_session_hours: float
+    console_broker_every: float
 
     @property
     def embedded(self) -> bool:
@@ -207,6 +214,9 @@ def load_settings() -> Settings:
         client_rate_burst=_positive_int("S2S_CLIENT_RATE_BURST", math.ceil(2 * (rate or 0.5))),
         token_cache_seconds=_positive("S2S_TOKEN_CACHE_SECONDS", 30.0, "seconds"),
         api_db_pool=_positive_int("S2S_API_DB_POOL", 16),
+        console_login_limit=_positive_int("S2S_CONSOLE_LOGIN_LIMIT", 5),
+        console_session_hours=_positive("S2S_CONSOLE_SESSION_HOURS", 12.0, "hours"),
+        console_broker_every=_positive("S2S_CONSOLE_BROKER_EVERY", 5.0, "seconds"),
     )
 
 

@@ -37,7 +37,6 @@ from hub.crypto import derived_key
 from hub.db import session_scope
 from hub.models import Client, ConsoleUser
 from hub.settings import Settings, get_settings
-from s2s.console.config import console_settings
 
 SESSION_COOKIE = "s2s_console"
 PRE_COOKIE = "s2s_console_pre"
@@ -130,7 +129,9 @@ def _load_viewer(user_id: int, stamp: str, nonce: str) -> Viewer | None:
 
 def session_of(request: Request) -> tuple[int, str, str] | None:
     """The session cookie's (user id, stamp, nonce), if signed by us and not expired."""
-    data = _read_signed(request, SESSION_COOKIE, "session", console_settings().session_hours * 3600)
+    data = _read_signed(
+        request, SESSION_COOKIE, "session", get_settings().console_session_hours * 3600
+    )
     if not isinstance(data, list) or len(data) != 3:
         return None
     user_id, stamp, nonce = data
@@ -147,7 +148,7 @@ def viewer_of(request: Request) -> Viewer | None:
 
 def start_session(response: Response, request: Request, user_id: int, stamp: str) -> None:
     value = _serializer("session").dumps([user_id, stamp, secrets.token_urlsafe(18)])
-    _set(response, request, SESSION_COOKIE, value, int(console_settings().session_hours * 3600))
+    _set(response, request, SESSION_COOKIE, value, int(get_settings().console_session_hours * 3600))
 
 
 # ------------------------------------------------- the sign-in form's CSRF
@@ -209,7 +210,7 @@ def client_address(request: Request) -> str:
 def sign_in(username: str, password: str, address: str) -> SignIn:
     """Check the password unless the name or the address is over the limit;
     count a failure against both (blocking: argon2 and the database)."""
-    limit = users.Limit(console_settings().login_limit)
+    limit = users.Limit(get_settings().console_login_limit)
     keys = [f"user:{username.strip().lower()}", f"ip:{address}"]
     with session_scope() as s:
         wait = users.login_wait(s, keys, limit)

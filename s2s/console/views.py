@@ -20,9 +20,9 @@ from hub import queries, schedule
 from hub.db import session_scope
 from hub.models import Client, DeadLetter, Order, Source, SyncRun
 from hub.runs import RECORD_OUTCOMES
+from hub.settings import get_settings
 from s2s import actions
 from s2s.console.auth import Viewer
-from s2s.console.config import console_settings
 from workers.ops import queue_depths, workers_online
 from workers.sources import connector_class
 
@@ -96,7 +96,7 @@ def broker_facts() -> dict[str, Any]:
     """Queue depths and workers online, asked of the broker at most every
     ``S2S_CONSOLE_BROKER_EVERY`` seconds per process (one asker at a time)."""
     with _broker_lock:
-        if time.monotonic() - _broker_seen.get("at", -1e9) >= console_settings().broker_every:
+        if time.monotonic() - _broker_seen.get("at", -1e9) >= get_settings().console_broker_every:
             workers = workers_online(timeout=1.0)
             _broker_seen.update(
                 at=time.monotonic(),

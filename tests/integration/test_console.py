@@ -23,6 +23,7 @@ from hub import orders as hub_orders
 from hub import queries, users
 from hub.db import session_scope
 from hub.models import DeadLetter, Order, OrderEvent, Source, SourceStream, SyncRun
+from hub.settings import get_settings
 from s2s.api import create_app
 from s2s.demo_acts import order as sample_order
 from tests.conftest import ROOT, Hub
@@ -172,10 +173,9 @@ def test_the_cookie_is_secure_over_https(console: Console) -> None:
 def test_sign_in_is_rate_limited_per_username_and_per_address(
     console: Console, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from s2s.console.config import console_settings
 
     monkeypatch.setenv("S2S_CONSOLE_LOGIN_LIMIT", "3")
-    console_settings.cache_clear()
+    get_settings.cache_clear()
     try:
         attacker = browser(address="10.0.0.1")
         for _ in range(3):
@@ -192,7 +192,7 @@ def test_sign_in_is_rate_limited_per_username_and_per_address(
         # Another name from another address is not.
         assert sign_in(browser(address="10.0.0.3"), "ann").status_code == 303
     finally:
-        console_settings.cache_clear()
+        get_settings.cache_clear()
 
 
 def test_a_session_ends_when_the_password_changes_or_the_user_goes(console: Console) -> None:

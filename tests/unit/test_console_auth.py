@@ -20,7 +20,6 @@ from hub.models import ConsoleLoginFailure, utcnow
 from hub.settings import get_settings
 from s2s.api import create_app
 from s2s.console import auth
-from s2s.console.config import console_settings
 from s2s.console.forms import _safe_next
 
 PASSWORD = "a-long-enough-password"
@@ -36,14 +35,12 @@ def hub(db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[st
     monkeypatch.setenv("S2S_SECRET_KEY", "unit-key-1")
     monkeypatch.delenv("S2S_BROKER_URL", raising=False)
     get_settings.cache_clear()
-    console_settings.cache_clear()
     dispose_all()
     with session_scope() as s:
         users.add(s, "ops", PASSWORD, None)
         users.add(s, "cee", PASSWORD, 1)
     yield db
     get_settings.cache_clear()
-    console_settings.cache_clear()
 
 
 def _client() -> TestClient:
@@ -88,7 +85,6 @@ def test_a_session_is_refused_when_tampered_signed_by_another_key_or_expired(
     monkeypatch.setenv("S2S_SECRET_KEY", "unit-key-1")
     monkeypatch.setenv("S2S_CONSOLE_SESSION_HOURS", "0.0003")  # about a second
     get_settings.cache_clear()
-    console_settings.cache_clear()
     fresh = _client()
     assert _sign_in(fresh) == 303
     assert fresh.get("/console/").status_code == 200
@@ -204,9 +200,9 @@ def test_console_settings_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
         ("S2S_CONSOLE_BROKER_EVERY", "soon"),
     ):
         monkeypatch.setenv(name, value)
-        console_settings.cache_clear()
+        get_settings.cache_clear()
         with pytest.raises(ValueError, match=name):
-            console_settings()
+            get_settings()
         monkeypatch.delenv(name)
-    console_settings.cache_clear()
-    assert console_settings().login_limit == 5
+    get_settings.cache_clear()
+    assert get_settings().console_login_limit == 5
