@@ -11,6 +11,9 @@ threadpool.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -19,7 +22,7 @@ from starlette.staticfiles import StaticFiles
 
 from s2s.console import forms, views
 from s2s.console.auth import Viewer
-from s2s.console.web import HEADERS, HERE, json_page, not_found, page, render
+from s2s.console.web import HEADERS, HERE, Handler, json_page, not_found, page, render
 
 
 # ------------------------------------------------------------------ pages
@@ -64,13 +67,30 @@ async def source_runs_json(request: Request, viewer: Viewer) -> Response:
     return JSONResponse({"runs": runs}, headers=HEADERS)
 
 
-@page
-async def run(request: Request, viewer: Viewer) -> Response:
-    code, run_id = request.path_params["client"], request.path_params["run_id"]
-    data = await run_in_threadpool(views.run_page, viewer, code, run_id)
-    if data is None:
-        return not_found(request, viewer)
-    return render(request, "run.html", viewer, title=f"Run {run_id}", **data)
+def _client_page(
+    view: Callable[..., dict[str, Any] | None], template: str, title: str, param: str = ""
+) -> Handler:
+    """A page of one client's (``param`` names its row's id in the path, if
+    any): the view's data rendered, or the not-found page for a client or
+    row the viewer may not see. ``title`` is formatted with the client's
+    code and the id."""
+
+    async def handler(request: Request, viewer: Viewer) -> Response:
+        args = [request.path_params["client"]]
+        if param:
+            args.append(request.path_params[param])
+        data = await run_in_threadpool(view, viewer, *args)
+        if data is None:
+            return not_found(request, viewer)
+        return render(request, template, viewer, title=title.format(*args), **data)
+
+    return handler
+
+
+run = page(_client_page(views.run_page, "run.html", "Run {1}", "run_id"))
+order = page(_client_page(views.order_page, "order.html", "Order {1}", "order_id"))
+letters = page(_client_page(views.letters_page, "letters.html", "{0} dead letters"))
+letter = page(_client_page(views.letter_page, "letter.html", "Dead letter {1}", "letter_id"))
 
 
 @page
@@ -81,33 +101,6 @@ async def orders(request: Request, viewer: Viewer) -> Response:
     if data is None:
         return not_found(request, viewer)
     return render(request, "orders.html", viewer, title=f"{code} orders", **data)
-
-
-@page
-async def order(request: Request, viewer: Viewer) -> Response:
-    code, order_id = request.path_params["client"], request.path_params["order_id"]
-    data = await run_in_threadpool(views.order_page, viewer, code, order_id)
-    if data is None:
-        return not_found(request, viewer)
-    return render(request, "order.html", viewer, title=f"Order {order_id}", **data)
-
-
-@page
-async def letters(request: Request, viewer: Viewer) -> Response:
-    code = request.path_params["client"]
-    data = await run_in_threadpool(views.letters_page, viewer, code)
-    if data is None:
-        return not_found(request, viewer)
-    return render(request, "letters.html", viewer, title=f"{code} dead letters", **data)
-
-
-@page
-async def letter(request: Request, viewer: Viewer) -> Response:
-    code, letter_id = request.path_params["client"], request.path_params["letter_id"]
-    data = await run_in_threadpool(views.letter_page, viewer, code, letter_id)
-    if data is None:
-        return not_found(request, viewer)
-    return render(request, "letter.html", viewer, title=f"Dead letter {letter_id}", **data)
 
 
 def create_console() -> Router:
