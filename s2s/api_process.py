@@ -60,10 +60,10 @@ def freeze_imports() -> None:
     """Move everything alive now (modules, classes, the app) out of the
     garbage collector's sight.
 
-    Importing the hub leaves about 150,000 tracked objects that live as long
+    Importing the hub leaves about 100,000 tracked objects that live as long
     as the process; each full collection walked all of them while every
-    request waited: under 32 concurrent connections one took 86 ms, longer
-    than the rest of a request's answer at the 99th percentile. Frozen, a
+    request waited (86-120 ms measured, longer than the rest of a request's
+    answer at the 99th percentile under 32 concurrent connections). Frozen, a
     full collection walks only what requests made since (``gc.freeze``: the
     objects stay alive and are never freed, which is what they would be).
     """
