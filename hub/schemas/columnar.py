@@ -48,7 +48,6 @@ from functools import lru_cache
 from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any, Final
 
-from hub.schemas.hashing import _stable_float
 from hub.schemas.scalars import (
     CODE_MAX,
     MAX_QTY,
@@ -267,21 +266,6 @@ def load_products(
                 group.append(i)
     _Page(cols, len(keys)).load(groups, loaded)
     return loaded
-
-
-def _json(value: Any) -> str:
-    """One scalar as the canonical JSON writes it (after `_stable`)."""
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if value.__class__ is str:
-        return encode_basestring(value)
-    if value.__class__ is float:
-        value = _stable_float(value)
-    return repr(value)
 
 
 def _texts(values: list[Any]) -> list[str]:
