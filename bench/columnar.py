@@ -5,8 +5,9 @@ The same rows as ``bench.run`` (``emulators.sql_erp.seed`` with seed 7:
 database of this benchmark's own (``col_<tag>``, dropped at the end), read
 once through the SQL connector in pages, and kept; then every page is
 mapped and validated by ``workers.pipeline.map_records`` with
-``S2S_COLUMNAR=0`` (per record) and ``S2S_COLUMNAR=1`` (in columns), in
-turns, ``--runs`` times each. Nothing is written.
+``S2S_COLUMNAR=0`` (per record) and ``S2S_COLUMNAR=all`` (in columns,
+whatever the page size), in turns, ``--runs`` times each. Nothing is
+written.
 
 Each figure is the median of the runs, in wall seconds and in CPU seconds
 of this process (``time.process_time``: all its threads, Polars' included),
@@ -68,7 +69,7 @@ def map_all(pages: list[list[dict[str, Any]]], columnar: bool) -> tuple[float, f
     """Map every page one way: (wall s, CPU s, items, quarantine entries)."""
     from workers.pipeline import map_records
 
-    os.environ["S2S_COLUMNAR"] = "1" if columnar else "0"
+    os.environ["S2S_COLUMNAR"] = "all" if columnar else "0"
     gc.collect()
     wall, cpu = time.perf_counter(), time.process_time()
     items = errors = 0
@@ -86,7 +87,7 @@ def same_output(pages: list[list[dict[str, Any]]]) -> bool:
     for records in pages:
         os.environ["S2S_COLUMNAR"] = "0"
         reference = map_records("sql", "products", records, {})
-        os.environ["S2S_COLUMNAR"] = "1"
+        os.environ["S2S_COLUMNAR"] = "all"
         if map_records("sql", "products", records, {}) != reference:
             return False
     return True

@@ -158,8 +158,17 @@ def raw_groups(
 # its raw hash is attached; record and hash only for "active".
 Entry = tuple[str, Action, dict[str, Any] | None, str | None]
 
-# Set to 0 (false, no, off) to map every page the per-record way, the reference.
+# Set to 0 (false, no, off) to map every page the per-record way, the
+# reference; to "all" to map every page that compiles in columns, however
+# small (the equality tests do, on small generated pages).
 COLUMNAR_ENV = "S2S_COLUMNAR"
+# Fewer rows than this go the per-record way even when the map compiles: a
+# Polars query costs about 2-4 ms a page whatever its size (planning and
+# setting up the frame), against 25-45 µs a product saved per record, so a
+# resync's inline handful of changed rows, or a small tenant's page, maps
+# faster per record (measured with ``python -m bench.columnar --page-size
+# 10 / 50 / 200``: columns 0.1x / 0.4x / 1.1-1.2x the per-record speed).
+COLUMNAR_MIN_ROWS = 200
 # A page is a few hundred rows: Polars' threads would cost more to hand the
 # work around than they save, and a worker already runs a process per core.
 # Set before Polars is first imported (mappings.columnar imports it on first
@@ -171,6 +180,11 @@ def columnar_enabled() -> bool:
     """Whether pages of maps that compile to columns are mapped in columns."""
     value = os.environ.get(COLUMNAR_ENV, "1").strip().lower()
     return value not in {"0", "false", "no", "off"}
+
+
+def _columnar_min_rows() -> int:
+    """The fewest rows a page maps in columns with (0 with S2S_COLUMNAR=all)."""
+    return 0 if os.environ.get(COLUMNAR_ENV, "").strip().lower() == "all" else COLUMNAR_MIN_ROWS
 
 
 _COMPILED: dict[int, tuple[Map, ColumnarMap | None]] = {}
@@ -194,11 +208,12 @@ def map_records(
 ) -> tuple[list[StoreItem], list[dict[str, Any]]]:
     """Return the page's valid items and its quarantine entries.
 
-    A page of a map that compiles to columns (`mappings.columnar`) is
-    mapped and validated in columns, and only its doubtful products the
-    per-record way; any other page, or every page with S2S_COLUMNAR=0, the
-    per-record way alone (`_reference`). Both give the same items and
-    entries in the same order (tests/property/test_columnar_equal.py).
+    A page of a map that compiles to columns (`mappings.columnar`), of at
+    least ``COLUMNAR_MIN_ROWS`` rows, is mapped and validated in columns,
+    and only its doubtful products the per-record way; any other page, or
+    every page with S2S_COLUMNAR=0, the per-record way alone (`_reference`).
+    Both give the same items and entries in the same order
+    (tests/property/test_columnar_equal.py).
 
     ``raw_hashes`` (record key → raw hash, from the fetch) ride along on the
     items so the store can keep them; a key that also has a quarantine entry
@@ -302,6 +317,8 @@ def _columnar(
     """The page in columns, its doubtful products the per-record way, the
     two put back in the page's product order; None when the map or the
     page does not go in columns."""
+    if len(records) < _columnar_min_rows():
+        return None
     compiled = compiled_map(m) if stream == "products" else None
     page = compiled.build(records, settings) if compiled is not None else None
     if page is None:

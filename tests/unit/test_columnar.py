@@ -42,6 +42,7 @@ def _pages(products: int, size: int = 500) -> list[list[dict[str, Any]]]:
 
 
 def _map(monkeypatch: pytest.MonkeyPatch, flag: str, records: list[dict[str, Any]]) -> Any:
+    """The page mapped per record ("0") or in columns ("all": whatever its size)."""
     monkeypatch.setenv("S2S_COLUMNAR", flag)
     hashes = {str(r["Prod"]).strip(): f"raw-{r['Prod']}" for r in records}
     return pipeline.map_records("sql", "products", records, {}, hashes)
@@ -62,7 +63,7 @@ def test_the_emulators_catalogue_maps_alike_and_mostly_in_columns(
     for page in _pages(3000):
         expected = _map(monkeypatch, "0", page)
         per_record.clear()
-        got = _map(monkeypatch, "1", page)
+        got = _map(monkeypatch, "all", page)
         assert got == expected
         total += len(page)
         quarantined += sum(per_record)
@@ -72,12 +73,37 @@ def test_the_emulators_catalogue_maps_alike_and_mostly_in_columns(
 
 
 def test_hashes_are_the_canonical_hash(monkeypatch: pytest.MonkeyPatch) -> None:
-    items, _ = _map(monkeypatch, "1", _pages(300)[0])
+    items, _ = _map(monkeypatch, "all", _pages(300)[0])
     active = [i for i in items if i.action == "active"]
     assert active
     for item in active:
         assert item.hash == canonical_hash(item.data)
         assert load_product(item.data).record == item.data
+
+
+def test_small_pages_map_per_record_unless_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page under COLUMNAR_MIN_ROWS rows maps per record by default (a
+    Polars query's fixed cost is more than a few rows save); "all" maps it
+    in columns; both give the same."""
+    ran: list[int] = []
+    columnar = pipeline._columnar
+
+    def counted(m: Any, stream: str, records: Any, settings: Any) -> Any:
+        result = columnar(m, stream, records, settings)
+        ran.append(0 if result is None else len(records))
+        return result
+
+    monkeypatch.setattr(pipeline, "_columnar", counted)
+    page = _pages(50)[0]
+    assert len(page) < pipeline.COLUMNAR_MIN_ROWS
+    small = _map(monkeypatch, "1", page)
+    assert ran == [0]
+    assert _map(monkeypatch, "all", page) == small
+    assert ran == [0, len(page)]
+    big = _pages(400)[0]
+    assert len(big) >= pipeline.COLUMNAR_MIN_ROWS
+    _map(monkeypatch, "1", big)
+    assert ran[-1] == len(big)
 
 
 def test_off_switch_maps_per_record(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -106,7 +132,7 @@ def test_pages_the_columns_refuse_go_per_record(
     compiled = pipeline.compiled_map(get_map("sql", "products"))
     assert compiled is not None
     assert compiled.build(page, {}) is None
-    assert _map(monkeypatch, "1", page) == _map(monkeypatch, "0", page)
+    assert _map(monkeypatch, "all", page) == _map(monkeypatch, "0", page)
 
 
 def test_a_code_that_is_not_text_joins_its_product(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -116,7 +142,7 @@ def test_a_code_that_is_not_text_joins_its_product(monkeypatch: pytest.MonkeyPat
         {"Prod": 12, "SKU": "12-B", "WebName": "Kettle", "product_active": "1", "qty": "2"},
         {"Prod": "13", "SKU": "13", "WebName": "Mug", "product_active": "1", "qty": "3"},
     ]
-    got = _map(monkeypatch, "1", page)
+    got = _map(monkeypatch, "all", page)
     assert got == _map(monkeypatch, "0", page)
     assert [i.key for i in got[0]] == ["12", "13"]
 

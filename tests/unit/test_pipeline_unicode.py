@@ -10,7 +10,7 @@ import workers.pipeline as pipeline
 from emulators.sql_erp import generate_rows
 
 
-@pytest.mark.parametrize("columnar", ["1", "0"])
+@pytest.mark.parametrize("columnar", ["all", "0"])
 def test_a_lone_surrogate_is_quarantined_and_the_page_goes_on(
     columnar: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
