@@ -10,25 +10,20 @@ carries a change number for the change feed (``hub.catalogue.take_numbers``).
 
 from __future__ import annotations
 
-import contextlib
-import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
-from sqlalchemy import bindparam, delete, insert, select, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.catalogue import take_numbers
-from hub.models import Customer, Product, Variant, utcnow
+from hub.models import Customer, Product, utcnow
+from hub.schemas import canonical_hash, stored_json
+from hub.writers import PgWriter, PortableWriter, as_sqlalchemy_errors, chunks
 
 Action = Literal["active", "delete", "ignore"]
-
-# Large IN lists are split so that SQLite's bound-parameter limit and
-# PostgreSQL's planner both stay comfortable.
-_CHUNK = 2000
 
 
 @dataclass(frozen=True)
@@ -38,6 +33,8 @@ class StoreItem:
     ``raw_hash`` is the hash of the ERP rows the record was mapped from
     (``workers.pipeline.raw_hasher``), kept with the record so the next fetch
     can skip mapping it when the rows are the same; None when unknown.
+    ``json`` is ``data`` as the store keeps it (``hub.schemas.stored_json``),
+    when the mapping made it already; otherwise the store makes it.
     """
 
     key: str
@@ -45,6 +42,11 @@ class StoreItem:
     data: dict[str, Any] | None = None
     hash: str | None = None
     raw_hash: str | None = None
+    json: str | None = None
+
+    def document(self) -> str:
+        """``data`` as the store writes it."""
+        return self.json if self.json is not None else stored_json(self.data or {})
 
 
 @dataclass
@@ -109,11 +111,6 @@ def _numbered(session: Session, client_id: int, stream: str, plan: Plan) -> Plan
     return replace(plan, seqs=take_numbers(session, client_id, stream, sizes))
 
 
-def _chunks(seq: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(seq), size):
-        yield seq[i : i + size]
-
-
 _KEYS = {"products": "source_product_code", "customers": "source_customer_code"}
 _MODELS: dict[str, type[Product] | type[Customer]] = {"products": Product, "customers": Customer}
 
@@ -126,18 +123,6 @@ def _pg(session: Session) -> Any | None:
     if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
         return conn.connection.driver_connection
     return None
-
-
-@contextlib.contextmanager
-def _as_sqlalchemy_errors(statement: str) -> Iterator[None]:
-    """Raise psycopg's errors as SQLAlchemy's, as the session would have, so
-    callers catch one family (a dropped connection is an OperationalError)."""
-    import psycopg
-
-    try:
-        yield
-    except psycopg.Error as exc:
-        raise DBAPIError.instance(statement, None, exc, psycopg.Error) from exc
 
 
 def _lookup_sql(table: str, key: str, columns: str) -> str:
@@ -166,12 +151,12 @@ def stored_raw_hashes(
     pg = _pg(session)
     if pg is not None:
         sql = _lookup_sql(model.__tablename__, key, "raw_hash")
-        with _as_sqlalchemy_errors(sql):
+        with as_sqlalchemy_errors(sql):
             rows = pg.execute(sql, (list(keys), source_id)).fetchall()
         return {code: rh for code, rh in rows if rh is not None}
     key_col = getattr(model, key)
     found: dict[str, str] = {}
-    for chunk in _chunks(list(keys)):
+    for chunk in chunks(list(keys)):
         for code, rh in session.execute(
             select(key_col, model.raw_hash).where(
                 model.source_id == source_id, key_col.in_(chunk), model.raw_hash.is_not(None)
@@ -193,11 +178,11 @@ def _existing(
     pg = _pg(session)
     if pg is not None:
         sql = _lookup_sql(model.__tablename__, key_col.key, "id, hash, deleted_at, raw_hash")
-        with _as_sqlalchemy_errors(sql):
+        with as_sqlalchemy_errors(sql):
             rows = pg.execute(sql, (keys, source_id)).fetchall()
         return {code: Stored(*rest) for code, *rest in rows}
     found: dict[str, Stored] = {}
-    for chunk in _chunks(keys):
+    for chunk in chunks(keys):
         rows = session.execute(
             select(key_col, model.id, model.hash, model.deleted_at, model.raw_hash).where(
                 model.source_id == source_id, key_col.in_(chunk)
@@ -266,11 +251,9 @@ def _merge_variants(
     hash is computed again over the merged product, so an unchanged variant
     line still writes nothing.
     """
-    from hub.schemas import canonical_hash
-
     keys = [i.key for i in items if i.action == "active"]
     stored: dict[str, list[dict[str, Any]]] = {}
-    for chunk in _chunks(keys):
+    for chunk in chunks(keys):
         for key, data in session.execute(
             select(Product.source_product_code, Product.data).where(
                 Product.source_id == source_id,
@@ -312,7 +295,7 @@ def upsert_products(
     existing = _existing(session, Product, Product.source_product_code, source_id, keys)
     plan = _numbered(session, client_id, "products", _plan(items, existing, counts))
     pg = _pg(session)
-    writer = _PgWriter(pg, "products") if pg is not None else _PortableWriter(session, Product)
+    writer = PgWriter(pg, "products") if pg is not None else PortableWriter(session, Product)
     now = utcnow()
     written = _write_products(writer, plan, client_id, source_id, run_id, now)
     if plan.deletes:
@@ -327,7 +310,7 @@ def upsert_products(
 
 
 def _write_products(
-    writer: _PgWriter | _PortableWriter,
+    writer: PgWriter | PortableWriter,
     plan: Plan,
     client_id: int,
     source_id: int,
@@ -351,7 +334,7 @@ def _write_products(
                     "active": True,
                     "hash": it.hash,
                     "raw_hash": it.raw_hash,
-                    "data": it.data,
+                    "data": it.document(),
                     "created_at": now,
                     "updated_at": now,
                     "last_run_id": run_id,
@@ -369,7 +352,7 @@ def _write_products(
                     "title": (it.data or {}).get("title") or "",
                     "hash": it.hash,
                     "raw_hash": it.raw_hash,
-                    "data": it.data,
+                    "data": it.document(),
                     "change_seq": seq,
                 }
                 for (pid, it), seq in zip(plan.updates, plan.seqs[1], strict=True)
@@ -409,7 +392,7 @@ def upsert_customers(
     existing = _existing(session, Customer, Customer.source_customer_code, source_id, keys)
     plan = _numbered(session, client_id, "customers", _plan(items, existing, counts))
     pg = _pg(session)
-    writer = _PgWriter(pg, "customers") if pg is not None else _PortableWriter(session, Customer)
+    writer = PgWriter(pg, "customers") if pg is not None else PortableWriter(session, Customer)
     now = utcnow()
     if plan.inserts:
         writer.insert(
@@ -421,7 +404,7 @@ def upsert_customers(
                     "active": True,
                     "hash": it.hash,
                     "raw_hash": it.raw_hash,
-                    "data": it.data,
+                    "data": it.document(),
                     "created_at": now,
                     "updated_at": now,
                     "last_run_id": run_id,
@@ -437,7 +420,7 @@ def upsert_customers(
                     "id": cid,
                     "hash": it.hash,
                     "raw_hash": it.raw_hash,
-                    "data": it.data,
+                    "data": it.document(),
                     "change_seq": seq,
                 }
                 for (cid, it), seq in zip(plan.updates, plan.seqs[1], strict=True)
@@ -454,162 +437,3 @@ def upsert_customers(
 
 
 UPSERTS = {"products": upsert_products, "customers": upsert_customers}
-
-
-# --------------------------------------------------------------------------
-# Writers: the same four writes, portable or PostgreSQL-fast
-# --------------------------------------------------------------------------
-
-
-class _PortableWriter:
-    """SQLAlchemy Core statements: every backend (SQLite for the embedded hub)."""
-
-    def __init__(self, session: Session, model: type[Product] | type[Customer]) -> None:
-        self.session = session
-        self.model = model
-        self.table = model.__table__
-
-    def insert(self, rows: list[dict[str, Any]]) -> list[int]:
-        """Insert records; their ids in the order given."""
-        result = self.session.execute(
-            insert(self.table).returning(self.table.c.id, sort_by_parameter_order=True), rows
-        )
-        return [r[0] for r in result]
-
-    def update(self, rows: list[dict[str, Any]], now: datetime, run_id: int) -> None:
-        values: dict[str, Any] = {
-            "active": True,
-            "hash": bindparam("b_hash"),
-            "raw_hash": bindparam("b_raw_hash"),
-            "data": bindparam("b_data", type_=self.table.c.data.type),
-            "updated_at": now,
-            "deleted_at": None,
-            "last_run_id": run_id,
-            "change_seq": bindparam("b_change_seq"),
-        }
-        if "title" in self.table.c:
-            values["title"] = bindparam("b_title")
-        self.session.execute(
-            update(self.table).where(self.table.c.id == bindparam("b_id")).values(**values),
-            [{f"b_{k}": v for k, v in row.items()} for row in rows],
-        )
-
-    def delete_variants(self, product_ids: list[int]) -> None:
-        for chunk in _chunks(product_ids):
-            self.session.execute(delete(Variant).where(Variant.product_id.in_(chunk)))
-
-    def soft_delete(
-        self, rows: list[tuple[int, str | None, int]], now: datetime, run_id: int
-    ) -> None:
-        self.session.execute(
-            update(self.table)
-            .where(self.table.c.id == bindparam("b_id"))
-            .values(
-                active=False,
-                deleted_at=now,
-                updated_at=now,
-                last_run_id=run_id,
-                raw_hash=bindparam("b_raw_hash"),
-                change_seq=bindparam("b_change_seq"),
-            ),
-            [{"b_id": rid, "b_raw_hash": rh, "b_change_seq": seq} for rid, rh, seq in rows],
-        )
-
-    def set_raw_hashes(self, rows: list[tuple[int, str]]) -> None:
-        self.session.execute(
-            update(self.table)
-            .where(self.table.c.id == bindparam("b_id"))
-            .values(raw_hash=bindparam("b_raw_hash")),
-            [{"b_id": rid, "b_raw_hash": rh} for rid, rh in rows],
-        )
-
-    def insert_variants(self, rows: list[dict[str, Any]]) -> None:
-        self.session.execute(insert(Variant), rows)
-
-
-class _PgWriter:
-    """The same writes through psycopg on the session's own connection and
-    transaction: new rows by COPY (ids drawn from the table's sequence first),
-    changes as prepared single-row statements sent in one pipeline.
-
-    Why not the ORM or SQLAlchemy's multi-row INSERT: for a page of records
-    with JSON documents they cost more than the mapping itself (a new
-    statement text per batch size, parsed anew each time, plus RETURNING);
-    COPY is the fastest way into PostgreSQL, and prepared statements probe
-    the primary key whatever the planner's statistics say.
-    """
-
-    def __init__(self, pg: Any, table: str) -> None:
-        self.pg = pg
-        self.table = table
-
-    def _ids(self, count: int) -> list[int]:
-        """Ids for new rows, drawn from the table's own sequence (as a default would)."""
-        rows = self.pg.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-            (self.table, count),
-        ).fetchall()
-        return [r[0] for r in rows]
-
-    def _copy(self, table: str, rows: list[dict[str, Any]]) -> None:
-        columns = list(rows[0])
-        sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
-        dumps = json.dumps
-        with _as_sqlalchemy_errors(sql), self.pg.cursor() as cur, cur.copy(sql) as copy:
-            for row in rows:
-                copy.write_row(
-                    [dumps(v) if k == "data" and v is not None else v for k, v in row.items()]
-                )
-
-    def _many(self, sql: str, params: list[tuple[Any, ...]]) -> None:
-        with _as_sqlalchemy_errors(sql), self.pg.cursor() as cur:
-            cur.executemany(sql, params)
-
-    def insert(self, rows: list[dict[str, Any]]) -> list[int]:
-        ids = self._ids(len(rows))
-        self._copy(self.table, [{"id": i, **row} for i, row in zip(ids, rows, strict=True)])
-        return ids
-
-    def update(self, rows: list[dict[str, Any]], now: datetime, run_id: int) -> None:
-        title = "title = %s, " if "title" in rows[0] else ""
-        sql = (
-            f"UPDATE {self.table} SET {title}active = true, hash = %s, raw_hash = %s, "
-            "data = %s::jsonb, updated_at = %s, deleted_at = NULL, last_run_id = %s, "
-            "change_seq = %s WHERE id = %s"
-        )
-        self._many(
-            sql,
-            [
-                (
-                    *((row["title"],) if title else ()),
-                    row["hash"],
-                    row["raw_hash"],
-                    json.dumps(row["data"]),
-                    now,
-                    run_id,
-                    row["change_seq"],
-                    row["id"],
-                )
-                for row in rows
-            ],
-        )
-
-    def delete_variants(self, product_ids: list[int]) -> None:
-        self._many("DELETE FROM variants WHERE product_id = %s", [(i,) for i in product_ids])
-
-    def soft_delete(
-        self, rows: list[tuple[int, str | None, int]], now: datetime, run_id: int
-    ) -> None:
-        self._many(
-            f"UPDATE {self.table} SET active = false, deleted_at = %s, updated_at = %s, "
-            "last_run_id = %s, raw_hash = %s, change_seq = %s WHERE id = %s",
-            [(now, now, run_id, rh, seq, rid) for rid, rh, seq in rows],
-        )
-
-    def set_raw_hashes(self, rows: list[tuple[int, str]]) -> None:
-        self._many(
-            f"UPDATE {self.table} SET raw_hash = %s WHERE id = %s", [(rh, rid) for rid, rh in rows]
-        )
-
-    def insert_variants(self, rows: list[dict[str, Any]]) -> None:
-        self._copy("variants", rows)

@@ -38,7 +38,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from hub.schemas import Action, canonical_hash, load_customer, load_product
+from hub.schemas import Action, canonical_hash, load_customer, load_product, stored_json
 from hub.schemas.columnar import load_products
 from hub.store import StoreItem
 from mappings import Map, get_map
@@ -154,9 +154,9 @@ def raw_groups(
     return groups, unkeyed
 
 
-# (key, action, canonical record, canonical hash) of one record, before
-# its raw hash is attached; record and hash only for "active".
-Entry = tuple[str, Action, dict[str, Any] | None, str | None]
+# (key, action, canonical record, canonical hash, stored JSON) of one
+# record, before its raw hash is attached; the last three only for "active".
+Entry = tuple[str, Action, dict[str, Any] | None, str | None, str | None]
 
 # Set to 0 (false, no, off) to map every page the per-record way, the
 # reference; to "all" to map every page that compiles in columns, however
@@ -227,9 +227,9 @@ def map_records(
     entries, errors = mapped
     failed = {str(e["key"]) for e in errors} if raw_hashes and errors else set()
     items: list[StoreItem] = []
-    for key, action, record, digest in entries:
+    for key, action, record, digest, text in entries:
         rh = raw_hashes.get(key) if raw_hashes and key not in failed else None
-        items.append(StoreItem(key, action, record, digest, rh))
+        items.append(StoreItem(key, action, record, digest, rh, text))
     return items, errors
 
 
@@ -273,10 +273,10 @@ def _reference(
                 errors.append({"key": key, "field": field, "message": message, "raw": raw})
             continue
         if action != "active":
-            entries.append((key, action, None, None))
+            entries.append((key, action, None, None, None))
             continue
         try:
-            entries.append((key, "active", record, canonical_hash(record)))
+            entries.append((key, "active", record, canonical_hash(record), stored_json(record)))
         except UnicodeEncodeError:
             field = not_unicode(record) or "record"
             message = (

@@ -50,7 +50,7 @@ from hub.schemas.customers import (
     load_customer_via_schema,
 )
 from hub.schemas.fields import Coerced, ListOf, MetaSchema, flatten_errors
-from hub.schemas.hashing import canonical_hash
+from hub.schemas.hashing import canonical_hash, stored_json
 from hub.schemas.lists import (
     NATURAL_KEYS,
     finish_availability,
@@ -155,5 +155,6 @@ __all__ = [
     "load_order",
     "load_product",
     "load_product_via_schema",
+    "stored_json",
     "tri_state",
 ]

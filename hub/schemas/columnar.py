@@ -81,16 +81,16 @@ VARIANT_TEXT: Final = ("barcode", "option1", "option2", "option3")
 class LoadedProducts:
     """What `load_products` vouches for, in the frame's product order.
 
-    ``products``: (key, action, record, hash) per product, the key as the
-    frame spells the product's code (the record holds it coerced); record
-    and hash are None unless the action is "active" (as `load_product`
-    gives a delete or ignore only its key). ``doubtful``: the codes of
+    ``products``: (key, action, record, hash, stored JSON) per product, the
+    key as the frame spells the product's code (the record holds it
+    coerced); record, hash and JSON are None unless the action is "active"
+    (as `load_product` gives a delete or ignore only its key). ``doubtful``: the codes of
     products to load the per-record way. ``keys``: each row's code (None:
     no code), by which the caller finds a doubtful product's rows;
     ``first_rows``: each product's first row, as ``products``.
     """
 
-    products: list[tuple[str, Action, dict[str, Any] | None, str | None]] = field(
+    products: list[tuple[str, Action, dict[str, Any] | None, str | None, str | None]] = field(
         default_factory=list
     )
     doubtful: list[str] = field(default_factory=list)
@@ -427,17 +427,19 @@ class _Page:
         for key, rows in groups.items():
             vouched = self._vouched(key, rows, loaded)
             if vouched is not None:
-                built, canonical = record(rows[0], *vouched)
-                products.append((key, "active", built, sha256(canonical.encode()).hexdigest()))
+                built, canonical, stored = record(rows[0], *vouched)
+                digest = sha256(canonical.encode()).hexdigest()
+                products.append((key, "active", built, digest, stored))
                 firsts.append(rows[0])
 
     def _vouched(
         self, key: str, rows: list[int], loaded: LoadedProducts
-    ) -> tuple[list[dict[str, Any]], str] | None:
-        """An active product's variants and their JSON in canonical order;
-        None when the product is doubtful or not active (then it is listed
-        as such in ``loaded``). A product whose rows repeat a variant code
-        is doubtful whatever its tri-state: the maps' builder refuses it."""
+    ) -> tuple[list[dict[str, Any]], str, str] | None:
+        """An active product's variants, their JSON in canonical order and
+        in the rows' order (`stored_json`'s); None when the product is
+        doubtful or not active (then it is listed as such in ``loaded``). A
+        product whose rows repeat a variant code is doubtful whatever its
+        tri-state: the maps' builder refuses it."""
         cols, first = self.cols, rows[0]
         mapped, doubt = cols["_mapped_doubt"], self.doubt
         one = len(rows) == 1
@@ -450,21 +452,26 @@ class _Page:
             return None
         action = cols["_action"][first]
         if action != "active":
-            loaded.products.append((key, action, None, None))
+            loaded.products.append((key, action, None, None, None))
             loaded.first_rows.append(first)
             return None
         if cols["_product_doubt"][first] or (doubt[first] if one else any(doubt[i] for i in rows)):
             loaded.doubtful.append(key)
             return None
         if one:
-            return [self.dicts[first]], self.json[first]
+            text = self.json[first]
+            return [self.dicts[first]], text, text
+        json = self.json
         ordered = sorted(rows, key=self.codes.__getitem__)
-        return [self.dicts[i] for i in rows], ",".join([self.json[i] for i in ordered])
+        canonical = ",".join([json[i] for i in ordered])
+        kept = canonical if ordered == rows else ",".join([json[i] for i in rows])
+        return [self.dicts[i] for i in rows], canonical, kept
 
     def _record(
-        self, first: int, variants: list[dict[str, Any]], text: str
-    ) -> tuple[dict[str, Any], str]:
-        """The product's canonical record and its canonical JSON."""
+        self, first: int, variants: list[dict[str, Any]], text: str, kept: str
+    ) -> tuple[dict[str, Any], str, str]:
+        """The product's canonical record, its canonical JSON and the JSON
+        the store keeps (`stored_json`: the variants in the rows' order)."""
         cols, enc = self.cols, encode_basestring
         tag = cols["tags"][first] if "tags" in cols else None
         if tag is not None:
@@ -485,17 +492,17 @@ class _Page:
             "variants": variants,
             "active": True,
         }
-        canonical = _PRODUCT_JSON % (
+        head = (
             body_j[first],
             collection_j[first],
             kind_j[first],
             enc(code),
             "null" if tag is None else enc(tag),
             enc(title),
-            text,
-            vendor_j[first],
         )
-        return record, canonical
+        canonical = _PRODUCT_JSON % (*head, text, vendor_j[first])
+        stored = canonical if kept is text else _PRODUCT_JSON % (*head, kept, vendor_j[first])
+        return record, canonical, stored
 
 
 _PRODUCT_JSON: Final = (

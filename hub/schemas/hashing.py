@@ -192,3 +192,35 @@ def canonical_hash(record: Mapping[str, Any]) -> str:
     to the original one.
     """
     return _sha256(_dumps_once(_stable(record)).encode()).hexdigest()
+
+
+def stored_json(record: Mapping[str, Any]) -> str:
+    """The record as the store keeps it (``products.data``): the canonical
+    JSON's keys, numbers and spacing, every list in the record's own order.
+
+    Why not `canonical_hash`'s text: that sorts lists into natural order,
+    and a product's variants are shown on the channels in the ERP's order
+    (sizes S, M, L, not L, M, S). Why not ``json.dumps`` at write time: the
+    columnar mapping already holds this text for every product it vouches
+    for, so the store writes it as it is instead of encoding each record
+    again (about a tenth of a worker's time in a full sync).
+    """
+    return _dumps_once(_kept(record))
+
+
+def _kept(value: Any) -> Any:
+    """`_stable` with lists left in their order: floats rounded, and what
+    JSON cannot hold made plain the same way."""
+    kind = value.__class__
+    if kind in _PLAIN:
+        return value
+    if kind is float:
+        return _stable_float(value)
+    if kind is dict or isinstance(value, Mapping):
+        return {
+            k if k.__class__ is str else str(k): v if v.__class__ in _PLAIN else _kept(v)
+            for k, v in value.items()
+        }
+    if kind is list or isinstance(value, list | tuple):
+        return [v if v.__class__ in _PLAIN else _kept(v) for v in value]
+    return _stable_generic(value)

@@ -14,7 +14,7 @@ import pytest
 
 import workers.pipeline as pipeline
 from emulators.sql_erp import generate_rows
-from hub.schemas import canonical_hash, load_product
+from hub.schemas import canonical_hash, load_product, stored_json
 from hub.schemas import columnar as hub_columnar
 from mappings import MAPS, build_products, columnar, get_map
 
@@ -158,11 +158,12 @@ def test_hub_loader_matches_load_product_on_built_products() -> None:
     m = get_map("sql", "products")
     products, _ = build_products([m.apply(r, {}) for r in page])
     reference = {p["source_product_code"]: load_product(p) for p in products}
-    for key, action, record, digest in loaded.products:
+    for key, action, record, digest, text in loaded.products:
         assert reference[key].action == action
         if action == "active":
             assert reference[key].record == record
             assert digest == canonical_hash(record)
+            assert text == stored_json(record)
     for key in loaded.doubtful:
         # Held back by the build (a bad row) or refused by the loader.
         assert key not in reference or reference[key].errors

@@ -184,3 +184,58 @@ def test_many_records_in_one_page(db: str) -> None:
         rows = s.execute(select(Variant.product_id, Variant.sku)).all()
         by_id = dict(s.execute(select(Product.id, Product.source_product_code)).all())
     assert all(sku.startswith(by_id[pid]) for pid, sku in rows)
+
+
+def test_text_comes_back_exactly_and_variants_keep_their_order(db: str) -> None:
+    """What COPY's text format escapes (backslash, tab, newline, carriage
+    return) and what JSON escapes come back as written, in the columns and in
+    the document; the variants stay in the ERP's order (S, M, L) and the
+    document is the stored JSON the mapping made."""
+    from hub.schemas import canonical_hash, stored_json
+
+    awkward = 'tab\there, line\nbreak, cr\r, back\\slash, quote", \u00e9 \u2028 \\N'
+    data = {
+        "source_product_code": "TEE\\1",
+        "title": awkward,
+        "body_html": "<p>a\\b</p>\n",
+        "variants": [
+            {"source_variant_code": f"TEE-{size}", "sku": f"TEE\t{size}", "qty": q, "price": p}
+            for size, q, p in (("S", 1, 9.5), ("M", None, 10.0), ("L", 3, None))
+        ],
+    }
+    stored = StoreItem("TEE\\1", "active", data, canonical_hash(data), "raw\\1", stored_json(data))
+    plain = product("PLAIN")  # no stored JSON given: the store makes it
+    run(db, [stored, StoreItem("PLAIN", "active", plain, "h-plain")])
+    with session_scope(db) as s:
+        row = s.scalars(select(Product).where(Product.source_product_code == "TEE\\1")).one()
+        assert row.title == awkward
+        assert row.raw_hash == "raw\\1"
+        assert row.data == data
+        assert [v["source_variant_code"] for v in row.data["variants"]] == [
+            "TEE-S",
+            "TEE-M",
+            "TEE-L",
+        ]
+        variants = s.scalars(select(Variant).where(Variant.product_id == row.id)).all()
+        assert sorted((v.sku, v.qty, v.price) for v in variants) == [
+            ("TEE\tL", 3, None),
+            ("TEE\tM", None, 10.0),
+            ("TEE\tS", 1, 9.5),
+        ]
+        other = s.scalars(select(Product).where(Product.source_product_code == "PLAIN")).one()
+        assert other.data == plain
+
+
+def test_stored_json_keeps_list_order_and_canonical_numbers() -> None:
+    from hub.schemas import canonical_hash, stored_json
+    from hub.schemas.hashing import _dumps_once, _stable
+
+    data = {"b": [{"source_variant_code": "2"}, {"source_variant_code": "1"}], "a": 8.0}
+    text = stored_json(data)
+    assert text == '{"a":8,"b":[{"source_variant_code":"2"},{"source_variant_code":"1"}]}'
+    # The canonical JSON (what the hash covers) sorts the list; nothing else differs.
+    assert _dumps_once(_stable(data)) == (
+        '{"a":8,"b":[{"source_variant_code":"1"},{"source_variant_code":"2"}]}'
+    )
+    assert canonical_hash(data) != canonical_hash({"a": 8.0, "b": []})
+    assert stored_json({"p": 1.234567, "n": None}) == '{"n":null,"p":1.2346}'
