@@ -331,12 +331,13 @@ class Product(Base):
     __tablename__ = "products"
     __table_args__ = (
         UniqueConstraint("source_id", "source_product_code", name="uq_products_source_code"),
-        Index("ix_products_client", "client_id"),
         Index("ix_products_change", "client_id", "change_seq"),
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
-    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    # The source's client, kept for lookups by client; no foreign key of its
+    # own (the source's cascades from its client: migration 0013).
+    client_id: Mapped[int] = mapped_column(IdType)
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
     source_product_code: Mapped[str] = mapped_column(String(255))
     title: Mapped[str] = mapped_column(Text)
@@ -379,12 +380,12 @@ class Customer(Base):
     __tablename__ = "customers"
     __table_args__ = (
         UniqueConstraint("source_id", "source_customer_code", name="uq_customers_source_code"),
-        Index("ix_customers_client", "client_id"),
         Index("ix_customers_change", "client_id", "change_seq"),
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
-    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    # As Product.client_id: the source's client, no foreign key of its own.
+    client_id: Mapped[int] = mapped_column(IdType)
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
     source_customer_code: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)

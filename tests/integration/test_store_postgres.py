@@ -25,6 +25,7 @@ from tests.unit.test_hub_store import (  # noqa: F401 - collected here against P
     test_merging_variants_keeps_the_ones_the_page_does_not_mention,
     test_raw_hashes_are_kept_with_every_write,
     test_repeated_key_in_one_page_is_refused,
+    test_text_comes_back_exactly_and_variants_keep_their_order,
 )
 
 pytestmark = [pytest.mark.services]
@@ -48,3 +49,35 @@ def test_a_dropped_connection_is_an_sqlalchemy_operational_error(db: str) -> Non
         with session_scope(db) as killer:
             killer.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
         stored_raw_hashes(s, "products", 1, ["A"])
+
+
+def test_removing_a_client_still_removes_its_catalogue(db: str) -> None:
+    """Products and customers keep no foreign key to their client (migration
+    0013): the cascade runs through their source, which still removes them."""
+    from sqlalchemy import func, select, text
+
+    from hub.models import Customer, Product, Variant
+    from hub.store import StoreItem, upsert_customers, upsert_products
+
+    product = {
+        "source_product_code": "A",
+        "title": "A",
+        "variants": [{"source_variant_code": "A", "sku": "A", "qty": 1, "price": 1.0}],
+    }
+    with session_scope(db) as s:
+        upsert_products(
+            s, client_id=1, source_id=1, run_id=1, items=[StoreItem("A", "active", product, "h")]
+        )
+        upsert_customers(
+            s,
+            client_id=1,
+            source_id=1,
+            run_id=1,
+            items=[StoreItem("C", "active", {"source_customer_code": "C"}, "h")],
+        )
+    with session_scope(db) as s:
+        assert s.scalar(select(func.count()).select_from(Product)) == 1
+        s.execute(text("DELETE FROM clients WHERE id = 1"))
+    with session_scope(db) as s:
+        for model in (Product, Variant, Customer):
+            assert s.scalar(select(func.count()).select_from(model)) == 0
