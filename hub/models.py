@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Table,
     Text,
@@ -322,6 +323,9 @@ class SyncPage(Base):
     # rows as the ERP sent them, so that the hash written with each record
     # is the one the next fetch will compare against.
     raw_hashes: Mapped[Any] = mapped_column(JsonType, nullable=True)
+    # ``records`` and ``raw_hashes`` packed together (``workers.pages``), in
+    # their place whenever the records are plain values, as they usually are.
+    packed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     mapped: Mapped[Any] = mapped_column(JsonType, nullable=True)
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow, onupdate=utcnow)

@@ -25,7 +25,7 @@ from datetime import timedelta
 from typing import Any, cast
 
 from celery import Task
-from sqlalchemy import CursorResult, Update, update
+from sqlalchemy import CursorResult, Update, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -39,7 +39,7 @@ from workers import backoff
 from workers.app import app
 from workers.dispatch import dispatch, page_size_of
 from workers.fetching import PageLoop
-from workers.pages import _map_and_write, _Target, _write
+from workers.pages import _map_and_write, _Target, _write, unpack_page
 
 log = logging.getLogger("s2s.sync")
 
@@ -136,7 +136,18 @@ def map_page(self: Task[Any, Any], page_id: int) -> None:
     """
     try:
         with session_scope() as s:
-            page = s.get(SyncPage, page_id)
+            # Core, not the ORM: the page row is read once, for its records.
+            pages = SyncPage.__table__
+            page = s.execute(
+                select(
+                    pages.c.status,
+                    pages.c.run_id,
+                    pages.c.seq,
+                    pages.c.records,
+                    pages.c.raw_hashes,
+                    pages.c.packed,
+                ).where(pages.c.id == page_id)
+            ).first()
             if page is None or page.status != "fetched":
                 return
             run = s.get(SyncRun, page.run_id)
@@ -144,14 +155,24 @@ def map_page(self: Task[Any, Any], page_id: int) -> None:
                 return
             source = s.get(Source, run.source_id)
             assert source is not None
-            records, raw_hashes, seq = page.records or [], page.raw_hashes, page.seq
+            seq = page.seq
+            if page.packed is not None:
+                records, raw_hashes = unpack_page(page.packed)
+            else:  # records marshal could not hold, or a page of an earlier version
+                records, raw_hashes = page.records or [], page.raw_hashes
             # Claim the page first: a concurrent duplicate blocks on this row
             # and then finds it already written.
             claimed = _changed_rows(
                 s,
                 update(SyncPage)
                 .where(SyncPage.id == page_id, SyncPage.status == "fetched")
-                .values(status="upserted", records=None, raw_hashes=None, updated_at=utcnow()),
+                .values(
+                    status="upserted",
+                    records=None,
+                    raw_hashes=None,
+                    packed=None,
+                    updated_at=utcnow(),
+                ),
             )
             if claimed != 1:
                 return
