@@ -22,7 +22,7 @@ from hub import runs
 from hub.db import session_scope
 from hub.models import Quarantined, Source, SyncPage, SyncRun, utcnow
 from hub.store import UPSERTS, Counts, StoreItem, stored_raw_hashes
-from workers.pipeline import map_records, raw_groups, raw_hasher
+from workers.pipeline import collector_paused, map_records, raw_groups, raw_hasher
 from workers.sources import connector_class
 
 # A fetched page whose records still to map are at most this share of the
@@ -190,7 +190,7 @@ def _store_page(
     """
     run_id, last = target.run_id, page.next_cursor is None
     try:
-        with session_scope() as s:
+        with collector_paused(), session_scope() as s:
             todo, unchanged = page.records, 0
             hashes: dict[str, str] = {}
             if by_hash:

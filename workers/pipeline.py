@@ -220,7 +220,7 @@ def map_records(
     gets none, so that its rows are mapped again next time.
     """
     m = kind_map(kind, stream)
-    with _collector_paused():
+    with collector_paused():
         mapped = _columnar(m, stream, records, settings) if columnar_enabled() else None
         if mapped is None:
             mapped = _reference(m, stream, records, settings)
@@ -234,8 +234,9 @@ def map_records(
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector held off while a page is mapped.
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector held off while a page is mapped
+    (and, by the sync tasks, while it is stored or written).
 
     Mapping a page allocates some thousands of dicts and lists that live
     until the page is written, none in a cycle; each 700 allocations start
@@ -243,7 +244,9 @@ def _collector_paused() -> Iterator[None]:
     process (the worker's imports and the page): about a third of the
     mapping's time, measured, on either path. Reference counting frees the
     page's garbage as before; a cycle, if any, waits for the next
-    collection after the page.
+    collection after the page. Nested pauses are one pause: only the
+    outermost turns the collector back on, once the page's objects are
+    gone, so that the collection that follows has little left to walk.
     """
     paused = gc.isenabled()
     if paused:

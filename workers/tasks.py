@@ -40,6 +40,7 @@ from workers.app import app
 from workers.dispatch import dispatch, page_size_of
 from workers.fetching import PageLoop
 from workers.pages import _map_and_write, _Target, _write, unpack_page
+from workers.pipeline import collector_paused
 
 log = logging.getLogger("s2s.sync")
 
@@ -135,7 +136,7 @@ def map_page(self: Task[Any, Any], page_id: int) -> None:
     commits nothing, and the page is mapped again.
     """
     try:
-        with session_scope() as s:
+        with collector_paused(), session_scope() as s:
             # Core, not the ORM: the page row is read once, for its records.
             pages = SyncPage.__table__
             page = s.execute(
