@@ -201,7 +201,7 @@ def load_settings() -> Settings:
         retry_base=retry_base,
         retry_cap=retry_cap,
         connector_cache=_positive_int("S2S_CONNECTOR_CACHE", 32),
-        run_pages_in_flight=_positive_int("S2S_RUN_PAGES_IN_FLIGHT", 4),
+        run_pages_in_flight=_positive_int("S2S_RUN_PAGES_IN_FLIGHT", 8),
         retention_days=_positive("S2S_RETENTION_DAYS", 30.0, "days"),
         retention_keep_runs=_positive_int("S2S_RETENTION_KEEP_RUNS", 20),
         prune_every=_positive_int("S2S_PRUNE_EVERY", 3600),
