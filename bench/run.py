@@ -1101,7 +1101,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--json", type=Path, default=ROOT / "bench" / "results.json", help="where to write results"
     )
-    parser.add_argument("--page-size", type=int, default=500, help="records per page (S2S default)")
+    parser.add_argument(
+        "--page-size",
+        type=int,
+        help="rows per page (default: the SQL connector's own, as a source that does not say gets)",
+    )
     parser.add_argument("-c", "--concurrency", type=int, default=2, help="pool size per worker")
     parser.add_argument(
         "--keep-logs", action="store_true", help="keep the worker logs' temp directory"
@@ -1131,6 +1135,10 @@ def main(argv: list[str] | None = None) -> int:
         "its own ERP; its options --big, --small-products, --runs, --json apply)",
     )
     args = parser.parse_args(argv)
+    if args.page_size is None:
+        from connectors.sql.settings import SQL_PAGE_SIZE
+
+        args.page_size = SQL_PAGE_SIZE
     if args.runs < 1:
         parser.error("--runs must be at least 1")
     each = []

@@ -477,6 +477,7 @@ def due_streams(session: Session, now: datetime) -> list[Row[Any]]:
                 SourceStream.cron,
                 SourceStream.watermark,
                 Source.client_id,
+                Source.kind,
                 Source.settings,
             )
             .join(Source, Source.id == SourceStream.source_id)

@@ -25,6 +25,13 @@ def _int(name: str, default: int) -> int:
         raise ValueError(f"{name} must be a whole number, not {raw!r}") from exc
 
 
+def _optional_int(name: str) -> int | None:
+    """A positive whole number, or None when the variable is unset or blank."""
+    if not os.environ.get(name, "").strip():
+        return None
+    return _positive_int(name, 1)
+
+
 def _positive_int(name: str, default: int) -> int:
     value = _int(name, default)
     if value < 1:
@@ -84,7 +91,8 @@ class Settings:
     old_secret_keys: tuple[str, ...]
     log_format: str
     log_level: str
-    page_size: int
+    # None: each connector's own default (``Connector.default_page_size``).
+    page_size: int | None
     visibility_timeout: int
     task_time_limit: int
     # How long one Redis command (the broker's, or the slots') may wait for
@@ -186,7 +194,7 @@ def load_settings() -> Settings:
         old_secret_keys=old,
         log_format=os.environ.get("S2S_LOG_FORMAT", "text").strip().lower(),
         log_level=os.environ.get("S2S_LOG_LEVEL", "INFO").strip().upper(),
-        page_size=_int("S2S_PAGE_SIZE", 500),
+        page_size=_optional_int("S2S_PAGE_SIZE"),
         visibility_timeout=visibility,
         task_time_limit=time_limit,
         broker_timeout=_positive("S2S_BROKER_TIMEOUT", 10.0, "seconds"),

@@ -21,6 +21,7 @@ from hub import runs
 from hub import schedule as hub_schedule
 from hub.db import session_scope
 from hub.settings import get_settings
+from workers.sources import connector_class
 
 log = logging.getLogger("s2s.sync")
 
@@ -30,9 +31,13 @@ log = logging.getLogger("s2s.sync")
 DISPATCH_BATCH = 250
 
 
-def page_size_of(source_settings: dict[str, Any] | None) -> int:
-    """The page size a source's runs read with: its own, or the hub's default."""
-    return int((source_settings or {}).get("page_size") or get_settings().page_size)
+def page_size_of(kind: str, source_settings: dict[str, Any] | None) -> int:
+    """The page size a source's runs read with: its own, else the hub's
+    (``S2S_PAGE_SIZE``, when set), else its connector's default
+    (``Connector.default_page_size``: a SQL query returns 2,000 rows as
+    cheaply as 500, an ERP's HTTP API may not)."""
+    own = (source_settings or {}).get("page_size") or get_settings().page_size
+    return int(own) if own else connector_class(kind).default_page_size
 
 
 class QueuedStart(Protocol):
@@ -107,7 +112,7 @@ def _claim(s: Session, row: Row[Any], now: datetime, active: set[str]) -> runs.R
         full=row.watermark is None,
         since=row.watermark,
         requested_by="schedule",
-        page_size=page_size_of(row.settings),
+        page_size=page_size_of(row.kind, row.settings),
     )
 
 

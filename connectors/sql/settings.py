@@ -15,6 +15,9 @@ from sqlalchemy.exc import ArgumentError
 from connectors.base import SettingsSchema
 from connectors.sql.guard import QueryError, guard_query
 
+# Rows a page when the source does not say (``SqlConnector.default_page_size``).
+SQL_PAGE_SIZE = 2000
+
 _DRIVER = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\+[A-Za-z][A-Za-z0-9_]*)?$")
 _NAME = r"[A-Za-z_#@][A-Za-z0-9_$#@]*"
 _TABLE = re.compile(rf"^{_NAME}(\.{_NAME})?$")
@@ -91,7 +94,7 @@ class SqlSettingsSchema(SettingsSchema):
         },
     )
     page_size = fields.Integer(
-        load_default=500,
+        load_default=SQL_PAGE_SIZE,
         validate=validate.Range(1, 10000),
         metadata={"description": "Rows per page the hub asks for"},
     )

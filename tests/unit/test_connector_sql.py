@@ -324,7 +324,7 @@ def test_settings_from_the_seed_parts() -> None:
         {"server": "erp01", "database": "company", "username": "reader", "password": "pw"}
     )
     assert settings["driver"] == "mssql+pymssql"
-    assert settings["page_size"] == 500
+    assert settings["page_size"] == 2000  # SQL_PAGE_SIZE
     assert settings["order_table"] == "s2s_order"
     assert SqlConnector.load_settings(settings) == settings  # loading is idempotent
 

@@ -142,3 +142,31 @@ def test_queued_resyncs_merge_full_wins_and_the_earliest_since(hub_db: str) -> N
         assert (row.queued_full, row.queued_since) == (True, "2026-02-01")
         runs.queue_resync(s, source_id, "products", full=False, since=None, requested_by="cli")
         assert row.queued_since is None  # one of them reads from the watermark
+
+
+def test_page_size_is_the_sources_then_the_hubs_then_the_connectors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A SQL ERP reads 2,000 rows a page unless told otherwise; an HTTP ERP's
+    API keeps 500; S2S_PAGE_SIZE, when set, is every source's default; a
+    source's own page_size wins over both."""
+    from connectors.sql.settings import SQL_PAGE_SIZE
+    from workers.dispatch import page_size_of
+
+    monkeypatch.delenv("S2S_PAGE_SIZE", raising=False)
+    get_settings.cache_clear()
+    try:
+        assert page_size_of("sql", {}) == SQL_PAGE_SIZE == 2000
+        assert page_size_of("iq_retail", None) == 500
+        assert page_size_of("sql", {"page_size": 250}) == 250
+        monkeypatch.setenv("S2S_PAGE_SIZE", "750")
+        get_settings.cache_clear()
+        assert page_size_of("sql", {}) == 750
+        assert page_size_of("isync", {}) == 750
+        assert page_size_of("sql", {"page_size": 250}) == 250
+        monkeypatch.setenv("S2S_PAGE_SIZE", "0")
+        get_settings.cache_clear()
+        with pytest.raises(ValueError, match="S2S_PAGE_SIZE must be a positive"):
+            get_settings()
+    finally:
+        get_settings.cache_clear()
