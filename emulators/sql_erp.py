@@ -384,6 +384,28 @@ def _insert(engine: Engine, table: Table, rows: Sequence[dict[str, Any]]) -> Non
         conn.execute(delete(table))
         for start in range(0, len(rows), _CHUNK):
             conn.execute(table.insert(), list(rows[start : start + _CHUNK]))
+    _analyze(engine, table)
+
+
+def _analyze(engine: Engine, table: Table) -> None:
+    """Give the planner statistics of the rows just loaded, as a live ERP's
+    database has (autovacuum, SQL Server's auto-update statistics, InnoDB's
+    persistent statistics): without them, on a server whose autovacuum is
+    off, PostgreSQL plans each keyset page of a fresh table as a scan of the
+    whole table and a sort (18 ms a 2,000-row page of 120,000 rows, against
+    0.6 ms by the index on the key measured), which no production ERP does."""
+    quoted = engine.dialect.identifier_preparer.format_table(table)
+    statement = {
+        "postgresql": f"ANALYZE {quoted}",
+        "mysql": f"ANALYZE TABLE {quoted}",
+        "mariadb": f"ANALYZE TABLE {quoted}",
+        "sqlite": f"ANALYZE {quoted}",
+    }.get(engine.dialect.name)
+    if statement is None:
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql(statement)
+        conn.commit()
 
 
 def seed(
