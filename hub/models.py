@@ -243,6 +243,9 @@ class SyncRun(Base):
     # refuses a second active run of one source and stream.
     lock_key: Mapped[str | None] = mapped_column(String(80), unique=True)
     full: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The source held no record of the stream when the run began (migration
+    # 0015): its fetch leaves hashing to the map tasks.
+    fresh: Mapped[bool] = mapped_column(Boolean, default=False)
     since: Mapped[str | None] = mapped_column(String(64))
     # The highest modification stamp seen in this run's pages; becomes the
     # stream's watermark when the run succeeds (ERPs with a modified column).

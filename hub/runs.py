@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hub import pushes
-from hub.models import Source, SourceStream, SyncPage, SyncRun, utcnow
+from hub.models import Customer, Product, Source, SourceStream, SyncPage, SyncRun, utcnow
 
 ACTIVE = "running"
 SUCCEEDED = "succeeded"
@@ -54,7 +54,9 @@ def start_run(
     created = _insert_runs(session, [request])
     if created:
         # Not loaded back: the caller has every value the row holds.
-        return StartResult(SyncRun(id=created[0], **_run_row(request, utcnow())), True)
+        fresh = not _holding(session, [request])
+        row = {**_run_row(request, utcnow()), "fresh": fresh}
+        return StartResult(SyncRun(id=created[0], **row), True)
     active = select(SyncRun).where(SyncRun.lock_key == lock_key(source.id, stream))
     existing = session.scalars(active).first()
     if existing is None:
@@ -128,7 +130,11 @@ def _insert_runs(session: Session, requests: list[RunRequest]) -> list[int]:
     if not requests:
         return []
     now = utcnow()
-    rows = [_run_row(r, now) for r in requests]
+    held = _holding(session, requests)
+    rows = [
+        {**_run_row(r, now), "fresh": (r.source_id, r.stream) not in held and r.stream in _STORED}
+        for r in requests
+    ]
     table = SyncRun.__table__
     upsert = _UPSERT_INSERTS.get(session.get_bind().dialect.name)
     if upsert is not None:
@@ -152,6 +158,28 @@ def _insert_runs(session: Session, requests: list[RunRequest]) -> list[int]:
         except IntegrityError:
             continue
     return created
+
+
+# The streams the hub stores records of, by the model that holds them.
+_STORED: dict[str, type[Product] | type[Customer]] = {"products": Product, "customers": Customer}
+
+
+def _holding(session: Session, requests: list[RunRequest]) -> set[tuple[int, str]]:
+    """(source, stream) of the requests whose source holds a stored record
+    of the stream: one index probe per source and stream, in a statement
+    per stream (a dispatch starts hundreds of runs at once)."""
+    held: set[tuple[int, str]] = set()
+    for stream, model in _STORED.items():
+        ids = sorted({r.source_id for r in requests if r.stream == stream})
+        if not ids:
+            continue
+        found = session.scalars(
+            select(Source.id).where(
+                Source.id.in_(ids), select(model.id).where(model.source_id == Source.id).exists()
+            )
+        )
+        held.update((source_id, stream) for source_id in found)
+    return held
 
 
 def touch(session: Session, run_id: int) -> None:

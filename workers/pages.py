@@ -177,6 +177,8 @@ def _store_page(
     seq: int,
     cursor: Any,
     page: Page,
+    *,
+    fresh: bool = False,
 ) -> _StoredPage | None:
     """Store one fetched page in one transaction; None if the run is no longer
     active or another delivery of the same fetch stored the page first.
@@ -187,18 +189,30 @@ def _store_page(
     and written here, in the same transaction as the page row, so the page
     is done when this commits. ``connector`` gives the page's high-water
     mark (None: the run's mark is left as it is).
+
+    ``fresh``: the source held no record of the stream when this fetch
+    began, so none can be unchanged: the page goes to map_page as read,
+    and map_page hashes its rows (``raw_hashes_of``), beside the fetch
+    instead of on the run's one sequential path (a third of it, measured on
+    a first sync of 100,000 products). The run's last page, and a page of
+    few records, are still hashed and written here.
     """
     run_id, last = target.run_id, page.next_cursor is None
+    few = len(page.records) <= target.page_size * INLINE_SHARE
+    defer = fresh and by_hash and not last and not few
     try:
         with collector_paused(), session_scope() as s:
             todo, unchanged = page.records, 0
             hashes: dict[str, str] = {}
-            if by_hash:
+            if by_hash and not defer:
                 todo, hashes, unchanged = _changed(
                     s, target.kind, target.stream, target.source_id, target.settings, page.records
                 )
             inline = (
-                bool(todo) and by_hash and (last or len(todo) <= target.page_size * INLINE_SHARE)
+                bool(todo)
+                and by_hash
+                and not defer
+                and (last or len(todo) <= target.page_size * INLINE_SHARE)
             )
             to_map = bool(todo) and not inline
             page_id = _insert_page(
@@ -267,6 +281,16 @@ def _insert_page(
     )
     assert page_id is not None
     return int(page_id)
+
+
+def raw_hashes_of(
+    kind: str, stream: str, settings: dict[str, Any], records: list[dict[str, Any]]
+) -> dict[str, str]:
+    """{record key: raw hash} of a page's records, as ``_changed`` keeps
+    them (records whose rows cannot be hashed have none)."""
+    groups, _ = raw_groups(kind, stream, records, settings)
+    hash_of = raw_hasher(kind, stream, settings)
+    return {key: digest for key, rows in groups.items() if (digest := hash_of(rows)) is not None}
 
 
 def _changed(

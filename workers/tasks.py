@@ -34,12 +34,12 @@ from hub import runs
 from hub.db import session_scope
 from hub.models import Source, SyncPage, SyncRun, utcnow
 from hub.settings import get_settings
-from hub.store import StoreItem
+from hub.store import UPSERTS, StoreItem
 from workers import backoff
 from workers.app import app
 from workers.dispatch import dispatch, page_size_of
 from workers.fetching import PageLoop
-from workers.pages import _map_and_write, _Target, _write, unpack_page
+from workers.pages import _map_and_write, _Target, _write, raw_hashes_of, unpack_page
 from workers.pipeline import collector_paused
 
 log = logging.getLogger("s2s.sync")
@@ -161,6 +161,11 @@ def map_page(self: Task[Any, Any], page_id: int) -> None:
                 records, raw_hashes = unpack_page(page.packed)
             else:  # records marshal could not hold, or a page of an earlier version
                 records, raw_hashes = page.records or [], page.raw_hashes
+            target = _Target.of(run, source)
+            if not raw_hashes and target.stream in UPSERTS and not target.merge_variants:
+                # A fresh source's page comes unhashed (``_store_page``):
+                # the raw hashes the next fetch compares with are made here.
+                raw_hashes = raw_hashes_of(target.kind, target.stream, target.settings, records)
             # Claim the page first: a concurrent duplicate blocks on this row
             # and then finds it already written.
             claimed = _changed_rows(
@@ -177,9 +182,7 @@ def map_page(self: Task[Any, Any], page_id: int) -> None:
             )
             if claimed != 1:
                 return
-            counts, quarantined = _map_and_write(
-                s, _Target.of(run, source), page_id, records, raw_hashes
-            )
+            counts, quarantined = _map_and_write(s, target, page_id, records, raw_hashes)
             added = {"pages_done": 1, "quarantined": quarantined, **counts.as_dict()}
             runs.add_counts(s, run.id, active_only=False, **added)
             # In the same transaction: the run row is locked by the counts

@@ -156,12 +156,12 @@ def test_the_next_page_is_read_while_a_page_is_stored(hub_db: str) -> None:
     run_id = _start(hub_db, page_size=100)
     stored_while_reading: list[bool] = []
 
-    def store(*args: Any) -> Any:
+    def store(*args: Any, **kwargs: Any) -> Any:
         seq = args[3]
         if seq + 1 < len(erp.pages):
             # The read of the next page starts before this page is stored.
             stored_while_reading.append(erp.read_started[seq + 1].wait(5))
-        return _store_page(*args)
+        return _store_page(*args, **kwargs)
 
     loop, _ = _loop(run_id, erp, store=store)
     assert loop.run().why == "last"
@@ -256,11 +256,11 @@ def test_a_run_that_ends_meanwhile_stops_the_loop(hub_db: str) -> None:
     erp = _Erp([_rows(0), _rows(1), _rows(2)])
     run_id = _start(hub_db, page_size=100)
 
-    def store(*args: Any) -> Any:
+    def store(*args: Any, **kwargs: Any) -> Any:
         if args[3] == 1:
             with session_scope(hub_db) as s:
                 runs.cancel_run(s, run_id, "cancelled by an operator")
-        return _store_page(*args)
+        return _store_page(*args, **kwargs)
 
     loop, _ = _loop(run_id, erp, store=store)
     assert loop.run() == Stop("ended", 1)

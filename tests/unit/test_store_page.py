@@ -173,3 +173,87 @@ def test_pack_page_refuses_what_marshal_cannot_hold_and_knows_its_format() -> No
     assert tasks.pack_page([{"Prod": "P1", "price": Decimal("1.5")}], None) is None
     with pytest.raises(ValueError, match="unknown format"):
         tasks.unpack_page(b"not a page")
+
+
+def test_a_fresh_sources_page_is_hashed_by_map_page_with_the_same_hashes(hub_db: str) -> None:
+    """A source with nothing stored: its full pages go to map_page as read
+    (no hashing on the run's sequential path); map_page makes the raw hashes,
+    the same ones the fetch would have made, so the next fetch skips them."""
+    from workers import tasks as task_module
+
+    target = _target(hub_db)
+    records = _many("F", 60)
+    stored = tasks._store_page(target, True, None, 0, None, Page(records, "more"), fresh=True)
+    assert stored is not None and stored.to_map and stored.unchanged == 0
+    with session_scope(hub_db) as s:
+        packed = s.get(SyncPage, stored.page_id).packed
+    assert tasks.unpack_page(packed)[1] in (None, {})  # not hashed by the fetch
+    task_module.map_page(stored.page_id)
+    expected = tasks.raw_hashes_of(target.kind, target.stream, target.settings, records)
+    with session_scope(hub_db) as s:
+        got = dict(s.execute(select(Product.source_product_code, Product.raw_hash)).all())
+    assert len(got) == 60 and got == expected
+    # A resync's fetch finds every record unchanged by its raw hash.
+    with session_scope(hub_db) as s:
+        runs.cancel_run(s, target.run_id, "test: the first run's other pages do not matter")
+    again = _target(hub_db)
+    resync = tasks._store_page(again, True, None, 0, None, Page(records, None))
+    assert resync is not None and resync.unchanged == 60 and not resync.to_map
+
+
+def test_a_fetch_is_fresh_only_while_no_other_run_wrote_the_stream(hub_db: str) -> None:
+    from workers.fetching import position
+
+    target = _target(hub_db)
+    assert position(target.run_id, 0).fresh
+    stored = tasks._store_page(target, True, None, 0, None, Page(_many("G", 60), "G059"))
+    assert stored is not None and stored.to_map
+    from workers import tasks as task_module
+
+    task_module.map_page(stored.page_id)
+    # This run's own records do not count: page 1 cannot hold them again.
+    assert position(target.run_id, 1).fresh
+    with session_scope(hub_db) as s:
+        runs.cancel_run(s, target.run_id, "test")
+    later = _target(hub_db)
+    assert not position(later.run_id, 0).fresh
+
+
+def test_runs_started_together_know_which_sources_are_fresh(hub_db: str) -> None:
+    """Beat's dispatcher starts many runs in one statement: each is fresh
+    only if its own source holds nothing of its stream."""
+    from hub.models import Client
+    from hub.store import StoreItem, upsert_products
+
+    with session_scope(hub_db) as s:
+        client = s.scalars(select(Client)).first()
+        holding = s.scalars(select(Source)).one()
+        empty = Source(client_id=client.id, code="other", kind="sql", name="o", settings={})
+        s.add(empty)
+        s.flush()
+        upsert_products(
+            s,
+            client_id=client.id,
+            source_id=holding.id,
+            run_id=0,
+            items=[StoreItem("A", "active", {"source_product_code": "A", "title": "A"}, "h")],
+        )
+        ids = runs.start_runs(
+            s,
+            [
+                runs.RunRequest(client.id, sid, stream, True, None, "schedule", 100)
+                for sid in (holding.id, empty.id)
+                for stream in ("products", "customers")
+            ],
+        )
+        s.flush()
+        fresh = {
+            (r.source_id, r.stream): r.fresh
+            for r in s.scalars(select(SyncRun).where(SyncRun.id.in_(ids)))
+        }
+    assert fresh == {
+        (holding.id, "products"): False,
+        (holding.id, "customers"): True,
+        (empty.id, "products"): True,
+        (empty.id, "customers"): True,
+    }
