@@ -15,9 +15,12 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
+from sqlalchemy import func, select
 
 from emulators import sql_erp
 from hub import order_states
+from hub.db import session_scope
+from hub.models import SourceStream, SyncRun
 from tests.conftest import Hub, _make_hub, wait_for
 from tests.faults import TcpProxy
 from tests.integration.test_orders_e2e import (
@@ -31,6 +34,35 @@ from tests.integration.test_orders_e2e import (
 )
 from tests.integration.test_sync_e2e import _full_scenario, _wait_run
 from workers.tasks import start_sync
+
+
+def _quiet(source_id: int) -> bool:
+    """No run of the source active and no resync queued behind one, twice a
+    second apart with no run started between (the dispatcher claims a
+    queued resync, then starts its run, in two transactions)."""
+    first = _idle(source_id)
+    time.sleep(1)
+    return first is not None and first == _idle(source_id)
+
+
+def _idle(source_id: int) -> int | None:
+    """How many runs the source has had, when none is active or queued."""
+    with session_scope() as s:
+        runs = s.scalar(
+            select(func.count()).select_from(SyncRun).where(SyncRun.source_id == source_id)
+        )
+        active = s.scalar(
+            select(func.count())
+            .select_from(SyncRun)
+            .where(SyncRun.source_id == source_id, SyncRun.status == "running")
+        )
+        queued = s.scalar(
+            select(func.count())
+            .select_from(SourceStream)
+            .where(SourceStream.source_id == source_id, SourceStream.queued_at.is_not(None))
+        )
+    return None if active or queued else int(runs or 0)
+
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
@@ -107,9 +139,14 @@ def test_rabbitmq_cut_mid_flow_loses_and_duplicates_nothing(
                 interval=0.05,
                 what=f"{cut} orders raised",
             )
-            # A sync with something to write is under way at every cut.
+            # A sync with something to write is under way at every cut. If
+            # the last cut's run is still active (its pages held up by the
+            # cut), the resync waits behind it, as the CLI's --queue and
+            # the API's queue: true do; it would otherwise be that run,
+            # which may have read these rows before they changed.
             sql_erp.change_rows(shop.erp_url, 20, seed=n)
-            runs.append(start_sync(shop.source_id, "products", requested_by="test").run.id)
+            started = start_sync(shop.source_id, "products", requested_by="test", queue_behind=True)
+            runs.append(started.run.id)
             proxy.stop()
             time.sleep(5)
             proxy.start()
@@ -120,6 +157,13 @@ def test_rabbitmq_cut_mid_flow_loses_and_duplicates_nothing(
         for run_id in runs:
             run = _wait_run(run_id)
             assert run.status == "succeeded", run.error
+        # Resyncs queued behind those start once they end (beat's dispatcher).
+        wait_for(lambda: _quiet(shop.source_id), timeout=120, what="the queued resyncs")
+        with session_scope() as s:
+            statuses = set(
+                s.scalars(select(SyncRun.status).where(SyncRun.source_id == shop.source_id))
+            )
+        assert statuses == {"succeeded"}
         # Every change reached the hub: one more sync finds nothing to write.
         last = _wait_run(start_sync(shop.source_id, "products", requested_by="test").run.id)
         assert (last.status, last.created, last.updated, last.deleted) == ("succeeded", 0, 0, 0)
