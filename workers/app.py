@@ -15,8 +15,6 @@ registry of kinds, which imports no connector.
 
 from __future__ import annotations
 
-import gc
-
 from celery import Celery
 from celery.signals import (
     after_setup_logger,
@@ -167,28 +165,6 @@ def _fresh_engines(**_: object) -> None:
     # Engines are per process already (hub.db keys them by pid); dropping any
     # inherited from the parent makes that explicit.
     dispose_all()
-    _freeze()
-
-
-def _freeze() -> None:
-    """Move what is alive now (modules, classes, caches) out of the cyclic
-    garbage collector's sight, for good.
-
-    A worker's imports leave a hundred thousand or more tracked objects that
-    live as long as the process, and every full collection walked them all,
-    in the middle of whatever task allocated at that moment (a sync page
-    allocates thousands of objects). Frozen, a collection walks only what
-    tasks made since. Done as a child starts, and once more after its first
-    task, which imports what is imported on first use (Polars for the
-    columnar mapping, a connector's driver) and fills the caches; a full
-    collection first, so that nothing the task left behind is frozen with
-    them.
-    """
-    gc.collect()
-    gc.freeze()
-
-
-_settled = False
 
 
 @task_postrun.connect
@@ -198,10 +174,6 @@ def _release_connectors(**_: object) -> None:
     # tenants would otherwise hold one idle connection per tenant and pool
     # process, and ERP servers refuse new ones long before a thousand.
     release_connectors()
-    global _settled
-    if not _settled:
-        _settled = True
-        _freeze()
 
 
 _heartbeat: object | None = None
