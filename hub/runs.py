@@ -51,12 +51,11 @@ def start_run(
 ) -> StartResult:
     """Create the active run for a source's stream, or return the one already active."""
     request = RunRequest(source.client_id, source.id, stream, full, since, requested_by, page_size)
-    created = _insert_runs(session, [request])
+    rows = _run_rows(session, [request])
+    created = _insert_rows(session, rows)
     if created:
         # Not loaded back: the caller has every value the row holds.
-        fresh = not _holding(session, [request])
-        row = {**_run_row(request, utcnow()), "fresh": fresh}
-        return StartResult(SyncRun(id=created[0], **row), True)
+        return StartResult(SyncRun(id=created[0], **rows[0]), True)
     active = select(SyncRun).where(SyncRun.lock_key == lock_key(source.id, stream))
     existing = session.scalars(active).first()
     if existing is None:
@@ -93,7 +92,17 @@ def start_runs(session: Session, requests: list[RunRequest]) -> list[int]:
     One multi-row INSERT: dispatching a thousand streams that fall due in
     the same minute must cost a statement, not a thousand transactions.
     """
-    return _insert_runs(session, requests)
+    return _insert_rows(session, _run_rows(session, requests))
+
+
+def _run_rows(session: Session, requests: list[RunRequest]) -> list[dict[str, Any]]:
+    """The rows of new runs, ``fresh`` included (``_holding``)."""
+    now = utcnow()
+    held = _holding(session, requests)
+    return [
+        {**_run_row(r, now), "fresh": (r.source_id, r.stream) not in held and r.stream in _STORED}
+        for r in requests
+    ]
 
 
 def _run_row(request: RunRequest, now: datetime) -> dict[str, Any]:
@@ -119,7 +128,7 @@ _UPSERT_INSERTS: dict[str, Callable[[Table], postgresql.Insert | sqlite.Insert]]
 }
 
 
-def _insert_runs(session: Session, requests: list[RunRequest]) -> list[int]:
+def _insert_rows(session: Session, rows: list[dict[str, Any]]) -> list[int]:
     """Insert active runs, skipping streams that have one; the new runs' ids.
 
     The unique lock key decides: on PostgreSQL and SQLite one ``INSERT ...
@@ -127,14 +136,8 @@ def _insert_runs(session: Session, requests: list[RunRequest]) -> list[int]:
     savepoint around a statement that may fail); elsewhere one savepoint
     per run.
     """
-    if not requests:
+    if not rows:
         return []
-    now = utcnow()
-    held = _holding(session, requests)
-    rows = [
-        {**_run_row(r, now), "fresh": (r.source_id, r.stream) not in held and r.stream in _STORED}
-        for r in requests
-    ]
     table = SyncRun.__table__
     upsert = _UPSERT_INSERTS.get(session.get_bind().dialect.name)
     if upsert is not None:
