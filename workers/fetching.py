@@ -29,7 +29,6 @@ from hub import runs
 from hub.db import session_scope
 from hub.models import Source, SyncPage, SyncRun
 from hub.settings import get_settings
-from hub.store import UPSERTS
 from workers import limits
 from workers.pages import _store_page, _StoredPage, _Target
 from workers.sources import connector_for
@@ -46,7 +45,7 @@ FETCH_SPAN_SHARE = 0.05
 # A read: the page and the queries it cost (None: not counted), or None
 # when the ERP account's slot was taken.
 Read = tuple[Page, int | None] | None
-# _store_page's shape: (target, by_hash, connector, seq, cursor, page, *, fresh).
+# _store_page's shape: (target, connector, seq, cursor, page, *, fresh).
 Store = Callable[..., _StoredPage | None]
 
 
@@ -68,13 +67,6 @@ class Position:
     # that holds it, so no record can be unchanged; pages are hashed by
     # map_page (``workers.pages._store_page``).
     fresh: bool = False
-
-    @property
-    def by_hash(self) -> bool:
-        """Incremental reads of ERPs that return only changed variant lines
-        are merged into the stored product (see hub.store): their rows do
-        not describe a whole record, so they are never skipped by hash."""
-        return self.target.stream in UPSERTS and not self.target.merge_variants
 
 
 def position(run_id: int, seq: int) -> Position | None:
@@ -167,7 +159,7 @@ class PageLoop:
         settings = get_settings()
         self.target, self.connector, self.since = start.target, connector, start.since
         self.seq, self.cursor, self.in_flight = start.seq, start.cursor, start.in_flight
-        self.by_hash, self.fresh = start.by_hash, start.fresh
+        self.fresh = start.fresh
         self.cap = settings.run_pages_in_flight
         self._to_map, self._store, self._clock = to_map, store, clock
         self._until = clock() + settings.task_time_limit * FETCH_SPAN_SHARE
@@ -228,7 +220,7 @@ class PageLoop:
             # this one goes to map_page, the run stays below its cap).
             self._ahead = pool.submit(self._read, page.next_cursor)
         stored = self._store(
-            self.target, self.by_hash, self.connector, self.seq, self.cursor, page, fresh=self.fresh
+            self.target, self.connector, self.seq, self.cursor, page, fresh=self.fresh
         )
         if stored is None:
             return Stop("ended", self.seq)

@@ -10,6 +10,7 @@ used only inside ``workers`` and by the unit tests that drive them directly.
 from __future__ import annotations
 
 import marshal
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +82,14 @@ class _Target:
     # Incremental reads of ERPs that return only changed variant lines are
     # merged into the stored product (see hub.store).
     merge_variants: bool
+
+    @property
+    def by_hash(self) -> bool:
+        """Whether records are told unchanged by their raw hash: not for
+        incremental reads of ERPs that return only changed variant lines
+        (merged into the stored product, see hub.store): their rows do not
+        describe a whole record."""
+        return self.stream in UPSERTS and not self.merge_variants
 
     @classmethod
     def of(cls, run: SyncRun, source: Source) -> _Target:
@@ -172,7 +181,6 @@ def _added(written: Counts | None, unchanged: int) -> dict[str, int]:
 
 def _store_page(
     target: _Target,
-    by_hash: bool,
     connector: Connector | None,
     seq: int,
     cursor: Any,
@@ -190,14 +198,14 @@ def _store_page(
     is done when this commits. ``connector`` gives the page's high-water
     mark (None: the run's mark is left as it is).
 
-    ``fresh``: the source held no record of the stream when this fetch
-    began, so none can be unchanged: the page goes to map_page as read,
+    ``fresh``: the source held no record of the stream when the run began
+    (``SyncRun.fresh``), so none can be unchanged: the page goes to map_page as read,
     and map_page hashes its rows (``raw_hashes_of``), beside the fetch
     instead of on the run's one sequential path (a third of it, measured on
     a first sync of 100,000 products). The run's last page, and a page of
     few records, are still hashed and written here.
     """
-    run_id, last = target.run_id, page.next_cursor is None
+    run_id, last, by_hash = target.run_id, page.next_cursor is None, target.by_hash
     few = len(page.records) <= target.page_size * INLINE_SHARE
     defer = fresh and by_hash and not last and not few
     try:
@@ -283,14 +291,23 @@ def _insert_page(
     return int(page_id)
 
 
+def _hashed(
+    kind: str, stream: str, settings: dict[str, Any], records: list[dict[str, Any]]
+) -> tuple[dict[str, list[Mapping[str, Any]]], list[Mapping[str, Any]], dict[str, str | None]]:
+    """The page's rows by record key, the rows without one, and each
+    record's raw hash (None: its rows cannot be hashed)."""
+    groups, unkeyed = raw_groups(kind, stream, records, settings)
+    hash_of = raw_hasher(kind, stream, settings)
+    return groups, unkeyed, {key: hash_of(rows) for key, rows in groups.items()}
+
+
 def raw_hashes_of(
     kind: str, stream: str, settings: dict[str, Any], records: list[dict[str, Any]]
 ) -> dict[str, str]:
     """{record key: raw hash} of a page's records, as ``_changed`` keeps
     them (records whose rows cannot be hashed have none)."""
-    groups, _ = raw_groups(kind, stream, records, settings)
-    hash_of = raw_hasher(kind, stream, settings)
-    return {key: digest for key, rows in groups.items() if (digest := hash_of(rows)) is not None}
+    _, _, hashes = _hashed(kind, stream, settings, records)
+    return {key: digest for key, digest in hashes.items() if digest is not None}
 
 
 def _changed(
@@ -310,9 +327,7 @@ def _changed(
     """
     if stream not in UPSERTS or not records:
         return records, {}, 0
-    groups, unkeyed = raw_groups(kind, stream, records, settings)
-    hash_of = raw_hasher(kind, stream, settings)
-    hashes = {key: hash_of(rows) for key, rows in groups.items()}
+    groups, unkeyed, hashes = _hashed(kind, stream, settings, records)
     stored = stored_raw_hashes(session, stream, source_id, list(groups))
     todo: list[dict[str, Any]] = []
     kept: dict[str, str] = {}

@@ -34,7 +34,7 @@ from hub import runs
 from hub.db import session_scope
 from hub.models import Source, SyncPage, SyncRun, utcnow
 from hub.settings import get_settings
-from hub.store import UPSERTS, StoreItem
+from hub.store import StoreItem
 from workers import backoff
 from workers.app import app
 from workers.dispatch import dispatch, page_size_of
@@ -162,7 +162,7 @@ def map_page(self: Task[Any, Any], page_id: int) -> None:
             else:  # records marshal could not hold, or a page of an earlier version
                 records, raw_hashes = page.records or [], page.raw_hashes
             target = _Target.of(run, source)
-            if not raw_hashes and target.stream in UPSERTS and not target.merge_variants:
+            if not raw_hashes and target.by_hash:
                 # A fresh source's page comes unhashed (``_store_page``):
                 # the raw hashes the next fetch compares with are made here.
                 raw_hashes = raw_hashes_of(target.kind, target.stream, target.settings, records)

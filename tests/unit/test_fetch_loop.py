@@ -157,7 +157,7 @@ def test_the_next_page_is_read_while_a_page_is_stored(hub_db: str) -> None:
     stored_while_reading: list[bool] = []
 
     def store(*args: Any, **kwargs: Any) -> Any:
-        seq = args[3]
+        seq = args[2]
         if seq + 1 < len(erp.pages):
             # The read of the next page starts before this page is stored.
             stored_while_reading.append(erp.read_started[seq + 1].wait(5))
@@ -257,7 +257,7 @@ def test_a_run_that_ends_meanwhile_stops_the_loop(hub_db: str) -> None:
     run_id = _start(hub_db, page_size=100)
 
     def store(*args: Any, **kwargs: Any) -> Any:
-        if args[3] == 1:
+        if args[2] == 1:
             with session_scope(hub_db) as s:
                 runs.cancel_run(s, run_id, "cancelled by an operator")
         return _store_page(*args, **kwargs)

@@ -104,7 +104,7 @@ def _sync(db: str, rows: list[dict[str, Any]]) -> SyncRun:
     with session_scope(db) as s:
         source = s.scalars(select(Source)).one()
         target = pages._Target.of(runs.start_run(s, source, "products").run, source)
-    stored = pages._store_page(target, True, None, 0, None, Page(rows, None))
+    stored = pages._store_page(target, None, 0, None, Page(rows, None))
     assert stored is not None and stored.finished
     with session_scope(db) as s:
         run = s.get(SyncRun, target.run_id)
@@ -160,7 +160,7 @@ def test_map_page_adds_skipped_to_the_run(hub_db: str) -> None:
     with session_scope(hub_db) as s:
         source = s.scalars(select(Source)).one()
         target = pages._Target.of(runs.start_run(s, source, "products").run, source)
-    stored = pages._store_page(target, True, None, 0, None, Page(rows, "more"))
+    stored = pages._store_page(target, None, 0, None, Page(rows, "more"))
     assert stored is not None and stored.to_map  # too many to write with the fetch
     tasks.map_page(stored.page_id)
     with session_scope(hub_db) as s:

@@ -60,7 +60,7 @@ def _count(db: str, model: type) -> int:
 
 def test_a_few_changed_records_are_written_with_the_page(hub_db: str) -> None:
     target = _target(hub_db)
-    stored = tasks._store_page(target, True, None, 0, None, Page(records=ROWS, next_cursor=None))
+    stored = tasks._store_page(target, None, 0, None, Page(records=ROWS, next_cursor=None))
     assert stored is not None
     # Both records are new, 2 of a 500-record page: mapped and written here.
     assert stored.written is not None and stored.written.created == 1
@@ -84,11 +84,11 @@ def test_new_records_go_to_map_page_unless_the_page_is_the_runs_last(hub_db: str
     many = [
         {**ROWS[0], "Prod": f"P{i:03d}", "SKU": f"P{i:03d}"} for i in range(60)
     ]  # 60 new records: over INLINE_SHARE of a 500-record page
-    first = tasks._store_page(target, True, None, 0, None, Page(records=many, next_cursor="P059"))
+    first = tasks._store_page(target, None, 0, None, Page(records=many, next_cursor="P059"))
     assert first is not None and first.to_map and first.written is None
     assert first.in_flight == 1
     more = [{**r, "Prod": r["Prod"] + "b", "SKU": r["SKU"] + "b"} for r in many]
-    last = tasks._store_page(target, True, None, 1, "P059", Page(records=more, next_cursor=None))
+    last = tasks._store_page(target, None, 1, "P059", Page(records=more, next_cursor=None))
     assert last is not None and not last.to_map and last.written is not None
     assert last.written.created == 60 and not last.finished  # page 0 still to map
     with session_scope(hub_db) as s:
@@ -109,7 +109,7 @@ def test_a_page_of_a_run_that_ended_is_rolled_back_whole(hub_db: str) -> None:
     with session_scope(hub_db) as s:
         assert runs.fail_run(s, target.run_id, "the ERP refused the login")
     page = Page(records=ROWS, next_cursor="P2")
-    assert tasks._store_page(target, True, None, 0, None, page) is None
+    assert tasks._store_page(target, None, 0, None, page) is None
     assert _count(hub_db, SyncPage) == 0
     assert _count(hub_db, Product) == 0
     assert _count(hub_db, Quarantined) == 0
@@ -120,9 +120,9 @@ def test_a_page_of_a_run_that_ended_is_rolled_back_whole(hub_db: str) -> None:
 def test_a_page_stored_twice_is_stored_once(hub_db: str) -> None:
     target = _target(hub_db)
     page = Page(records=ROWS, next_cursor="P2")
-    assert tasks._store_page(target, True, None, 0, None, page) is not None
+    assert tasks._store_page(target, None, 0, None, page) is not None
     # Another delivery of the same fetch: the unique (run, seq) refuses it whole.
-    assert tasks._store_page(target, True, None, 0, None, page) is None
+    assert tasks._store_page(target, None, 0, None, page) is None
     with session_scope(hub_db) as s:
         assert s.get(SyncRun, target.run_id).fetched == 2
     assert _count(hub_db, Product) == 1
@@ -147,7 +147,7 @@ def test_map_page_writes_a_packed_page_and_one_stored_as_json(
     if not packed:
         monkeypatch.setattr(tasks, "pack_page", lambda records, raw_hashes: None)
     target = _target(hub_db)
-    stored = tasks._store_page(target, True, None, 0, None, Page(_many("Q"), "more"))
+    stored = tasks._store_page(target, None, 0, None, Page(_many("Q"), "more"))
     assert stored is not None and stored.to_map
     with session_scope(hub_db) as s:
         page = s.get(SyncPage, stored.page_id)
@@ -183,7 +183,7 @@ def test_a_fresh_sources_page_is_hashed_by_map_page_with_the_same_hashes(hub_db:
 
     target = _target(hub_db)
     records = _many("F", 60)
-    stored = tasks._store_page(target, True, None, 0, None, Page(records, "more"), fresh=True)
+    stored = tasks._store_page(target, None, 0, None, Page(records, "more"), fresh=True)
     assert stored is not None and stored.to_map and stored.unchanged == 0
     with session_scope(hub_db) as s:
         packed = s.get(SyncPage, stored.page_id).packed
@@ -197,7 +197,7 @@ def test_a_fresh_sources_page_is_hashed_by_map_page_with_the_same_hashes(hub_db:
     with session_scope(hub_db) as s:
         runs.cancel_run(s, target.run_id, "test: the first run's other pages do not matter")
     again = _target(hub_db)
-    resync = tasks._store_page(again, True, None, 0, None, Page(records, None))
+    resync = tasks._store_page(again, None, 0, None, Page(records, None))
     assert resync is not None and resync.unchanged == 60 and not resync.to_map
 
 
@@ -206,7 +206,7 @@ def test_a_fetch_is_fresh_only_while_no_other_run_wrote_the_stream(hub_db: str) 
 
     target = _target(hub_db)
     assert position(target.run_id, 0).fresh
-    stored = tasks._store_page(target, True, None, 0, None, Page(_many("G", 60), "G059"))
+    stored = tasks._store_page(target, None, 0, None, Page(_many("G", 60), "G059"))
     assert stored is not None and stored.to_map
     from workers import tasks as task_module
 
