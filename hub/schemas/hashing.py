@@ -114,12 +114,19 @@ def _stable(value: Any) -> Any:
     return _stable_generic(value)
 
 
-def _stable_generic(value: Any) -> Any:
+def _stable_generic(
+    value: Any,
+    walk: Callable[[Any], Any] | None = None,
+    order: Callable[[list[Any]], list[Any]] = _sorted,
+) -> Any:
     """The general rules, for anything but the exact types handled above.
 
     Every result is fresh or an unchanged plain value: `canonical_hash`
-    never modifies the record it is given.
+    never modifies the record it is given. ``walk`` (`_stable` unless
+    given) makes each nested value plain, ``order`` puts each list in order:
+    `stored_json` walks with the same rules and leaves lists as they are.
     """
+    walk = walk or _stable
     kind = value.__class__
     if kind in _PLAIN:
         return value
@@ -127,13 +134,13 @@ def _stable_generic(value: Any) -> Any:
         return _stable_float(value)
     if kind is dict or isinstance(value, Mapping):
         return {
-            k if k.__class__ is str else str(k): v if v.__class__ in _PLAIN else _stable(v)
+            k if k.__class__ is str else str(k): v if v.__class__ in _PLAIN else walk(v)
             for k, v in value.items()
         }
     if kind is list or isinstance(value, list | tuple):
-        return _sorted([v if v.__class__ in _PLAIN else _stable(v) for v in value])
+        return order([v if v.__class__ in _PLAIN else walk(v) for v in value])
     if isinstance(value, Decimal):
-        return _stable(float(value))
+        return walk(float(value))
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, int):
@@ -211,16 +218,8 @@ def stored_json(record: Mapping[str, Any]) -> str:
 def _kept(value: Any) -> Any:
     """`_stable` with lists left in their order: floats rounded, and what
     JSON cannot hold made plain the same way."""
-    kind = value.__class__
-    if kind in _PLAIN:
-        return value
-    if kind is float:
-        return _stable_float(value)
-    if kind is dict or isinstance(value, Mapping):
-        return {
-            k if k.__class__ is str else str(k): v if v.__class__ in _PLAIN else _kept(v)
-            for k, v in value.items()
-        }
-    if kind is list or isinstance(value, list | tuple):
-        return [v if v.__class__ in _PLAIN else _kept(v) for v in value]
-    return _stable_generic(value)
+    return _stable_generic(value, _kept, _as_is)
+
+
+def _as_is(items: list[Any]) -> list[Any]:
+    return items
