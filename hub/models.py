@@ -30,6 +30,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 JsonType = JSON().with_variant(JSONB(), "postgresql")
+# A stored record's document (``products.data``, ``customers.data``): kept as
+# the text the store wrote (PostgreSQL's ``json``), not parsed into JSONB.
+# Nothing queries inside it or compares it in SQL (the hashes beside it say
+# what changed), and JSONB's parse was about half of PostgreSQL's work in
+# COPYing a page of products (100,000 documents: 0.9 s of its CPU against
+# 0.5 s as json; reading them back 0.37 s against 0.1 s): migration 0016.
+DocumentType = JSON()
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT.
 IdType = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -354,7 +361,7 @@ class Product(Base):
     # the map's version and the source's settings); a fetch that finds the
     # same raw hash skips mapping the record at all. Null when unknown.
     raw_hash: Mapped[str | None] = mapped_column(String(64))
-    data: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    data: Mapped[dict[str, Any]] = mapped_column(DocumentType)
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(TZDateTime())
@@ -401,7 +408,7 @@ class Customer(Base):
     # the map's version and the source's settings); a fetch that finds the
     # same raw hash skips mapping the record at all. Null when unknown.
     raw_hash: Mapped[str | None] = mapped_column(String(64))
-    data: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    data: Mapped[dict[str, Any]] = mapped_column(DocumentType)
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(TZDateTime())

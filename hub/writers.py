@@ -208,7 +208,7 @@ class PgWriter:
         title = "title = %s, " if "title" in rows[0] else ""
         sql = (
             f"UPDATE {self.table} SET {title}active = true, hash = %s, raw_hash = %s, "
-            "data = %s::jsonb, updated_at = %s, deleted_at = NULL, last_run_id = %s, "
+            "data = %s::json, updated_at = %s, deleted_at = NULL, last_run_id = %s, "
             "change_seq = %s WHERE id = %s"
         )
         self._many(

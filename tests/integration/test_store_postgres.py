@@ -8,10 +8,12 @@ results.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from hub.db import session_scope
 from tests.conftest import one_source_hub
@@ -81,3 +83,66 @@ def test_removing_a_client_still_removes_its_catalogue(db: str) -> None:
     with session_scope(db) as s:
         for model in (Product, Variant, Customer):
             assert s.scalar(select(func.count()).select_from(model)) == 0
+
+
+def test_documents_are_kept_as_json_text_and_survive_the_retype(postgres_db: Any) -> None:
+    """Migration 0016 retypes products' and customers' documents from JSONB
+    to json: a document stored before it reads back the same after it (and
+    after a downgrade), and the store's writes go into json columns."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from hub.migrate import alembic_config, upgrade
+    from hub.models import Client, Product, Source
+
+    url = postgres_db()
+    upgrade(url, revision="0015")
+    before = {"title": "Ünïcode \\ tab\t", "variants": [{"sku": "B"}, {"sku": "A"}], "n": 1.5}
+    with session_scope(url) as s:
+        client = Client(code="c1", name="c1")
+        s.add(client)
+        s.flush()
+        s.add(Source(client_id=client.id, code="erp", kind="sql", name="erp", settings={}))
+        s.flush()
+        s.execute(
+            text(
+                "INSERT INTO products (client_id, source_id, source_product_code, title, "
+                "active, hash, data, created_at, updated_at) VALUES (1, 1, 'OLD', 'old', "
+                "true, 'h', CAST(:doc AS jsonb), now(), now())"
+            ),
+            {"doc": json.dumps(before)},
+        )
+
+    def column_types() -> set[str]:
+        with session_scope(url) as s:
+            return set(
+                s.scalars(
+                    text(
+                        "SELECT data_type FROM information_schema.columns WHERE "
+                        "table_name IN ('products', 'customers') AND column_name = 'data'"
+                    )
+                )
+            )
+
+    def stored() -> dict[str, Any]:
+        with session_scope(url) as s:
+            return s.scalars(select(Product.data).where(Product.source_product_code == "OLD")).one()
+
+    upgrade(url)
+    assert column_types() == {"json"}
+    assert stored() == before
+    command.downgrade(alembic_config(url), "0015")
+    assert column_types() == {"jsonb"}
+    assert stored() == before
+    upgrade(url)
+    from hub.store import StoreItem, upsert_products
+
+    doc = {"source_product_code": "NEW", "title": "new", "variants": []}
+    with session_scope(url) as s:
+        upsert_products(
+            s, client_id=1, source_id=1, run_id=1, items=[StoreItem("NEW", "active", doc, "h")]
+        )
+    with session_scope(url) as s:
+        assert (
+            s.scalars(select(Product.data).where(Product.source_product_code == "NEW")).one() == doc
+        )
