@@ -146,3 +146,49 @@ def test_documents_are_kept_as_json_text_and_survive_the_retype(postgres_db: Any
         assert (
             s.scalars(select(Product.data).where(Product.source_product_code == "NEW")).one() == doc
         )
+
+
+def test_stored_raw_hashes_by_range_match_the_probes_and_give_way_to_them(db: str) -> None:
+    """On PostgreSQL a page's stored raw hashes are read by one walk along
+    the index between its least and greatest key: the answer is the one
+    the key-by-key probes give (records between the page's keys but not on
+    it left out, soft-deleted ones in), and a page spread too thin over the
+    index (an ERP paging in its own order) is probed instead, for the next
+    ``RANGE_PAUSE`` lookups of that source too."""
+    from hub import store
+    from hub.store import RANGE_PAUSE, RANGE_SLACK, stored_raw_hashes
+    from tests.unit.test_hub_store import raw_item, run
+
+    codes = [f"K{i:04d}" for i in range(600)]
+    run(db, [raw_item(code, f"r-{code}") for code in codes])
+    run(db, [raw_item("K0100", "gone", "delete")], run_id=2)  # soft-deleted, hash kept
+    store._range_paused.clear()
+
+    def probed(keys: list[str]) -> dict[str, str]:
+        with session_scope(db) as s:
+            sql = store._lookup_sql("products", "source_product_code", "raw_hash")
+            rows = s.connection().connection.driver_connection.execute(sql, (keys, 1)).fetchall()
+            return {code: rh for code, rh in rows if rh is not None}
+
+    # Every other key of a stretch, and two the hub never stored: the range
+    # holds twice the page, which is still within the slack.
+    page = [*codes[50:250:2], "K0050x", "K0100a"]
+    with session_scope(db) as s:
+        found = stored_raw_hashes(s, "products", 1, page)
+    assert found == probed(page)
+    assert len(found) == 100 and found["K0100"] == "gone" and "K0051" not in found
+    assert store._range_paused == {}
+
+    # Spread over the whole index: more than RANGE_SLACK stored records per
+    # key between its ends, so it is probed, and the source's next lookups too.
+    sparse = codes[:: RANGE_SLACK * 4]
+    with session_scope(db) as s:
+        assert stored_raw_hashes(s, "products", 1, sparse) == probed(sparse)
+    assert store._range_paused == {("products", 1): RANGE_PAUSE}
+    with session_scope(db) as s:
+        assert stored_raw_hashes(s, "products", 1, page) == probed(page)
+    assert store._range_paused == {("products", 1): RANGE_PAUSE - 1}
+    # Another source is not paused, and finds nothing of source 1.
+    with session_scope(db) as s:
+        assert stored_raw_hashes(s, "products", 2, page) == {}
+    store._range_paused.clear()
