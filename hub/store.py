@@ -10,6 +10,7 @@ carries a change number for the change feed (``hub.catalogue.take_numbers``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
@@ -125,8 +126,16 @@ def _pg(session: Session) -> Any | None:
     return None
 
 
+def _keys_json(keys: Sequence[str]) -> str:
+    """A page's keys as one JSON array, the lookups' parameter: the driver
+    sends it as it is, where a list went through its array dumper, item by
+    item in Python (about 6% of an unchanged resync's sequential path)."""
+    return json.dumps(list(keys))
+
+
 def _lookup_sql(table: str, key: str, columns: str) -> str:
-    """Stored rows of a page's keys, one index probe per key.
+    """Stored rows of a page's keys (a JSON array: ``_keys_json``), one
+    index probe per key.
 
     Written as a LATERAL subquery with OFFSET 0 so that the planner cannot
     flatten it into a join: on tables without statistics (autovacuum off, or
@@ -135,7 +144,7 @@ def _lookup_sql(table: str, key: str, columns: str) -> str:
     lookup always wants.
     """
     return (
-        f"SELECT k.code, {columns} FROM unnest(%s::varchar[]) AS k(code) "
+        f"SELECT k.code, {columns} FROM json_array_elements_text(%s::json) AS k(code) "
         f"CROSS JOIN LATERAL (SELECT {columns} FROM {table} "
         f"WHERE source_id = %s AND {key} = k.code OFFSET 0) AS t"
     )
@@ -148,7 +157,7 @@ def _range_sql(table: str, key: str) -> str:
     walk along the unique index instead of a probe per key."""
     return (
         f"SELECT t.{key}, t.raw_hash FROM (SELECT min(c) AS lo, max(c) AS hi "
-        "FROM unnest(%s::varchar[]) AS c) AS b CROSS JOIN LATERAL "
+        "FROM json_array_elements_text(%s::json) AS c) AS b CROSS JOIN LATERAL "
         f"(SELECT {key}, raw_hash FROM {table} WHERE source_id = %s "
         f"AND {key} >= b.lo AND {key} <= b.hi LIMIT %s) AS t"
     )
@@ -181,7 +190,7 @@ def _by_range(pg: Any, stream: str, source_id: int, keys: list[str]) -> dict[str
     limit = RANGE_SLACK * len(keys) + 1
     sql = _range_sql(_MODELS[stream].__tablename__, _KEYS[stream])
     with as_sqlalchemy_errors(sql):
-        rows = pg.execute(sql, (keys, source_id, limit)).fetchall()
+        rows = pg.execute(sql, (_keys_json(keys), source_id, limit)).fetchall()
     if len(rows) >= limit:
         _range_paused[memo] = RANGE_PAUSE
         return None
@@ -189,22 +198,42 @@ def _by_range(pg: Any, stream: str, source_id: int, keys: list[str]) -> dict[str
     return {code: rh for code, rh in rows if rh is not None and code in wanted}
 
 
+def _storable(key: str) -> bool:
+    """Whether PostgreSQL can hold ``key`` as text: no NUL, no lone surrogate."""
+    if "\x00" in key:
+        return False
+    if key.isascii():
+        return True
+    try:
+        key.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def stored_raw_hashes(
     session: Session, stream: str, source_id: int, keys: Sequence[str]
 ) -> dict[str, str]:
-    """{key: raw hash} of the stored records among ``keys`` that have one."""
+    """{key: raw hash} of the stored records among ``keys`` that have one.
+
+    A key PostgreSQL cannot hold as text was never stored: it is left out of
+    the lookup instead of failing it (and with it the whole page), and its
+    record goes to the mapping, which quarantines it with the field and why.
+    """
     if not keys:
         return {}
     model, key = _MODELS[stream], _KEYS[stream]
     pg = _pg(session)
     if pg is not None:
-        page = list(keys)
+        page = [k for k in keys if _storable(k)]
+        if not page:
+            return {}
         ranged = _by_range(pg, stream, source_id, page)
         if ranged is not None:
             return ranged
         sql = _lookup_sql(model.__tablename__, key, "raw_hash")
         with as_sqlalchemy_errors(sql):
-            rows = pg.execute(sql, (page, source_id)).fetchall()
+            rows = pg.execute(sql, (_keys_json(page), source_id)).fetchall()
         return {code: rh for code, rh in rows if rh is not None}
     key_col = getattr(model, key)
     found: dict[str, str] = {}
@@ -231,7 +260,7 @@ def _existing(
     if pg is not None:
         sql = _lookup_sql(model.__tablename__, key_col.key, "id, hash, deleted_at, raw_hash")
         with as_sqlalchemy_errors(sql):
-            rows = pg.execute(sql, (keys, source_id)).fetchall()
+            rows = pg.execute(sql, (_keys_json(keys), source_id)).fetchall()
         return {code: Stored(*rest) for code, *rest in rows}
     found: dict[str, Stored] = {}
     for chunk in chunks(keys):

@@ -167,7 +167,11 @@ def test_stored_raw_hashes_by_range_match_the_probes_and_give_way_to_them(db: st
     def probed(keys: list[str]) -> dict[str, str]:
         with session_scope(db) as s:
             sql = store._lookup_sql("products", "source_product_code", "raw_hash")
-            rows = s.connection().connection.driver_connection.execute(sql, (keys, 1)).fetchall()
+            rows = (
+                s.connection()
+                .connection.driver_connection.execute(sql, (store._keys_json(keys), 1))
+                .fetchall()
+            )
             return {code: rh for code, rh in rows if rh is not None}
 
     # Every other key of a stretch, and two the hub never stored: the range
@@ -192,3 +196,46 @@ def test_stored_raw_hashes_by_range_match_the_probes_and_give_way_to_them(db: st
     with session_scope(db) as s:
         assert stored_raw_hashes(s, "products", 2, page) == {}
     store._range_paused.clear()
+
+
+def test_keys_postgresql_cannot_hold_are_quarantined_and_the_page_lands(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ERP row whose key holds a NUL or a lone surrogate (an HTTP ERP's
+    JSON can carry both) is quarantined, its entry written with the value
+    escaped, and the rest of its page is stored: at the first sync and at
+    the resync, when the stored-hash lookup meets the key again."""
+    from connectors.base import Page
+    from hub.models import Product, Quarantined, SyncRun
+    from hub.settings import get_settings
+    from tests.unit.test_store_page import ROWS, _target
+    from workers import pages
+
+    monkeypatch.setenv("S2S_DATABASE_URL", db)
+    get_settings.cache_clear()
+    bad = [
+        {**ROWS[0], "Prod": "N\x00UL", "SKU": "N1"},
+        {**ROWS[0], "Prod": "S\ud800R", "SKU": "S1"},
+    ]
+    try:
+        for sync in (1, 2):
+            target = _target(db)
+            page = Page(records=[ROWS[0], *bad], next_cursor=None)
+            stored = pages._store_page(target, None, 0, None, page)
+            assert stored is not None and stored.finished
+            with session_scope(db) as s:
+                run = s.get(SyncRun, target.run_id)
+                assert run is not None
+                counted = (run.status, run.created, run.unchanged, run.quarantined)
+                assert counted == ("succeeded", 2 - sync, sync - 1, 2)
+                entries = s.scalars(
+                    select(Quarantined).where(Quarantined.run_id == target.run_id)
+                ).all()
+                keys = {(q.record_key, q.field) for q in entries}
+                assert ("N\\u0000UL", "source_product_code") in keys
+                assert ("S\\ud800R", "source_product_code") in keys
+                raw = next(q.raw for q in entries if q.record_key == "N\\u0000UL")
+                assert raw["source_product_code"] == "N\\u0000UL"
+                assert s.scalars(select(Product.source_product_code)).all() == ["P1"]
+    finally:
+        get_settings.cache_clear()
