@@ -480,7 +480,11 @@ class Order(Base):
     status: Mapped[str] = mapped_column(String(16))
     source_id: Mapped[int | None] = mapped_column(IdType)
     order: Mapped[dict[str, Any]] = mapped_column(JsonType)
-    raw: Mapped[Any] = mapped_column(JsonType, nullable=True)
+    # The body as the channel sent it, kept for the record: nothing the hub
+    # does with an order reads it, so loading an order leaves it behind (a
+    # Shopify body is two to three times the canonical order; routing and
+    # raising parsed it for every order).
+    raw: Mapped[Any] = mapped_column(JsonType, nullable=True, deferred=True)
     document_number: Mapped[str | None] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # Set by the first raise attempt and never cleared (not even by a
