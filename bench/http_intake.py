@@ -27,8 +27,8 @@ a user starts it, and loaded as channels load it:
 Per endpoint and concurrency: orders/s (2xx answers / wall time from the
 first request to the last answer), latency p50 / p99 / max of every request
 (the client's view: connect, send, the hub's work, answer), answers by
-status, answers over 5 s (Shopify's wait), CPU seconds of the API, worker and
-load generator. After each point the bench waits until the worker has raised
+status, answers over 5 s (Shopify's wait), CPU seconds of the API, worker,
+load generator and PostgreSQL (every server process: hub and ERP). After each point the bench waits until the worker has raised
 its orders, so the next point starts with no backlog (the worker does raise
 the point's orders during it, as it would in production).
 
@@ -206,6 +206,23 @@ def _cpu_seconds(pid: int) -> float:
     return total / ticks
 
 
+def _postgres_cpu_seconds() -> float:
+    """utime + stime of every PostgreSQL server process on this machine (the
+    hub's and the ERP's databases share the server): read beside the API's
+    and the worker's, it says where a door's cost per order lands."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, rest = stat.read_text().rsplit(")", 1)
+        except OSError:
+            continue
+        if head.endswith("(postgres"):
+            fields = rest.split()
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 def _machine_ticks() -> tuple[int, int]:
     """(busy, all) jiffies of every core since boot, from /proc/stat: whether
     the machine was saturated during a point (PostgreSQL's and Redis's work
@@ -260,7 +277,7 @@ class Sweep:
     def point(self, endpoint: str, lanes: int, count: int) -> tuple[dict[str, Any], list[Sample]]:
         """``count`` orders over ``lanes`` connections; then the worker's drain."""
         first, self.next_number = self.next_number, self.next_number + count
-        cpu = (_cpu_seconds(self.api_pid), _cpu_seconds(self.worker_pid))
+        cpu = (_cpu_seconds(self.api_pid), _cpu_seconds(self.worker_pid), _postgres_cpu_seconds())
         load, machine = os.getloadavg()[0], _machine_ticks()
         job = self.pool.submit(
             drive, self.door, endpoint, first, count, self.skus, lanes, self.timeout, self.client
@@ -272,6 +289,7 @@ class Sweep:
         self.accepted += sum(1 for s in samples if 200 <= s[1] < 300)
         drain = wait_raised(self.accepted, timeout=max(300.0, count / 10))
         worker_cpu = _cpu_seconds(self.worker_pid) - cpu[1]
+        postgres_cpu = _postgres_cpu_seconds() - cpu[2]
         result = {
             **figures(samples, done["wall"]),
             "raised_within_s": round(drain, 3),
@@ -279,6 +297,8 @@ class Sweep:
                 "api": round(api_cpu, 2),
                 "worker": round(worker_cpu, 2),
                 "load_generator": round(done["cpu"], 2),
+                # Over the point and the worker's drain, the ERP's share included.
+                "postgres": round(postgres_cpu, 2),
             },
             "machine_busy": round(busy / ticks, 3) if ticks else None,
             "load_1m_before": round(load, 2),

@@ -54,7 +54,7 @@ def _statuses(counts: dict[str, int]) -> str:
 def _point_rows(points: dict[str, dict[str, Any]]) -> list[tuple[str, ...]]:
     head = "endpoint conns orders/s p50_ms p99_ms max_ms >5_s non-2xx raised_in busy"
     rows: list[tuple[str, ...]] = [
-        (*(h.replace("_", " ") for h in head.split()), "CPU s: api / worker / generator")
+        (*(h.replace("_", " ") for h in head.split()), "CPU s: api / worker / generator / postgres")
     ]
     for endpoint, by_lanes in points.items():
         for lanes, p in by_lanes.items():
@@ -71,7 +71,8 @@ def _point_rows(points: dict[str, dict[str, Any]]) -> list[tuple[str, ...]]:
                     _statuses(p["non_2xx"]),
                     f"{p['raised_within_s']:.1f} s",
                     f"{p['machine_busy']:.0%}" if p.get("machine_busy") is not None else "",
-                    f"{cpu['api']:.1f} / {cpu['worker']:.1f} / {cpu['load_generator']:.1f}",
+                    f"{cpu['api']:.1f} / {cpu['worker']:.1f} / {cpu['load_generator']:.1f}"
+                    + (f" / {cpu['postgres']:.1f}" if "postgres" in cpu else ""),
                 )
             )
     return rows
