@@ -53,7 +53,14 @@ def _shopify_address(value: Any, path: str) -> dict[str, str | None] | None:
     raw = read_object(value, path)
     if raw is None:
         return None
-    return {key: read_text(raw.get(key), f"{path}.{key}") for key in ADDRESS_FIELDS}
+    out: dict[str, str | None] = {}
+    for key in ADDRESS_FIELDS:
+        value = raw.get(key)
+        # The field's path is spelt out only for a value that is not plain text.
+        out[key] = (
+            (value.strip() or None) if type(value) is str else read_text(value, f"{path}.{key}")
+        )
+    return out
 
 
 ShopifyTax = tuple[dict[str, Any], Decimal, Decimal | None]
