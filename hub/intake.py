@@ -59,6 +59,7 @@ def intake_now(
     raw: Any = None,
     delivery_id: str | None = None,
     url: str | None = None,
+    raw_text: str | None = None,
 ) -> Intake:
     """``intake`` in its own transaction, committed when this returns.
 
@@ -70,13 +71,17 @@ def intake_now(
     about twice the plain API's CPU per order). Only a repeat (the order's
     key already taken, the delivery not recorded) takes the ``intake`` path
     in a session, which finds the existing row and notes the delivery.
+
+    ``raw_text``: ``raw`` as the JSON text it was parsed from (a webhook's
+    body), stored as sent instead of encoded again; the caller vouches that
+    it parses to ``raw``.
     """
     engine = get_engine(url)
     if engine.dialect.name != "postgresql":
         with session_scope(url) as s:
             return intake(s, client_id=client_id, order=order, raw=raw, delivery_id=delivery_id)
     row, message = _new_row(client_id, order, raw)
-    seen_id, new_id = _insert_once(engine, row, message, delivery_id)
+    seen_id, new_id = _insert_once(engine, row, message, delivery_id, raw_text)
     if new_id is not None:
         row.id = new_id
         return Intake(row, True)
@@ -235,27 +240,28 @@ def _once_pg() -> str:
 
 
 def _insert_once(
-    engine: Engine, row: Order, message: str, delivery_id: str | None
+    engine: Engine, row: Order, message: str, delivery_id: str | None, raw_text: str | None
 ) -> tuple[int | None, int | None]:
     """Run ``_once_pg`` alone in autocommit: (the order id a seen delivery
     brought, the new order's id); both None when the order's key was taken."""
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        return _execute_once(conn.connection.driver_connection, row, message, delivery_id)
+        driver = conn.connection.driver_connection
+        return _execute_once(driver, row, message, delivery_id, raw_text)
 
 
 def _execute_once(
-    driver: Any, row: Order, message: str, delivery_id: str | None
+    driver: Any, row: Order, message: str, delivery_id: str | None, raw_text: str | None = None
 ) -> tuple[int | None, int | None]:
     """``_once_pg`` on a psycopg connection, on its own cursor.
 
     JSON values are dumped as SQLAlchemy's JSON type dumps them (``json.dumps``;
     None as JSON null), so a row stored here reads back as one stored
-    through the ORM.
+    through the ORM; ``raw_text`` (see ``intake_now``) goes as it is.
     """
     assert driver is not None
     params: dict[str, Any] = {f"o_{name}": getattr(row, name) for name in _INTAKE_COLUMNS}
     params["o_order"] = Jsonb(row.order, dumps=json.dumps)
-    params["o_raw"] = Jsonb(row.raw, dumps=json.dumps)
+    params["o_raw"] = raw_text if raw_text is not None else Jsonb(row.raw, dumps=json.dumps)
     params.update(
         e_at=row.created_at, e_status=row.status, e_message=message[:2000], d_id=delivery_id
     )

@@ -30,6 +30,7 @@ from s2s.api_parts import (
     let_in,
     off_loop,
     query_limit,
+    stored_text,
     webhook_of,
     webhook_signed,
 )
@@ -366,8 +367,9 @@ async def webhook(request: Request) -> JSONResponse:
         return outcome
     payload, order = outcome
     delivery = request.headers.get(intake.DELIVERY_HEADER)
+    text = stored_text(raw)
     result, errors = await run_in_threadpool(
-        lambda: submit(signed.client_id, order, raw=payload, delivery_id=delivery)
+        lambda: submit(signed.client_id, order, raw=payload, delivery_id=delivery, raw_text=text)
     )
     if result is None:
         return _invalid(errors)

@@ -238,6 +238,20 @@ async def webhook_signed(
     return error(401, "the webhook signature does not match")
 
 
+def stored_text(body: bytes) -> str | None:
+    """A JSON body that parsed, as the text the database may store as it was
+    sent (no second encoding of the parsed value): UTF-8 without a byte-order
+    mark, which is what channels send; None for anything else (the parsed
+    value is then encoded again). A NUL byte cannot be in UTF-8 JSON that
+    parsed: such a body was UTF-16 or UTF-32, which the parser also reads."""
+    if body.startswith(b"\xef\xbb\xbf") or b"\x00" in body:
+        return None
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 def json_body(raw: bytes) -> Any | JSONResponse:
     """The parsed body, or a 400 saying why not: never a 500 for what a caller sent."""
     try:

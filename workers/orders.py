@@ -126,14 +126,24 @@ def enqueue_route(order_id: int) -> None:
 
 
 def submit(
-    client_id: int, payload: Any, *, raw: Any = None, delivery_id: str | None = None
+    client_id: int,
+    payload: Any,
+    *,
+    raw: Any = None,
+    delivery_id: str | None = None,
+    raw_text: str | None = None,
 ) -> tuple[orders.Intake | None, list[tuple[str, str]]]:
-    """Validate and store an order, then ask for routing. The row is committed first."""
+    """Validate and store an order, then ask for routing. The row is committed
+    first. ``raw_text``: ``raw``'s JSON text as received (``intake_now``)."""
     order, errors = load_order(payload)
     if order is None:
         return None, errors
     result = orders.intake_now(
-        client_id, order, raw=raw if raw is not None else payload, delivery_id=delivery_id
+        client_id,
+        order,
+        raw=raw if raw is not None else payload,
+        delivery_id=delivery_id,
+        raw_text=raw_text,
     )
     if result.created and result.order.status == orders.RECEIVED:
         _route_asks.ask()

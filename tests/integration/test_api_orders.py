@@ -247,3 +247,34 @@ def test_order_not_to_be_raised_is_stored_only(shop: Shop) -> None:
     assert answer.status_code == 201, answer.text
     assert answer.json()["status"] == "stored"
     assert sql_erp.order_counts(shop.erp_url).headers == 0
+
+
+def test_webhook_body_is_stored_as_sent_whatever_its_encoding(shop: Shop) -> None:
+    """The raw column holds the channel's body as it was sent (a price of
+    "150.00" and a number 7.50 keep their spelling); a body in UTF-16 or
+    with a byte-order mark, which the parser also reads, is stored too."""
+    from sqlalchemy import text
+
+    api = TestClient(create_app())
+    payload = {**shopify_payload(2001, shop.skus[0]), "total_weight": 7.50, "note": "Ünï"}
+    plain = json.dumps(payload).replace('"total_weight": 7.5', '"total_weight": 7.50').encode()
+    assert b"7.50" in plain
+    bodies = {
+        "utf8": plain,
+        "bom": b"\xef\xbb\xbf" + json.dumps(shopify_payload(2002, shop.skus[0])).encode(),
+        "utf16": json.dumps(shopify_payload(2003, shop.skus[0])).encode("utf-16"),
+    }
+    answers = {name: _post_shopify(api, body, delivery=name) for name, body in bodies.items()}
+    assert {name: a.status_code for name, a in answers.items()} == dict.fromkeys(bodies, 201)
+    with session_scope() as s:
+        weight, note, price = s.execute(
+            text(
+                "SELECT raw->>'total_weight', raw->>'note', raw->'line_items'->0->>'price' "
+                "FROM orders WHERE id = :id"
+            ),
+            {"id": answers["utf8"].json()["order"]},
+        ).one()
+        assert (weight, note, price) == ("7.50", "Ünï", "150.00")
+        for name in ("bom", "utf16"):
+            kept = s.get(Order, answers[name].json()["order"])
+            assert kept is not None and kept.raw["name"] == f"#{2002 if name == 'bom' else 2003}"
