@@ -8,7 +8,7 @@ unpacked at construction instead of the rows themselves.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -262,6 +262,56 @@ class Map:
             except Exception:
                 return None
         return out or None
+
+    def keys_of(
+        self, records: Sequence[Mapping[str, Any]], settings: Mapping[str, Any] | None = None
+    ) -> list[Any]:
+        """`key_of` of each record, for a whole page at once.
+
+        The same answers, with what `key_of` works out per record worked out
+        once: whether a record carries a passthrough alias of the key depends
+        only on its column names, which a page's rows share; and the key's
+        column is read straight from the row before the case-insensitive view
+        is built for a miss. An unchanged resync groups every row it fetches
+        by key on its one sequential path.
+        """
+        path = KEY_PATHS.get(self.stream)
+        if path is None or self.build is not None:
+            return [None for _ in records]
+        settings = settings if settings is not None else _EMPTY
+        aliased = path in self._exact
+        aliases: dict[tuple[Any, ...], Any] = {}
+        plan = self._key_plan
+        simple = len(plan) == 1 and plan[0][2] == 0 and plan[0][0].transform is None
+        erp, parse = (plan[0][0].erp, plan[0][1]) if simple else ("", text)
+        out: list[Any] = []
+        for record in records:
+            if aliased:
+                names = tuple(record)
+                alias = aliases.get(names, _MISSING)
+                if alias is _MISSING:
+                    alias = None
+                    for key in names:
+                        if isinstance(key, str) and key.lower() == path:
+                            alias = key
+                    aliases[names] = alias
+                if alias is not None:
+                    out.append(self.key_of(record, settings))
+                    continue
+            if not simple:
+                out.append(self.key_of(record, settings))
+                continue
+            value = record.get(erp, _MISSING)
+            if value is _MISSING:
+                value = RawRecord(record).get(erp, _MISSING)
+                if value is _MISSING:
+                    out.append(None)
+                    continue
+            try:
+                out.append(parse(value, erp) or None)
+            except Exception:
+                out.append(None)
+        return out
 
     def line_meta_keys(self, settings: Mapping[str, Any] | None = None) -> tuple[str, ...]:
         """The variant meta keys `build` reads from each line item under

@@ -145,8 +145,7 @@ def raw_groups(
     m = kind_map(kind, stream)
     groups: dict[str, list[Mapping[str, Any]]] = {}
     unkeyed: list[Mapping[str, Any]] = []
-    for record in records:
-        key = m.key_of(record, settings)
+    for record, key in zip(records, m.keys_of(records, settings), strict=True):
         if key is None:
             unkeyed.append(record)
         else:

@@ -433,3 +433,38 @@ def test_a_nul_character_in_a_product_is_quarantined() -> None:
     )
     assert [i.key for i in items] == ["P2"]
     assert errors and errors[0]["key"] == "P1" and errors[0]["field"] == "title"
+
+
+def _mixed_page(kind: str, stream: str) -> st.SearchStrategy[list[dict[str, Any]]]:
+    """A page whose rows differ in their column names: some carry the key's
+    passthrough alias (in any case), some spell the key's column in another
+    case, some leave it out."""
+    m = get_map(kind, stream)
+    path = "source_product_code" if stream == "products" else "source_customer_code"
+    erp = m.rows[[r.hub for r in m.rows].index(path)].erp
+
+    @st.composite
+    def row(draw: st.DrawFn) -> dict[str, Any]:
+        record = dict(draw(_record(kind, stream)))
+        if erp in record and draw(st.booleans()):
+            record[draw(st.sampled_from([erp.lower(), erp.upper()]))] = record.pop(erp)
+        if draw(st.booleans()):
+            record[draw(st.sampled_from([path, path.upper(), path.title()]))] = draw(CODE)
+        return record
+
+    return st.lists(row(), min_size=1, max_size=8)
+
+
+@pytest.mark.parametrize(("kind", "stream"), INBOUND, ids=[f"{k}-{s}" for k, s in INBOUND])
+def test_a_pages_keys_at_once_are_each_records_key(kind: str, stream: str) -> None:
+    """``Map.keys_of`` (the fetch's grouping of a whole page) gives exactly
+    what ``key_of`` gives record by record."""
+    m = get_map(kind, stream)
+    settings_ = MAP_SETTINGS[kind]
+
+    @SETTINGS
+    @given(records=_mixed_page(kind, stream))
+    def check(records: list[dict[str, Any]]) -> None:
+        assert m.keys_of(records, settings_) == [m.key_of(r, settings_) for r in records]
+
+    check()
