@@ -28,9 +28,10 @@ Per endpoint and concurrency: orders/s (2xx answers / wall time from the
 first request to the last answer), latency p50 / p99 / max of every request
 (the client's view: connect, send, the hub's work, answer), answers by
 status, answers over 5 s (Shopify's wait), CPU seconds of the API, worker,
-load generator and PostgreSQL (every server process: hub and ERP). After each point the bench waits until the worker has raised
-its orders, so the next point starts with no backlog (the worker does raise
-the point's orders during it, as it would in production).
+load generator and PostgreSQL (every server process: hub and ERP). After
+each point the bench waits until the worker has raised its orders, so the
+next point starts with no backlog (the worker does raise the point's orders
+during it, as it would in production).
 
 At the end every order answered 2xx must be in the ERP's ``s2s_order`` table
 exactly once; an order refused (4xx / 5xx) must not be stored at all. The
