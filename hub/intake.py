@@ -249,6 +249,14 @@ def _insert_once(
         return _execute_once(driver, row, message, delivery_id, raw_text)
 
 
+def _dumps(value: Any) -> str:
+    """JSON text for a JSONB parameter, non-ASCII left as it is: text UTF-8
+    cannot encode (a lone surrogate from a stray ``\\ud800`` escape) then
+    fails here, as UnicodeEncodeError, before anything is sent, instead of
+    as an escape the database refuses with the statement."""
+    return json.dumps(value, ensure_ascii=False)
+
+
 def _execute_once(
     driver: Any, row: Order, message: str, delivery_id: str | None, raw_text: str | None = None
 ) -> tuple[int | None, int | None]:
@@ -260,8 +268,8 @@ def _execute_once(
     """
     assert driver is not None
     params: dict[str, Any] = {f"o_{name}": getattr(row, name) for name in _INTAKE_COLUMNS}
-    params["o_order"] = Jsonb(row.order, dumps=json.dumps)
-    params["o_raw"] = raw_text if raw_text is not None else Jsonb(row.raw, dumps=json.dumps)
+    params["o_order"] = Jsonb(row.order, dumps=_dumps)
+    params["o_raw"] = raw_text if raw_text is not None else Jsonb(row.raw, dumps=_dumps)
     params.update(
         e_at=row.created_at, e_status=row.status, e_message=message[:2000], d_id=delivery_id
     )

@@ -22,6 +22,7 @@ from connectors.intake import ChannelPayloadError
 from hub import catalogue, queries, schedule
 from hub.db import session_scope
 from hub.models import Client, Order, Source, SyncRun
+from hub.schemas.scalars import kept_value
 from s2s import actions, api_push
 from s2s.api_parts import (
     authorise,
@@ -368,8 +369,11 @@ async def webhook(request: Request) -> JSONResponse:
     payload, order = outcome
     delivery = request.headers.get(intake.DELIVERY_HEADER)
     text = stored_text(raw)
+    # The body is kept for the record: a value JSONB cannot hold (a NUL, a
+    # lone surrogate) in a field the order does not use must not refuse it.
+    kept = payload if text is not None else kept_value(payload)
     result, errors = await run_in_threadpool(
-        lambda: submit(signed.client_id, order, raw=payload, delivery_id=delivery, raw_text=text)
+        lambda: submit(signed.client_id, order, raw=kept, delivery_id=delivery, raw_text=text)
     )
     if result is None:
         return _invalid(errors)

@@ -242,9 +242,14 @@ def stored_text(body: bytes) -> str | None:
     """A JSON body that parsed, as the text the database may store as it was
     sent (no second encoding of the parsed value): UTF-8 without a byte-order
     mark, which is what channels send; None for anything else (the parsed
-    value is then encoded again). A NUL byte cannot be in UTF-8 JSON that
-    parsed: such a body was UTF-16 or UTF-32, which the parser also reads."""
+    value is then stored through ``kept_value``). A NUL byte cannot be in
+    UTF-8 JSON that parsed: such a body was UTF-16 or UTF-32, which the
+    parser also reads. An escaped NUL or surrogate (``\\u0000``,
+    ``\\ud83d``) is left to ``kept_value`` too: JSONB refuses the first and
+    a surrogate that pairs with nothing."""
     if body.startswith(b"\xef\xbb\xbf") or b"\x00" in body:
+        return None
+    if b"\\u" in body and (b"\\u0000" in body or b"\\ud" in body.lower()):
         return None
     try:
         return body.decode("utf-8")

@@ -50,6 +50,7 @@ from hub import orders
 from hub.db import session_scope
 from hub.models import Order, Product, Source, Variant, utcnow
 from hub.schemas import load_order
+from hub.schemas.scalars import not_unicode
 from hub.settings import get_settings
 from mappings import get_map
 from mappings.core import MissingSettingError
@@ -138,13 +139,23 @@ def submit(
     order, errors = load_order(payload)
     if order is None:
         return None, errors
-    result = orders.intake_now(
-        client_id,
-        order,
-        raw=raw if raw is not None else payload,
-        delivery_id=delivery_id,
-        raw_text=raw_text,
-    )
+    kept = raw if raw is not None else payload
+    try:
+        result = orders.intake_now(
+            client_id, order, raw=kept, delivery_id=delivery_id, raw_text=raw_text
+        )
+    except UnicodeEncodeError:
+        # Validation lets text through whole; only storing it finds a lone
+        # surrogate (a stray "\ud800" escape in the JSON sent), and the
+        # walk that names its field runs only then.
+        field = not_unicode(order) or not_unicode(kept, "raw") or "order"
+        return None, [
+            (
+                field,
+                f"{field} holds text that is not valid Unicode (a lone surrogate "
+                "such as \\ud800, which cannot be stored)",
+            )
+        ]
     if result.created and result.order.status == orders.RECEIVED:
         _route_asks.ask()
     return result, []

@@ -22,6 +22,7 @@ from connectors.base import Connector, Page
 from hub import runs
 from hub.db import session_scope
 from hub.models import Quarantined, Source, SyncPage, SyncRun, utcnow
+from hub.schemas.scalars import kept_text, kept_value
 from hub.store import UPSERTS, Counts, StoreItem, stored_raw_hashes
 from workers.pipeline import collector_paused, map_records, raw_groups, raw_hasher
 from workers.sources import connector_class
@@ -133,35 +134,15 @@ def _map_and_write(
                     "client_id": target.client_id,
                     "source_id": target.source_id,
                     "stream": target.stream,
-                    "record_key": _kept_text(str(e["key"]))[:255],
-                    "field": _kept_text(str(e["field"]))[:255],
-                    "message": _kept_text(e["message"]),
-                    "raw": _kept_value(e.get("raw")),
+                    "record_key": kept_text(str(e["key"]))[:255],
+                    "field": kept_text(str(e["field"]))[:255],
+                    "message": kept_text(e["message"]),
+                    "raw": kept_value(e.get("raw")),
                 }
                 for e in errors
             ],
         )
     return _write(s, target, items), len(errors)
-
-
-def _kept_text(text: str) -> str:
-    """``text`` as PostgreSQL can keep it, a NUL or a lone surrogate written
-    as its escape (``\\u0000``): the quarantine entry that reports such a
-    value must itself be stored, or the page it came in fails with it."""
-    if text.isascii() and "\x00" not in text:
-        return text
-    return text.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode()
-
-
-def _kept_value(value: Any) -> Any:
-    """A quarantined record's raw rows with every string ``_kept_text``."""
-    if isinstance(value, str):
-        return _kept_text(value)
-    if isinstance(value, dict):
-        return {_kept_value(k): _kept_value(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_kept_value(v) for v in value]
-    return value
 
 
 def _write(s: Session, target: _Target, items: list[StoreItem]) -> Counts:

@@ -40,6 +40,7 @@ from typing import Any
 
 from hub.schemas import Action, canonical_hash, load_customer, load_product, stored_json
 from hub.schemas.columnar import load_products
+from hub.schemas.scalars import not_unicode
 from hub.store import StoreItem
 from mappings import Map, get_map
 from mappings import map_records as build_records
@@ -287,30 +288,6 @@ def _reference(
             )
             errors.append({"key": key, "field": field, "message": message, "raw": raw})
     return entries, errors
-
-
-def not_unicode(value: Any, path: str = "") -> str | None:
-    """The path of the first text in ``value`` that UTF-8 cannot encode (a
-    lone surrogate, as a JSON ERP may send with a stray ``\\ud800`` escape)."""
-    if isinstance(value, str):
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            return path or "value"
-        return None
-    if isinstance(value, Mapping):
-        items: Any = value.items()
-    elif isinstance(value, list | tuple):
-        items = ((f"[{n}]", v) for n, v in enumerate(value))
-    else:
-        return None
-    for key, sub in items:
-        key = str(key)
-        where = f"{path}{key}" if key.startswith("[") else f"{path}.{key}" if path else key
-        found = not_unicode(sub, where)
-        if found is not None:
-            return found
-    return None
 
 
 def _columnar(

@@ -11,7 +11,7 @@ tests/unit/test_scalar_vocabulary.py holds the two copies equal. The rest
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Final, Literal
@@ -45,6 +45,51 @@ def shown(value: Any) -> str:
     """The value as an error message quotes it: short enough to read."""
     s = value if isinstance(value, str) else repr(value)
     return s if len(s) <= SHOWN_MAX else s[:57] + "..."
+
+
+def kept_text(text: str) -> str:
+    """``text`` as PostgreSQL can keep it, a NUL or a lone surrogate written
+    as its escape (``\\u0000``, ``\\ud800``): for what the hub stores for
+    the record rather than as data (a quarantine entry reporting such a
+    value, a channel's raw body), which must not fail with the value."""
+    if text.isascii() and "\x00" not in text:
+        return text
+    return text.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode()
+
+
+def kept_value(value: Any) -> Any:
+    """A JSON value with every string, keys included, ``kept_text``."""
+    if isinstance(value, str):
+        return kept_text(value)
+    if isinstance(value, dict):
+        return {kept_value(k): kept_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [kept_value(v) for v in value]
+    return value
+
+
+def not_unicode(value: Any, path: str = "") -> str | None:
+    """The path of the first text in ``value`` that UTF-8 cannot encode (a
+    lone surrogate, as a JSON ERP may send with a stray ``\\ud800`` escape)."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return path or "value"
+        return None
+    if isinstance(value, Mapping):
+        items: Any = value.items()
+    elif isinstance(value, list | tuple):
+        items = ((f"[{n}]", v) for n, v in enumerate(value))
+    else:
+        return None
+    for key, sub in items:
+        key = str(key)
+        where = f"{path}{key}" if key.startswith("[") else f"{path}.{key}" if path else key
+        found = not_unicode(sub, where)
+        if found is not None:
+            return found
+    return None
 
 
 def coerce_text(value: Any, name: str) -> str | None:

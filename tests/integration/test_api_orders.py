@@ -278,3 +278,46 @@ def test_webhook_body_is_stored_as_sent_whatever_its_encoding(shop: Shop) -> Non
         for name in ("bom", "utf16"):
             kept = s.get(Order, answers[name].json()["order"])
             assert kept is not None and kept.raw["name"] == f"#{2002 if name == 'bom' else 2003}"
+
+
+def test_a_value_jsonb_cannot_hold_outside_the_order_does_not_refuse_the_webhook(
+    shop: Shop,
+) -> None:
+    """A NUL or a lone surrogate in a field of the body the order does not
+    use is the channel's business: the order is taken and the body kept
+    with those values escaped. In a field the order uses it is refused with
+    the field named (422), never a 500."""
+    from sqlalchemy import text
+
+    api = TestClient(create_app(), raise_server_exceptions=False)
+    odd = {
+        **shopify_payload(3001, shop.skus[0]),
+        "landing_site": "/?ref=a\u0000b",
+        "source_name": "x\ud800y",
+    }
+    answer = _post_shopify(api, json.dumps(odd).encode(), delivery="odd-1")
+    assert answer.status_code == 201, answer.text
+    with session_scope() as s:
+        landing, source = s.execute(
+            text("SELECT raw->>'landing_site', raw->>'source_name' FROM orders WHERE id = :id"),
+            {"id": answer.json()["order"]},
+        ).one()
+    assert (landing, source) == ("/?ref=a\\u0000b", "x\\ud800y")
+    bad = {**shopify_payload(3002, shop.skus[0]), "note": "a\u0000b"}
+    refused = _post_shopify(api, json.dumps(bad).encode(), delivery="odd-2")
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "notes"
+
+
+def test_an_api_order_with_a_lone_surrogate_is_refused_by_field(shop: Shop) -> None:
+    """A stray ``\\ud800`` escape in an order's text gets a 422 naming the
+    field (PostgreSQL stores no such text), not a 500; nothing is stored."""
+    with session_scope() as s:
+        s.get(Client, shop.client_id).api_token_hash = hash_token("acme-token")
+    api = TestClient(create_app(), raise_server_exceptions=False)
+    auth = {"Authorization": "Bearer acme-token", "Content-Type": "application/json"}
+    body = json.dumps(canonical("U1", [shop.skus[1]]))[:-1] + ', "notes": "x\\ud800y"}'
+    answer = api.post("/api/v1/clients/acme/orders", headers=auth, content=body.encode())
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"][0]["field"] == "notes"
+    assert "not valid Unicode" in answer.json()["errors"][0]["message"]
+    assert _orders() == 0
