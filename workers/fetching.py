@@ -45,8 +45,7 @@ FETCH_SPAN_SHARE = 0.05
 # A read: the page and the queries it cost (None: not counted), or None
 # when the ERP account's slot was taken.
 Read = tuple[Page, int | None] | None
-# _store_page's shape: (target, connector, seq, cursor, page, *, fresh).
-Store = Callable[..., _StoredPage | None]
+Store = Callable[[_Target, Connector | None, int, Any, Page], _StoredPage | None]
 
 
 @dataclass(frozen=True)
@@ -62,11 +61,6 @@ class Position:
     # Pages of the run waiting for map_page (a fetch handed on by a map
     # task, or by the sweeper, starts with pages in flight).
     in_flight: int
-    # The source held no record of the stream when the run began
-    # (``SyncRun.fresh``): only this run writes them, each from the one page
-    # that holds it, so no record can be unchanged; pages are hashed by
-    # map_page (``workers.pages._store_page``).
-    fresh: bool = False
 
 
 def position(run_id: int, seq: int) -> Position | None:
@@ -103,15 +97,13 @@ def position(run_id: int, seq: int) -> Position | None:
             if prev is None or prev[0] is None:
                 return None
             cursor = prev[0]
-        target = _Target.of(run, source)
         return Position(
-            target=target,
+            target=_Target.of(run, source),
             source=source,
             seq=seq,
             cursor=cursor,
             since=datetime.fromisoformat(run.since) if run.since else None,
             in_flight=runs.pages_in_flight(s, run_id) if seq > 0 else 0,
-            fresh=bool(run.fresh),
         )
 
 
@@ -159,7 +151,6 @@ class PageLoop:
         settings = get_settings()
         self.target, self.connector, self.since = start.target, connector, start.since
         self.seq, self.cursor, self.in_flight = start.seq, start.cursor, start.in_flight
-        self.fresh = start.fresh
         self.cap = settings.run_pages_in_flight
         self._to_map, self._store, self._clock = to_map, store, clock
         self._until = clock() + settings.task_time_limit * FETCH_SPAN_SHARE
@@ -219,9 +210,7 @@ class PageLoop:
             # Read the next page while this one is hashed and stored (even if
             # this one goes to map_page, the run stays below its cap).
             self._ahead = pool.submit(self._read, page.next_cursor)
-        stored = self._store(
-            self.target, self.connector, self.seq, self.cursor, page, fresh=self.fresh
-        )
+        stored = self._store(self.target, self.connector, self.seq, self.cursor, page)
         if stored is None:
             return Stop("ended", self.seq)
         self._report(page, spent, stored, ctx)

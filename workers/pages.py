@@ -83,6 +83,10 @@ class _Target:
     # Incremental reads of ERPs that return only changed variant lines are
     # merged into the stored product (see hub.store).
     merge_variants: bool
+    # The source held no record of the stream when the run began
+    # (``SyncRun.fresh``): only this run writes them, each from the one page
+    # that holds it, so no record can be unchanged (see ``_store_page``).
+    fresh: bool = False
 
     @property
     def by_hash(self) -> bool:
@@ -107,6 +111,7 @@ class _Target:
                 and run.since
                 and connector_class(source.kind).partial_incremental
             ),
+            fresh=bool(run.fresh),
         )
 
 
@@ -192,8 +197,6 @@ def _store_page(
     seq: int,
     cursor: Any,
     page: Page,
-    *,
-    fresh: bool = False,
 ) -> _StoredPage | None:
     """Store one fetched page in one transaction; None if the run is no longer
     active or another delivery of the same fetch stored the page first.
@@ -205,8 +208,8 @@ def _store_page(
     is done when this commits. ``connector`` gives the page's high-water
     mark (None: the run's mark is left as it is).
 
-    ``fresh``: the source held no record of the stream when the run began
-    (``SyncRun.fresh``), so none can be unchanged: the page goes to map_page as read,
+    A fresh target (the source held no record of the stream when the run
+    began) can have no record unchanged: the page goes to map_page as read,
     and map_page hashes its rows (``raw_hashes_of``), beside the fetch
     instead of on the run's one sequential path (a third of it, measured on
     a first sync of 100,000 products). The run's last page, and a page of
@@ -214,7 +217,7 @@ def _store_page(
     """
     run_id, last, by_hash = target.run_id, page.next_cursor is None, target.by_hash
     few = len(page.records) <= target.page_size * INLINE_SHARE
-    defer = fresh and by_hash and not last and not few
+    defer = target.fresh and by_hash and not last and not few
     try:
         with collector_paused(), session_scope() as s:
             todo, unchanged = page.records, 0

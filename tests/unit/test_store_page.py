@@ -5,6 +5,7 @@ nothing, not even the page row."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import func, select
@@ -79,8 +80,9 @@ def test_a_few_changed_records_are_written_with_the_page(hub_db: str) -> None:
 
 def test_new_records_go_to_map_page_unless_the_page_is_the_runs_last(hub_db: str) -> None:
     """A full sync's pages are mapped in parallel by map_page; its last page
-    (a small tenant's only one) is mapped by the fetch task itself."""
-    target = _target(hub_db)
+    (a small tenant's only one) is mapped by the fetch task itself. (A run
+    that held records before: a fresh one's pages go unhashed, below.)"""
+    target = replace(_target(hub_db), fresh=False)
     many = [
         {**ROWS[0], "Prod": f"P{i:03d}", "SKU": f"P{i:03d}"} for i in range(60)
     ]  # 60 new records: over INLINE_SHARE of a 500-record page
@@ -183,7 +185,8 @@ def test_a_fresh_sources_page_is_hashed_by_map_page_with_the_same_hashes(hub_db:
 
     target = _target(hub_db)
     records = _many("F", 60)
-    stored = tasks._store_page(target, None, 0, None, Page(records, "more"), fresh=True)
+    assert target.fresh
+    stored = tasks._store_page(target, None, 0, None, Page(records, "more"))
     assert stored is not None and stored.to_map and stored.unchanged == 0
     with session_scope(hub_db) as s:
         packed = s.get(SyncPage, stored.page_id).packed
@@ -205,18 +208,18 @@ def test_a_fetch_is_fresh_only_while_no_other_run_wrote_the_stream(hub_db: str) 
     from workers.fetching import position
 
     target = _target(hub_db)
-    assert position(target.run_id, 0).fresh
+    assert position(target.run_id, 0).target.fresh
     stored = tasks._store_page(target, None, 0, None, Page(_many("G", 60), "G059"))
     assert stored is not None and stored.to_map
     from workers import tasks as task_module
 
     task_module.map_page(stored.page_id)
     # This run's own records do not count: page 1 cannot hold them again.
-    assert position(target.run_id, 1).fresh
+    assert position(target.run_id, 1).target.fresh
     with session_scope(hub_db) as s:
         runs.cancel_run(s, target.run_id, "test")
     later = _target(hub_db)
-    assert not position(later.run_id, 0).fresh
+    assert not position(later.run_id, 0).target.fresh
 
 
 def test_runs_started_together_know_which_sources_are_fresh(hub_db: str) -> None:
