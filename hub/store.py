@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from hub.catalogue import take_numbers
 from hub.models import Customer, Product, utcnow
 from hub.schemas import canonical_hash, stored_json
+from hub.schemas.scalars import storable
 from hub.writers import PgWriter, PortableWriter, as_sqlalchemy_errors, chunks
 
 Action = Literal["active", "delete", "ignore"]
@@ -198,19 +199,6 @@ def _by_range(pg: Any, stream: str, source_id: int, keys: list[str]) -> dict[str
     return {code: rh for code, rh in rows if rh is not None and code in wanted}
 
 
-def _storable(key: str) -> bool:
-    """Whether PostgreSQL can hold ``key`` as text: no NUL, no lone surrogate."""
-    if "\x00" in key:
-        return False
-    if key.isascii():
-        return True
-    try:
-        key.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def stored_raw_hashes(
     session: Session, stream: str, source_id: int, keys: Sequence[str]
 ) -> dict[str, str]:
@@ -225,7 +213,7 @@ def stored_raw_hashes(
     model, key = _MODELS[stream], _KEYS[stream]
     pg = _pg(session)
     if pg is not None:
-        page = [k for k in keys if _storable(k)]
+        page = [k for k in keys if storable(k)]
         if not page:
             return {}
         ranged = _by_range(pg, stream, source_id, page)

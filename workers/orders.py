@@ -50,7 +50,7 @@ from hub import orders
 from hub.db import session_scope
 from hub.models import Order, Product, Source, Variant, utcnow
 from hub.schemas import load_order
-from hub.schemas.scalars import not_unicode
+from hub.schemas.scalars import not_unicode, not_unicode_message
 from hub.settings import get_settings
 from mappings import get_map
 from mappings.core import MissingSettingError
@@ -149,13 +149,7 @@ def submit(
         # surrogate (a stray "\ud800" escape in the JSON sent), and the
         # walk that names its field runs only then.
         field = not_unicode(order) or not_unicode(kept, "raw") or "order"
-        return None, [
-            (
-                field,
-                f"{field} holds text that is not valid Unicode (a lone surrogate "
-                "such as \\ud800, which cannot be stored)",
-            )
-        ]
+        return None, [(field, not_unicode_message(field))]
     if result.created and result.order.status == orders.RECEIVED:
         _route_asks.ask()
     return result, []

@@ -40,7 +40,7 @@ from typing import Any
 
 from hub.schemas import Action, canonical_hash, load_customer, load_product, stored_json
 from hub.schemas.columnar import load_products
-from hub.schemas.scalars import not_unicode
+from hub.schemas.scalars import not_unicode, not_unicode_message
 from hub.store import StoreItem
 from mappings import Map, get_map
 from mappings import map_records as build_records
@@ -282,10 +282,7 @@ def _reference(
             entries.append((key, "active", record, canonical_hash(record), stored_json(record)))
         except UnicodeEncodeError:
             field = not_unicode(record) or "record"
-            message = (
-                f"{field} holds text that is not valid Unicode (a lone surrogate such as "
-                "\\ud800, which no database stores); correct it in the ERP"
-            )
+            message = f"{not_unicode_message(field)}; correct it in the ERP"
             errors.append({"key": key, "field": field, "message": message, "raw": raw})
     return entries, errors
 

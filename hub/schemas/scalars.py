@@ -47,12 +47,25 @@ def shown(value: Any) -> str:
     return s if len(s) <= SHOWN_MAX else s[:57] + "..."
 
 
+def storable(text: str) -> bool:
+    """Whether PostgreSQL can hold ``text``: no NUL, no lone surrogate."""
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def kept_text(text: str) -> str:
     """``text`` as PostgreSQL can keep it, a NUL or a lone surrogate written
     as its escape (``\\u0000``, ``\\ud800``): for what the hub stores for
     the record rather than as data (a quarantine entry reporting such a
     value, a channel's raw body), which must not fail with the value."""
-    if text.isascii() and "\x00" not in text:
+    if storable(text):
         return text
     return text.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode()
 
@@ -66,6 +79,14 @@ def kept_value(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [kept_value(v) for v in value]
     return value
+
+
+def not_unicode_message(field: str) -> str:
+    """What a quarantine entry or an order's 422 says of ``not_unicode``'s field."""
+    return (
+        f"{field} holds text that is not valid Unicode (a lone surrogate such as "
+        "\\ud800, which no database stores)"
+    )
 
 
 def not_unicode(value: Any, path: str = "") -> str | None:
