@@ -279,11 +279,14 @@ class Map:
         if path is None or self.build is not None:
             return [None for _ in records]
         settings = settings if settings is not None else _EMPTY
+        plan = self._key_plan
+        if not (len(plan) == 1 and plan[0][2] == 0 and plan[0][0].transform is None):
+            # A key made of several rows, a constant or a computation.
+            return [self.key_of(record, settings) for record in records]
+        ((row, parse, _),) = plan
+        erp = row.erp
         aliased = path in self._exact
         aliases: dict[tuple[Any, ...], Any] = {}
-        plan = self._key_plan
-        simple = len(plan) == 1 and plan[0][2] == 0 and plan[0][0].transform is None
-        erp, parse = (plan[0][0].erp, plan[0][1]) if simple else ("", text)
         out: list[Any] = []
         for record in records:
             if aliased:
@@ -298,9 +301,6 @@ class Map:
                 if alias is not None:
                     out.append(self.key_of(record, settings))
                     continue
-            if not simple:
-                out.append(self.key_of(record, settings))
-                continue
             value = record.get(erp, _MISSING)
             if value is _MISSING:
                 value = RawRecord(record).get(erp, _MISSING)
