@@ -194,34 +194,31 @@ def set_up(env: Env, products: int) -> tuple[str, str, list[str]]:
 # --------------------------------------------------------------------------
 
 
+def _ticks(stat: Path, name: str | None = None) -> int:
+    """utime + stime of the process whose ``/proc/<pid>/stat`` this is, in
+    clock ticks; 0 when it is gone, or its command is not ``name``."""
+    try:
+        head, rest = stat.read_text().rsplit(")", 1)
+    except OSError:
+        return 0
+    if name is not None and not head.endswith(f"({name}"):
+        return 0
+    fields = rest.split()
+    return int(fields[11]) + int(fields[12])
+
+
 def _cpu_seconds(pid: int) -> float:
     """utime + stime of a process and its live children (a pool, uvicorn's workers)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for p in (pid, *_children(pid)):
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / ticks
+    total = sum(_ticks(Path(f"/proc/{p}/stat")) for p in (pid, *_children(pid)))
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _postgres_cpu_seconds() -> float:
     """utime + stime of every PostgreSQL server process on this machine (the
     hub's and the ERP's databases share the server): read beside the API's
     and the worker's, it says where a door's cost per order lands."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            head, rest = stat.read_text().rsplit(")", 1)
-        except OSError:
-            continue
-        if head.endswith("(postgres"):
-            fields = rest.split()
-            total += int(fields[11]) + int(fields[12])
-    return total / ticks
+    total = sum(_ticks(stat, "postgres") for stat in Path("/proc").glob("[0-9]*/stat"))
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _machine_ticks() -> tuple[int, int]:
