@@ -55,24 +55,36 @@ class Door:
 Sample = tuple[str, int, float, str, bool]
 
 
+# The buyer of every bench order, in Shopify's address shape.
+_ADDRESS: dict[str, Any] = {
+    "first_name": "Lerato",
+    "last_name": "Dlamini",
+    "address1": "12 Long Street",
+    "address2": "",
+    "city": "Cape Town",
+    "province": "Western Cape",
+    "province_code": "WC",
+    "zip": "8001",
+    "country": "South Africa",
+    "country_code": "ZA",
+    "phone": None,
+    "company": None,
+}
+_SHOPIFY_ID = 820_982_911_946_154_508
+
+
+def _lines(skus: list[str]) -> list[dict[str, Any]]:
+    """An order's lines as both the Shopify body and its API twin carry them."""
+    return [
+        {"sku": sku, "title": f"Item {sku}", "quantity": 1 + i % 3, "price": 100 + i}
+        for i, sku in enumerate(skus)
+    ]
+
+
 def shopify_body(number: int, skus: list[str]) -> dict[str, Any]:
     """An ``orders/create`` body as Shopify's webhook reference shows it (paid, 1-3 lines)."""
-    address = {
-        "first_name": "Lerato",
-        "last_name": "Dlamini",
-        "address1": "12 Long Street",
-        "address2": "",
-        "city": "Cape Town",
-        "province": "Western Cape",
-        "province_code": "WC",
-        "zip": "8001",
-        "country": "South Africa",
-        "country_code": "ZA",
-        "phone": None,
-        "company": None,
-    }
     return {
-        "id": 820_982_911_946_154_508 + number,
+        "id": _SHOPIFY_ID + number,
         "name": f"#{number}",
         "order_number": number,
         "created_at": "2026-11-22T10:00:00+02:00",
@@ -83,27 +95,81 @@ def shopify_body(number: int, skus: list[str]) -> dict[str, Any]:
         "email": "buyer@example.com",
         "total_discounts": "0.00",
         "customer": {"id": 1, "first_name": "Lerato", "last_name": "Dlamini"},
-        "billing_address": address,
-        "shipping_address": address,
+        "billing_address": _ADDRESS,
+        "shipping_address": _ADDRESS,
         "line_items": [
             {
                 "id": number * 10 + i,
-                "sku": sku,
-                "title": f"Item {sku}",
-                "quantity": 1 + i % 3,
-                "price": f"{100 + i}.00",
+                "sku": line["sku"],
+                "title": line["title"],
+                "quantity": line["quantity"],
+                "price": f"{line['price']}.00",
                 "total_discount": "0.00",
                 "tax_lines": [],
             }
-            for i, sku in enumerate(skus)
+            for i, line in enumerate(_lines(skus))
         ],
         "shipping_lines": [{"title": "Courier", "price": "95.00", "tax_lines": []}],
     }
 
 
+def twin_order(number: int, skus: list[str]) -> dict[str, Any]:
+    """The canonical order a channel would post to the order API for the same
+    sale as ``shopify_body(number, skus)``: the same buyer, both addresses,
+    lines and the channel's facts as meta, written out in the API's shape.
+
+    Why: the bench's plain API order (``bench.run._order_payload``) carries
+    one short address, so it stores about a third of what a Shopify order
+    does; the ``api-same`` points post this one instead, so that the webhook
+    is compared with the API on the same order and the difference is the
+    door's (signature, transform, the body kept, the delivery id).
+    """
+    address = {**_ADDRESS, "address2": None}
+    return {
+        "channel": "api",
+        "channel_order_code": order_code("api-same", number),
+        "instruction": "add_order",
+        "ordered_date": "2026-11-22T10:00:00+02:00",
+        "notes": None,
+        "customer": {
+            "channel_customer_code": "1",
+            "first_name": "Lerato",
+            "last_name": "Dlamini",
+            "email": "buyer@example.com",
+        },
+        "billing_address": address,
+        "shipping_address": address,
+        "line_items": [
+            {
+                "sku": line["sku"],
+                "title": line["title"],
+                "qty": line["quantity"],
+                "price": float(line["price"]),
+                "total_discount": 0.0,
+                "tax_lines": [],
+            }
+            for line in _lines(skus)
+        ],
+        "shipping_lines": [{"title": "Courier", "price": 95.0, "tax_lines": []}],
+        "total_discount": 0.0,
+        "meta": [
+            {"key": "channel_order_id", "value": str(_SHOPIFY_ID + number)},
+            {"key": "channel_status", "value": "paid"},
+            {"key": "currency", "value": "ZAR"},
+            {"key": "taxes_included", "value": "false"},
+        ],
+    }
+
+
+# Each endpoint's code prefix, so that a run's orders never collide.
+_CODE_PREFIX = {"api": "A", "api-same": "S"}
+
+
 def order_code(endpoint: str, number: int) -> str:
-    """The channel_order_code the hub stores: API orders ``A…``, Shopify's its ``name``."""
-    return f"A{number:07d}" if endpoint == "api" else f"#{number}"
+    """The channel_order_code the hub stores: API orders ``A…`` (``S…`` for
+    the twins), Shopify's its ``name``."""
+    prefix = _CODE_PREFIX.get(endpoint)
+    return f"{prefix}{number:07d}" if prefix else f"#{number}"
 
 
 def build_requests(
@@ -114,8 +180,9 @@ def build_requests(
     for number in range(first, first + count):
         lines = [skus[(number * 7 + j) % len(skus)] for j in range(1 + number % 3)]
         code = order_code(endpoint, number)
-        if endpoint == "api":
-            body = json.dumps(_order_payload(code, lines)).encode()
+        if endpoint in _CODE_PREFIX:
+            order = _order_payload(code, lines) if endpoint == "api" else twin_order(number, lines)
+            body = json.dumps(order).encode()
             path = f"/api/v1/clients/{door.client}/orders"
             headers = {"Authorization": f"Bearer {door.token}"}
         else:

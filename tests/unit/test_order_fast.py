@@ -19,7 +19,7 @@ import pytest
 from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields, post_load
 
 import connectors.shopify.intake as shopify
-from bench.http_load import shopify_body
+from bench.http_load import shopify_body, twin_order
 from bench.run import _order_payload
 from hub.schemas import OrderSchema, flatten_errors, load_order
 from hub.schemas.fields import Canonical, Coerced, ListOf, MetaSchema, Strict
@@ -39,7 +39,13 @@ def _api_order() -> dict[str, Any]:
     return _order_payload("A0000001", ["SKU-1", "SKU-2", "SKU-3"])
 
 
-@pytest.mark.parametrize("make", [_shopify_order, _api_order], ids=["shopify", "api"])
+def _twin_order() -> dict[str, Any]:
+    return twin_order(1, ["SKU-1", "SKU-2", "SKU-3"])
+
+
+@pytest.mark.parametrize(
+    "make", [_shopify_order, _api_order, _twin_order], ids=["shopify", "api", "api-same"]
+)
 def test_the_benchs_orders_take_the_fast_path(make: Any) -> None:
     raw = make()
     before = copy.deepcopy(raw)
@@ -50,6 +56,17 @@ def test_the_benchs_orders_take_the_fast_path(make: Any) -> None:
     assert list(fast) == list(reference), "keys in the schema's order, as marshmallow's"
     assert load_order(raw) == (reference, [])
     assert raw == before
+
+
+@pytest.mark.parametrize("skus", [["SKU-1"], ["SKU-1", "SKU-2", "SKU-3"]])
+def test_the_api_twin_is_the_webhooks_order(skus: list[str]) -> None:
+    """The bench's api-same points compare the doors on one order only while
+    the twin is what the Shopify transform makes of the same sale."""
+    made = shopify.order(shopify_body(12, skus))
+    twin = twin_order(12, skus)
+    assert twin.pop("channel") == "api"
+    assert twin.pop("channel_order_code") == "S0000012"
+    assert {k: v for k, v in made.items() if k not in ("channel", "channel_order_code")} == twin
 
 
 def test_the_shopify_order_is_loaded_in_full() -> None:
