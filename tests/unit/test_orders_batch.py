@@ -178,3 +178,44 @@ def test_claim_batch_settle_and_give_back(db: str, monkeypatch: pytest.MonkeyPat
     assert set(again) == {b.id, c.id}
     assert again[b.id].attempt == 2 and again[b.id].ask_erp_first  # it may have landed
     assert again[c.id].attempt == 1 and not again[c.id].ask_erp_first  # it was never sent
+
+
+def test_raised_many_settles_a_large_batch_each_order_by_its_own_attempt(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sixty orders settled at once, as a drain under a flood does: each gets
+    its own document, only attempts that still hold their order move, and
+    each moved order gets the event its outcome says."""
+    monkeypatch.setenv("S2S_DATABASE_URL", db)
+    ids = _queued(db, 60)
+    with session_scope(db) as s:
+        source_id = s.scalars(select(Source.id)).one()
+        claimed = orders.claim_batch(s, source_id, 60, timedelta(seconds=60))
+    assert [c.id for c in claimed] == ids
+    stale = {c.id for c in claimed[::7]}  # another attempt holds these now
+    done = [
+        (c.id, c.attempt + (1 if c.id in stale else 0), f"DOC-{c.id}", c.id % 2 == 0)
+        for c in claimed
+    ]
+    with session_scope(db) as s:
+        moved = orders.raised_many(s, done)
+    assert moved == sorted(set(ids) - stale)
+    with session_scope(db) as s:
+        got = {o.id: o for o in s.scalars(select(Order).where(Order.id.in_(ids)))}
+        last = {
+            oid: message
+            for oid, message in s.execute(
+                select(OrderEvent.order_id, OrderEvent.message)
+                .where(OrderEvent.order_id.in_(ids))
+                .order_by(OrderEvent.id)
+            )
+        }
+    for oid in ids:
+        if oid in stale:
+            assert (got[oid].status, got[oid].document_number) == (orders.RAISING, None)
+            assert last[oid] == "attempt 1 (batch)"
+        else:
+            assert (got[oid].status, got[oid].document_number) == (orders.RAISED, f"DOC-{oid}")
+            assert got[oid].raised_at is not None and got[oid].lease_until is None
+            how = "found already in the ERP as" if oid % 2 == 0 else "raised as"
+            assert last[oid] == f"{how} DOC-{oid}"

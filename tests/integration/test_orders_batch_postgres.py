@@ -1,0 +1,27 @@
+"""Batched order states on PostgreSQL: the unit tests' claims and settlements again.
+
+``raised_many`` has a statement of its own on PostgreSQL (the batch joined
+as one JSON record set); the same tests hold it to the portable form's
+results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import one_source_hub
+from tests.unit.test_orders_batch import (  # noqa: F401 - collected here against PostgreSQL
+    test_claim_batch_settle_and_give_back,
+    test_raised_many_settles_a_large_batch_each_order_by_its_own_attempt,
+)
+
+pytestmark = [pytest.mark.services]
+
+
+@pytest.fixture
+def db(postgres_db: Any) -> Iterator[str]:
+    """A migrated PostgreSQL hub with one client and one source (ids 1)."""
+    yield one_source_hub(postgres_db())
