@@ -8,7 +8,9 @@ out by hand in the test so that the arithmetic can be checked by reading it.
 
 from __future__ import annotations
 
+import base64
 import copy
+import hmac
 import json
 from decimal import Decimal
 from typing import Any
@@ -435,6 +437,17 @@ def test_odd_headers_and_bodies_are_false_not_errors(verify: Any) -> None:
     assert verify(b"{}", 12345, "s3cret") is False
     assert verify("{}", good, "s3cret") is False  # a str body was already decoded: not raw
     assert verify(None, good, "s3cret") is False
+
+
+@pytest.mark.parametrize("size", [0, 1, 2046, 2047, 2048, 4094, 4095, 65_536, 1_000_003])
+def test_a_body_signed_in_pieces_signs_as_one(size: int) -> None:
+    """The HMAC is fed in pieces (to keep the GIL on the event loop): every
+    length around a piece's edge signs as the whole body at once would."""
+    body = bytes(i * 7 % 251 for i in range(size))
+    whole = base64.b64encode(hmac.new(b"s3cret", body, "sha256").digest()).decode()
+    assert sign_shopify(body, "s3cret") == whole
+    assert sign_shopify(memoryview(body), "s3cret") == whole
+    assert verify_shopify(bytearray(body), whole, "s3cret")
 
 
 def test_signing_needs_a_secret() -> None:
