@@ -219,3 +219,21 @@ def test_raised_many_settles_a_large_batch_each_order_by_its_own_attempt(
             assert got[oid].raised_at is not None and got[oid].lease_until is None
             how = "found already in the ERP as" if oid % 2 == 0 else "raised as"
             assert last[oid] == f"{how} DOC-{oid}"
+
+
+def test_a_batchs_events_are_written_in_its_order_with_long_messages_cut(db: str) -> None:
+    """History rows of a batch: one per order in the order given (``s2s
+    orders show`` reads them by id), at one time, messages cut at 2,000
+    characters, quotes and non-ASCII kept."""
+    ids = _queued(db, 30)
+    given = [(oid, orders.QUEUED, f"routed «{oid}» to 'erp'") for oid in reversed(ids)]
+    given[3] = (given[3][0], orders.QUEUED, "x" * 2500)
+    with session_scope(db) as s:
+        orders.events(s, given)
+        orders.events(s, [])
+    with session_scope(db) as s:
+        rows = s.scalars(select(OrderEvent).order_by(OrderEvent.id)).all()
+    assert [(r.order_id, r.status, r.message) for r in rows] == [
+        (oid, status, message[:2000]) for oid, status, message in given
+    ]
+    assert len({r.at for r in rows}) == 1 and rows[0].at is not None
