@@ -23,6 +23,7 @@ from sqlalchemy.sql.selectable import Select
 from connectors.base import Page, RaiseOutcome, RejectedError, SettingsError
 from connectors.database import DatabaseConnector, Doing, Rule
 from connectors.database import json_safe as _json_safe
+from connectors.sql import batch_pg
 from connectors.sql.errors import CONNECT_RULES, STATEMENT_RULES
 from connectors.sql.guard import (
     GuardedQuery,
@@ -384,7 +385,8 @@ class SqlConnector(DatabaseConnector):
         """Insert many orders at once; one refused order never sinks the others.
 
         First all headers in one multi-row INSERT (ids returned in the
-        payloads' order) and all lines in another, in one transaction: a
+        payloads' order) and all lines in another, in one transaction (on
+        PostgreSQL each as one JSON array: ``connectors.sql.batch_pg``): a
         batch of a hundred orders costs a handful of round trips instead of a
         transaction each. If the ERP refuses anything in it (a constraint, a
         value its column cannot take, an order already there), that
@@ -414,20 +416,27 @@ class SqlConnector(DatabaseConnector):
             # tell the second that it is the first one's repeat.
             return self._raise_each(ready, outcomes)
 
+        heads = [head for _, _, head, _ in ready]
+        lines = [r for *_, rows in ready for r in rows]
+
         def work(conn: Connection) -> bool:
             try:
                 with conn.begin():
-                    ids = (
-                        conn.execute(
-                            self._header.insert().returning(
-                                self._header.c.id, sort_by_parameter_order=True
-                            ),
-                            [head for _, _, head, _ in ready],
+                    if batch_pg.takes(conn, heads, lines):
+                        ids = batch_pg.insert(conn, self._header, heads, self._header.c.id)
+                        batch_pg.insert(conn, self._lines, lines, None)
+                    else:
+                        ids = (
+                            conn.execute(
+                                self._header.insert().returning(
+                                    self._header.c.id, sort_by_parameter_order=True
+                                ),
+                                heads,
+                            )
+                            .scalars()
+                            .all()
                         )
-                        .scalars()
-                        .all()
-                    )
-                    conn.execute(self._lines.insert(), [r for *_, rows in ready for r in rows])
+                        conn.execute(self._lines.insert(), lines)
             except (IntegrityError, DataError):
                 return False
             for (index, *_), document in zip(ready, ids, strict=True):
