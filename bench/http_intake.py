@@ -38,6 +38,10 @@ during it, as it would in production). Before the points of each
 concurrency, every endpoint is sent 4 orders a connection, unmeasured (but
 checked below), so that the API's pool and PostgreSQL's backends grow to the
 new concurrency there and not in whichever endpoint is measured first.
+Each point is then sent in 4 slices (``--rounds``), the endpoints taking
+turns, so that a slower spell of this shared machine falls on all of them
+alike; a point's orders/s are its slices' orders over their summed wall
+time, its latencies those of all its requests.
 
 At the end every order answered 2xx must be in the ERP's ``s2s_order`` table
 exactly once; an order refused (4xx / 5xx) must not be stored at all. The
@@ -89,6 +93,8 @@ ENDPOINTS = ("api", "webhook", "api-same")
 ENDPOINT_SETS = {"all": ENDPOINTS, "both": ("api", "webhook")}
 WARM_UP_ORDERS = 20
 WARM_UP_PER_LANE = 4
+# Each point is sent in this many slices, the endpoints taking turns.
+ROUNDS = 4
 GENERATOR_CLIENTS = {
     "raw": "own HTTP/1.1 client on asyncio streams",
     "httpx": "one shared httpx.AsyncClient",
@@ -281,7 +287,7 @@ class Sweep:
     next_number: int = 1
     accepted: int = 0
 
-    def point(self, endpoint: str, lanes: int, count: int) -> tuple[dict[str, Any], list[Sample]]:
+    def slice(self, endpoint: str, lanes: int, count: int) -> Slice:
         """``count`` orders over ``lanes`` connections; then the worker's drain."""
         first, self.next_number = self.next_number, self.next_number + count
         cpu = (_cpu_seconds(self.api_pid), _cpu_seconds(self.worker_pid), _postgres_cpu_seconds())
@@ -295,22 +301,71 @@ class Sweep:
         samples: list[Sample] = done["samples"]
         self.accepted += sum(1 for s in samples if 200 <= s[1] < 300)
         drain = wait_raised(self.accepted, timeout=max(300.0, count / 10))
-        worker_cpu = _cpu_seconds(self.worker_pid) - cpu[1]
-        postgres_cpu = _postgres_cpu_seconds() - cpu[2]
-        result = {
-            **figures(samples, done["wall"]),
-            "raised_within_s": round(drain, 3),
-            "cpu_s": {
-                "api": round(api_cpu, 2),
-                "worker": round(worker_cpu, 2),
-                "load_generator": round(done["cpu"], 2),
-                # Over the point and the worker's drain, the ERP's share included.
-                "postgres": round(postgres_cpu, 2),
+        return Slice(
+            samples=samples,
+            wall=done["wall"],
+            drain=drain,
+            # The worker's and PostgreSQL's over the slice and the drain
+            # (the ERP's share included).
+            cpu={
+                "api": api_cpu,
+                "worker": _cpu_seconds(self.worker_pid) - cpu[1],
+                "load_generator": done["cpu"],
+                "postgres": _postgres_cpu_seconds() - cpu[2],
             },
-            "machine_busy": round(busy / ticks, 3) if ticks else None,
-            "load_1m_before": round(load, 2),
-        }
-        return result, samples
+            busy=busy,
+            ticks=ticks,
+            load=load,
+        )
+
+    def points(
+        self, endpoints: tuple[str, ...], lanes: int, count: int, rounds: int
+    ) -> dict[str, tuple[dict[str, Any], list[Sample]]]:
+        """Each endpoint's point at ``lanes``: ``count`` orders sent as
+        ``rounds`` slices, the endpoints taking turns.
+
+        Why turns: this machine's speed drifts by a third within a minute
+        (other tenants, disk flushes). Measured one after the other, each
+        endpoint's point got whatever spell it fell in, and the ratio of two
+        endpoints moved between 0.65 and 1.1 from run to run; interleaved,
+        every endpoint sees the same spells.
+        """
+        sliced: dict[str, list[Slice]] = {endpoint: [] for endpoint in endpoints}
+        sizes = [count // rounds + (1 if i < count % rounds else 0) for i in range(rounds)]
+        for size in sizes:
+            for endpoint in endpoints:
+                if size:
+                    sliced[endpoint].append(self.slice(endpoint, lanes, size))
+        return {endpoint: merged(parts) for endpoint, parts in sliced.items()}
+
+
+@dataclass(frozen=True)
+class Slice:
+    """One stretch of one endpoint's point, as measured."""
+
+    samples: list[Sample]
+    wall: float
+    drain: float
+    cpu: dict[str, float]
+    busy: int
+    ticks: int
+    load: float
+
+
+def merged(parts: list[Slice]) -> tuple[dict[str, Any], list[Sample]]:
+    """A point's figures over its slices: orders/s over their summed wall
+    time, latencies over every request, CPU summed, the slowest drain."""
+    samples = [sample for part in parts for sample in part.samples]
+    busy, ticks = sum(p.busy for p in parts), sum(p.ticks for p in parts)
+    result = {
+        **figures(samples, sum(p.wall for p in parts)),
+        "slices": len(parts),
+        "raised_within_s": round(max(p.drain for p in parts), 3),
+        "cpu_s": {k: round(sum(p.cpu[k] for p in parts), 2) for k in parts[0].cpu},
+        "machine_busy": round(busy / ticks, 3) if ticks else None,
+        "load_1m_before": round(parts[0].load, 2),
+    }
+    return result, samples
 
 
 # --------------------------------------------------------------------------
@@ -404,16 +459,14 @@ def sweep(env: Env, args: argparse.Namespace, size: Size) -> dict[str, Any]:
         pool.submit(warm_generator, args.client).result()
         run = Sweep(door, skus, pool, api.pid, worker.pid, args.timeout, args.client)
         for endpoint in args.endpoints:
-            _, warm = run.point(endpoint, 4, WARM_UP_ORDERS)
-            sent += warm
+            sent += run.slice(endpoint, 4, WARM_UP_ORDERS).samples
         for lanes in size.concurrency:
             for endpoint in args.endpoints:
                 # Unmeasured: the API's pool and PostgreSQL's backends grow
                 # to this concurrency here, not in the first endpoint's point.
-                _, warm = run.point(endpoint, lanes, lanes * WARM_UP_PER_LANE)
-                sent += warm
-            for endpoint in args.endpoints:
-                result, samples = run.point(endpoint, lanes, size.orders)
+                sent += run.slice(endpoint, lanes, lanes * WARM_UP_PER_LANE).samples
+            measured = run.points(args.endpoints, lanes, size.orders, args.rounds)
+            for endpoint, (result, samples) in measured.items():
                 sent += samples
                 points[endpoint][str(lanes)] = result
                 _say(
@@ -437,6 +490,7 @@ def benchmark(args: argparse.Namespace, size: Size) -> dict[str, Any]:
         "config": {
             "concurrency": list(size.concurrency),
             "orders_per_point": size.orders,
+            "rounds": args.rounds,
             "erp_products": size.products,
             "endpoints": list(args.endpoints),
             "api_workers": args.api_workers,
@@ -487,6 +541,12 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Size]:
     parser.add_argument("--concurrency", type=_sweep_list, help="the sweep, e.g. 1,8,32,128")
     parser.add_argument("--orders", type=int, help="orders per endpoint and concurrency")
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=ROUNDS,
+        help="slices each point is sent in, the endpoints taking turns (1: one after the other)",
+    )
+    parser.add_argument(
         "--endpoint",
         choices=(*ENDPOINTS, *ENDPOINT_SETS),
         default="all",
@@ -510,8 +570,8 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Size]:
         help="where to write results",
     )
     args = parser.parse_args(argv)
-    if args.runs < 1 or (args.orders is not None and args.orders < 1):
-        parser.error("--runs and --orders must be at least 1")
+    if args.runs < 1 or args.rounds < 1 or (args.orders is not None and args.orders < 1):
+        parser.error("--runs, --rounds and --orders must be at least 1")
     if args.api_workers is not None:
         if args.api_workers < 1:
             parser.error("--api-workers must be at least 1")

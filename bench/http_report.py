@@ -160,7 +160,9 @@ def table(results: dict[str, Any]) -> str:
         f"machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, kernel {m['kernel']}",
         f"versions: python {v['python']}, postgresql {v['postgresql']}, redis {v['redis']}",
         f"commit {results['git_commit']}; size {results['size']}; {c['orders_per_point']:,} "
-        f"orders per point; {api}; {c['worker']}; load average at start {load}"
+        f"orders per point"
+        + (f" in {c['rounds']} interleaved slices" if c.get("rounds", 1) > 1 else "")
+        + f"; {api}; {c['worker']}; load average at start {load}"
         + (
             f"; median of {results['runs']} runs (>5 s, non-2xx and exactly once: "
             "summed over the runs)"
