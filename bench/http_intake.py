@@ -38,6 +38,10 @@ during it, as it would in production). Before the points of each
 concurrency, every endpoint is sent 4 orders a connection, unmeasured (but
 checked below), so that the API's pool and PostgreSQL's backends grow to the
 new concurrency there and not in whichever endpoint is measured first.
+With ``--raise-after`` the worker's process group is stopped (SIGSTOP)
+while each slice is sent and continued after its last answer: the point then
+measures the door alone, what intake absorbs in a flood the worker has not
+caught up with, and the drain raises the slice's orders before the next.
 Each point is then sent in 4 slices (``--rounds``), the endpoints taking
 turns, so that a slower spell of this shared machine falls on all of them
 alike; a point's orders/s are its slices' orders over their summed wall
@@ -57,6 +61,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -284,18 +289,40 @@ class Sweep:
     worker_pid: int
     timeout: float
     client: str
+    raise_after: bool = False
     next_number: int = 1
     accepted: int = 0
 
     def slice(self, endpoint: str, lanes: int, count: int) -> Slice:
-        """``count`` orders over ``lanes`` connections; then the worker's drain."""
+        """``count`` orders over ``lanes`` connections; then the worker's drain.
+
+        With ``raise_after`` the worker's process group is stopped while the
+        orders are sent and continued after the last answer: the slice then
+        measures what the door absorbs while raising waits, as in a flood
+        the worker has not caught up with (the orders wait, queued in the
+        database, and are raised in the drain).
+        """
         first, self.next_number = self.next_number, self.next_number + count
         cpu = (_cpu_seconds(self.api_pid), _cpu_seconds(self.worker_pid), _postgres_cpu_seconds())
         load, machine = os.getloadavg()[0], _machine_ticks()
-        job = self.pool.submit(
-            drive, self.door, endpoint, first, count, self.skus, lanes, self.timeout, self.client
-        )
-        done = job.result()
+        if self.raise_after:
+            os.killpg(self.worker_pid, signal.SIGSTOP)
+        try:
+            job = self.pool.submit(
+                drive,
+                self.door,
+                endpoint,
+                first,
+                count,
+                self.skus,
+                lanes,
+                self.timeout,
+                self.client,
+            )
+            done = job.result()
+        finally:
+            if self.raise_after:
+                os.killpg(self.worker_pid, signal.SIGCONT)
         api_cpu = _cpu_seconds(self.api_pid) - cpu[0]
         busy, ticks = (b - a for a, b in zip(machine, _machine_ticks(), strict=True))
         samples: list[Sample] = done["samples"]
@@ -457,7 +484,9 @@ def sweep(env: Env, args: argparse.Namespace, size: Size) -> dict[str, Any]:
     sent: list[Sample] = []
     with ProcessPoolExecutor(1, mp_context=context) as pool:
         pool.submit(warm_generator, args.client).result()
-        run = Sweep(door, skus, pool, api.pid, worker.pid, args.timeout, args.client)
+        run = Sweep(
+            door, skus, pool, api.pid, worker.pid, args.timeout, args.client, args.raise_after
+        )
         for endpoint in args.endpoints:
             sent += run.slice(endpoint, 4, WARM_UP_ORDERS).samples
         for lanes in size.concurrency:
@@ -491,6 +520,7 @@ def benchmark(args: argparse.Namespace, size: Size) -> dict[str, Any]:
             "concurrency": list(size.concurrency),
             "orders_per_point": size.orders,
             "rounds": args.rounds,
+            "raise_after": args.raise_after,
             "erp_products": size.products,
             "endpoints": list(args.endpoints),
             "api_workers": args.api_workers,
@@ -540,6 +570,11 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Size]:
     )
     parser.add_argument("--concurrency", type=_sweep_list, help="the sweep, e.g. 1,8,32,128")
     parser.add_argument("--orders", type=int, help="orders per endpoint and concurrency")
+    parser.add_argument(
+        "--raise-after",
+        action="store_true",
+        help="stop the worker while each slice is sent (intake alone; raised in the drain)",
+    )
     parser.add_argument(
         "--rounds",
         type=int,

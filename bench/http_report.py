@@ -162,7 +162,9 @@ def table(results: dict[str, Any]) -> str:
         f"commit {results['git_commit']}; size {results['size']}; {c['orders_per_point']:,} "
         f"orders per point"
         + (f" in {c['rounds']} interleaved slices" if c.get("rounds", 1) > 1 else "")
-        + f"; {api}; {c['worker']}; load average at start {load}"
+        + f"; {api}; {c['worker']}"
+        + (", stopped while each slice is sent (--raise-after)" if c.get("raise_after") else "")
+        + f"; load average at start {load}"
         + (
             f"; median of {results['runs']} runs (>5 s, non-2xx and exactly once: "
             "summed over the runs)"
