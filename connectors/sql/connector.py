@@ -420,6 +420,7 @@ class SqlConnector(DatabaseConnector):
         lines = [r for *_, rows in ready for r in rows]
 
         def work(conn: Connection) -> bool:
+            ids: Sequence[Any]
             try:
                 with conn.begin():
                     if batch_pg.takes(conn, heads, lines):
