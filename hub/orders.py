@@ -52,6 +52,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import TableValuedAlias
 
 from hub.intake import Intake, intake, intake_now
 from hub.models import DeadLetter, Order, utcnow
@@ -256,25 +257,31 @@ def raised_many(session: Session, done: Sequence[tuple[int, int, str, bool]]) ->
     if not done:
         return []
     now = utcnow()
+    held: ColumnElement[bool]
     if session.get_bind().dialect.name == "postgresql":
-        moved = _raised_pg(session, done, now)
-    else:
-        documents = {oid: str(document) for oid, _, document, _ in done}
-        moved = set(
-            session.scalars(
-                update(Order)
-                .where(_mine([(oid, attempt) for oid, attempt, _, _ in done]))
-                .values(
-                    status=RAISED,
-                    document_number=case(documents, value=Order.id),
-                    raised_at=now,
-                    lease_until=None,
-                    updated_at=now,
-                )
-                .returning(Order.id)
-                .execution_options(synchronize_session=False)
-            ).all()
+        batch = _done_pg(done)
+        held = and_(
+            Order.id == batch.c.id, Order.status == RAISING, Order.attempts == batch.c.attempt
         )
+        number: Any = batch.c.document
+    else:
+        held = _mine([(oid, attempt) for oid, attempt, _, _ in done])
+        number = case({oid: str(doc) for oid, _, doc, _ in done}, value=Order.id)
+    moved = set(
+        session.scalars(
+            update(Order)
+            .where(held)
+            .values(
+                status=RAISED,
+                document_number=number,
+                raised_at=now,
+                lease_until=None,
+                updated_at=now,
+            )
+            .returning(Order.id)
+            .execution_options(synchronize_session=False)
+        ).all()
+    )
     events(
         session,
         (
@@ -286,43 +293,23 @@ def raised_many(session: Session, done: Sequence[tuple[int, int, str, bool]]) ->
     return sorted(moved)
 
 
-def _raised_pg(
-    session: Session, done: Sequence[tuple[int, int, str, bool]], now: datetime
-) -> set[int]:
-    """``raised_many``'s UPDATE on PostgreSQL, the batch as one JSON parameter.
+def _done_pg(done: Sequence[tuple[int, int, str, bool]]) -> TableValuedAlias:
+    """``raised_many``'s batch on PostgreSQL, as one JSON parameter joined as
+    a record set (``done``: id, attempt, document).
 
     The portable form binds five values an order (the IN list and two CASEs),
     so every batch size is a new statement text that psycopg parses anew
     (it caches only statements of up to 50 parameters): a twentieth of the
     worker's CPU under an order flood. Joined to the batch as a record set,
-    the statement is one text with three parameters whatever the batch.
+    the statement is one text with a few parameters whatever the batch.
     """
     rows = [{"id": oid, "attempt": a, "document": str(d)} for oid, a, d, _ in done]
-    batch = (
+    return (
         func.json_to_recordset(bindparam("done", rows, type_=JSON))
         .table_valued(
             column("id", BigInteger), column("attempt", Integer), column("document", String)
         )
         .render_derived(name="done", with_types=True)
-    )
-    return set(
-        session.scalars(
-            update(Order)
-            .where(
-                Order.id == batch.c.id,
-                Order.status == RAISING,
-                Order.attempts == batch.c.attempt,
-            )
-            .values(
-                status=RAISED,
-                document_number=batch.c.document,
-                raised_at=now,
-                lease_until=None,
-                updated_at=now,
-            )
-            .returning(Order.id)
-            .execution_options(synchronize_session=False)
-        ).all()
     )
 
 
