@@ -138,7 +138,9 @@ def api_has_workers() -> bool:
     return re.search(r"--workers\b", shown.stdout) is not None
 
 
-def start_api(env: Env, workers: int | None) -> tuple[str, subprocess.Popen[bytes]]:
+def start_api(
+    env: Env, workers: int | None, name: str = "api"
+) -> tuple[str, subprocess.Popen[bytes]]:
     """``s2s api`` on a free port, in its own process group, once /health answers.
 
     Kept in ``env.workers`` so that ``Env.close`` stops it whatever happens.
@@ -146,7 +148,7 @@ def start_api(env: Env, workers: int | None) -> tuple[str, subprocess.Popen[byte
     import httpx
 
     port = _free_port()
-    log_path = env.var_dir / "api.log"
+    log_path = env.var_dir / f"{name}.log"
     cmd = [sys.executable, "-m", "s2s.cli", "api", "--host", "127.0.0.1", "--port", str(port)]
     if workers is not None:
         cmd += ["--workers", str(workers)]
@@ -282,10 +284,11 @@ def wait_raised(at_least: int, timeout: float) -> float:
 class Sweep:
     """The running state of one run's sweep: processes, numbers, what was sent."""
 
-    door: Door
+    # The API servers measured, by label ("" for the first): where each
+    # listens, and its pid (its --workers children's CPU counts as its own).
+    apis: dict[str, tuple[Door, int]]
     skus: list[str]
     pool: Any
-    api_pid: int
     worker_pid: int
     timeout: float
     client: str
@@ -293,7 +296,7 @@ class Sweep:
     next_number: int = 1
     accepted: int = 0
 
-    def slice(self, endpoint: str, lanes: int, count: int) -> Slice:
+    def slice(self, endpoint: str, lanes: int, count: int, via: str = "") -> Slice:
         """``count`` orders over ``lanes`` connections; then the worker's drain.
 
         With ``raise_after`` the worker's process group is stopped while the
@@ -302,15 +305,16 @@ class Sweep:
         the worker has not caught up with (the orders wait, queued in the
         database, and are raised in the drain).
         """
+        door, api_pid = self.apis[via]
         first, self.next_number = self.next_number, self.next_number + count
-        cpu = (_cpu_seconds(self.api_pid), _cpu_seconds(self.worker_pid), _postgres_cpu_seconds())
+        cpu = (_cpu_seconds(api_pid), _cpu_seconds(self.worker_pid), _postgres_cpu_seconds())
         load, machine = os.getloadavg()[0], _machine_ticks()
         if self.raise_after:
             os.killpg(self.worker_pid, signal.SIGSTOP)
         try:
             job = self.pool.submit(
                 drive,
-                self.door,
+                door,
                 endpoint,
                 first,
                 count,
@@ -323,7 +327,7 @@ class Sweep:
         finally:
             if self.raise_after:
                 os.killpg(self.worker_pid, signal.SIGCONT)
-        api_cpu = _cpu_seconds(self.api_pid) - cpu[0]
+        api_cpu = _cpu_seconds(api_pid) - cpu[0]
         busy, ticks = (b - a for a, b in zip(machine, _machine_ticks(), strict=True))
         samples: list[Sample] = done["samples"]
         self.accepted += sum(1 for s in samples if 200 <= s[1] < 300)
@@ -348,8 +352,9 @@ class Sweep:
     def points(
         self, endpoints: tuple[str, ...], lanes: int, count: int, rounds: int
     ) -> dict[str, tuple[dict[str, Any], list[Sample]]]:
-        """Each endpoint's point at ``lanes``: ``count`` orders sent as
-        ``rounds`` slices, the endpoints taking turns.
+        """Each endpoint's point at ``lanes`` on each API server: ``count``
+        orders sent as ``rounds`` slices, the endpoints (and servers) taking
+        turns.
 
         Why turns: this machine's speed drifts by a third within a minute
         (other tenants, disk flushes). Measured one after the other, each
@@ -357,13 +362,24 @@ class Sweep:
         endpoints moved between 0.65 and 1.1 from run to run; interleaved,
         every endpoint sees the same spells.
         """
-        sliced: dict[str, list[Slice]] = {endpoint: [] for endpoint in endpoints}
+        keys = [(endpoint, via) for endpoint in endpoints for via in self.apis]
+        sliced: dict[tuple[str, str], list[Slice]] = {key: [] for key in keys}
         sizes = [count // rounds + (1 if i < count % rounds else 0) for i in range(rounds)]
         for size in sizes:
-            for endpoint in endpoints:
+            for endpoint, via in keys:
                 if size:
-                    sliced[endpoint].append(self.slice(endpoint, lanes, size))
-        return {endpoint: merged(parts) for endpoint, parts in sliced.items()}
+                    sliced[endpoint, via].append(self.slice(endpoint, lanes, size, via))
+        return {point_name(*key): merged(parts) for key, parts in sliced.items()}
+
+
+def versus_label(workers: int) -> str:
+    """The label of the second API server's points."""
+    return f"{workers} API processes"
+
+
+def point_name(endpoint: str, via: str) -> str:
+    """An endpoint's name in the results, with the API server's label if not the first."""
+    return f"{endpoint}, {via}" if via else endpoint
 
 
 @dataclass(frozen=True)
@@ -478,22 +494,31 @@ def sweep(env: Env, args: argparse.Namespace, size: Size) -> dict[str, Any]:
     worker = env.workers[0]
     code = {"api_source_sha": _file_sha("s2s/api.py"), "uncommitted": _uncommitted()}
     base, api = _timed("s2s api healthy", lambda: start_api(env, args.api_workers))
-    door = Door(base, CLIENT, token, secret)
+    apis = {"": (Door(base, CLIENT, token, secret), api.pid)}
+    if args.versus_workers:
+        label = versus_label(args.versus_workers)
+        base2, api2 = _timed(
+            f"s2s api --workers {args.versus_workers} healthy",
+            lambda: start_api(env, args.versus_workers, "api-versus"),
+        )
+        apis[label] = (Door(base2, CLIENT, token, secret), api2.pid)
     context = multiprocessing.get_context("spawn")
-    points: dict[str, dict[str, Any]] = {e: {} for e in args.endpoints}
+    points: dict[str, dict[str, Any]] = {
+        point_name(e, via): {} for e in args.endpoints for via in apis
+    }
     sent: list[Sample] = []
     with ProcessPoolExecutor(1, mp_context=context) as pool:
         pool.submit(warm_generator, args.client).result()
-        run = Sweep(
-            door, skus, pool, api.pid, worker.pid, args.timeout, args.client, args.raise_after
-        )
+        run = Sweep(apis, skus, pool, worker.pid, args.timeout, args.client, args.raise_after)
         for endpoint in args.endpoints:
-            sent += run.slice(endpoint, 4, WARM_UP_ORDERS).samples
+            for via in apis:
+                sent += run.slice(endpoint, 4, WARM_UP_ORDERS, via).samples
         for lanes in size.concurrency:
             for endpoint in args.endpoints:
-                # Unmeasured: the API's pool and PostgreSQL's backends grow
-                # to this concurrency here, not in the first endpoint's point.
-                sent += run.slice(endpoint, lanes, lanes * WARM_UP_PER_LANE).samples
+                for via in apis:
+                    # Unmeasured: the API's pool and PostgreSQL's backends
+                    # grow to this concurrency here, not in the first point.
+                    sent += run.slice(endpoint, lanes, lanes * WARM_UP_PER_LANE, via).samples
             measured = run.points(args.endpoints, lanes, size.orders, args.rounds)
             for endpoint, (result, samples) in measured.items():
                 sent += samples
@@ -524,6 +549,7 @@ def benchmark(args: argparse.Namespace, size: Size) -> dict[str, Any]:
             "erp_products": size.products,
             "endpoints": list(args.endpoints),
             "api_workers": args.api_workers,
+            "versus_workers": args.versus_workers,
             "worker": f"s2s worker --profile all -c {args.worker_pool}",
             "load_generator": f"one process, asyncio + {GENERATOR_CLIENTS[args.client]}, "
             "closed loop",
@@ -571,6 +597,12 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Size]:
     parser.add_argument("--concurrency", type=_sweep_list, help="the sweep, e.g. 1,8,32,128")
     parser.add_argument("--orders", type=int, help="orders per endpoint and concurrency")
     parser.add_argument(
+        "--versus-workers",
+        type=int,
+        metavar="N",
+        help="also start `s2s api --workers N` and measure every point on both, taking turns",
+    )
+    parser.add_argument(
         "--raise-after",
         action="store_true",
         help="stop the worker while each slice is sent (intake alone; raised in the drain)",
@@ -607,14 +639,15 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Size]:
     args = parser.parse_args(argv)
     if args.runs < 1 or args.rounds < 1 or (args.orders is not None and args.orders < 1):
         parser.error("--runs, --rounds and --orders must be at least 1")
-    if args.api_workers is not None:
-        if args.api_workers < 1:
-            parser.error("--api-workers must be at least 1")
-        if not api_has_workers():
-            parser.error(
-                "this tree's `s2s api` has no --workers option (see `python -m s2s.cli api "
-                "--help`): run without --api-workers to measure one API process"
-            )
+    if args.versus_workers is not None and args.versus_workers < 2:
+        parser.error("--versus-workers must be at least 2")
+    if (args.api_workers or args.versus_workers) and not api_has_workers():
+        parser.error(
+            "this tree's `s2s api` has no --workers option (see `python -m s2s.cli api "
+            "--help`): run without --api-workers or --versus-workers"
+        )
+    if args.api_workers is not None and args.api_workers < 1:
+        parser.error("--api-workers must be at least 1")
     base = SIZES[args.size]
     size = Size(args.concurrency or base.concurrency, args.orders or base.orders, base.products)
     args.endpoints = ENDPOINT_SETS.get(args.endpoint, (args.endpoint,))

@@ -124,6 +124,22 @@ def _target_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
                 _verdict(ratios[worst] >= TARGET_WEBHOOK_RATIO),
             )
         )
+    versus = results["config"].get("versus_workers")
+    for endpoint in ("api", "webhook", "api-same"):
+        one, more = points.get(endpoint, {}), points.get(f"{endpoint}, {versus} API processes", {})
+        shared = [k for k in one if k in more]
+        if not versus or not shared:
+            continue
+        gains = {k: more[k]["per_s"] / one[k]["per_s"] for k in shared if one[k]["per_s"]}
+        # Judged where one process is loaded most: the sweep's highest concurrency.
+        top = max(gains, key=int, default=None)
+        rows.append(
+            (
+                f"{endpoint}: {versus} API processes above one (at the most connections)",
+                ", ".join(f"{gains[k]:.2f}x at {k}" for k in gains),
+                _verdict(top is not None and gains[top] > 1.0),
+            )
+        )
     slow = sum(p["over_5s"] for by in points.values() for p in by.values())
     rows.append(("no answer over 5 s", f"{slow:,} over", _verdict(slow == 0)))
     check = results["phases"]["exactly_once"]
@@ -155,6 +171,8 @@ def table(results: dict[str, Any]) -> str:
     """The sweep as a fixed-width table, then the issue's targets and each run."""
     m, v, c = results["machine"], results["versions"], results["config"]
     api = f"s2s api --workers {c['api_workers']}" if c["api_workers"] else "s2s api (one process)"
+    if c.get("versus_workers"):
+        api += f", then s2s api --workers {c['versus_workers']} beside it, taking turns"
     load = " ".join(f"{x:.2f}" for x in results["load_average_at_start"])
     head = [
         f"machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, kernel {m['kernel']}",
