@@ -3,6 +3,7 @@ issue's targets beside them."""
 
 from __future__ import annotations
 
+import statistics
 from collections import Counter
 from typing import Any
 
@@ -126,18 +127,16 @@ def _target_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
         )
     versus = results["config"].get("versus_workers")
     for endpoint in ("api", "webhook", "api-same"):
-        one, more = points.get(endpoint, {}), points.get(f"{endpoint}, {versus} API processes", {})
-        shared = [k for k in one if k in more]
-        if not versus or not shared:
+        gains = _versus_gains(results, endpoint, f"{endpoint}, {versus} API processes")
+        if not versus or not gains:
             continue
-        gains = {k: more[k]["per_s"] / one[k]["per_s"] for k in shared if one[k]["per_s"]}
         # Judged where one process is loaded most: the sweep's highest concurrency.
-        top = max(gains, key=int, default=None)
+        top = max(gains, key=int)
         rows.append(
             (
                 f"{endpoint}: {versus} API processes above one (at the most connections)",
                 ", ".join(f"{gains[k]:.2f}x at {k}" for k in gains),
-                _verdict(top is not None and gains[top] > 1.0),
+                _verdict(gains[top] > 1.0),
             )
         )
     slow = sum(p["over_5s"] for by in points.values() for p in by.values())
@@ -153,6 +152,22 @@ def _target_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
         )
     )
     return rows
+
+
+def _versus_gains(results: dict[str, Any], one: str, more: str) -> dict[str, float]:
+    """``more``'s orders/s over ``one``'s at each concurrency: within each run
+    (the two servers took turns there), then the median over the runs, so a
+    run in a slower spell weighs on both sides of its own ratio only."""
+    runs = [r["phases"]["points"] for r in results.get("each_run", [])] or [
+        results["phases"]["points"]
+    ]
+    ratios: dict[str, list[float]] = {}
+    for points in runs:
+        for lanes, point in points.get(one, {}).items():
+            other = points.get(more, {}).get(lanes)
+            if other and point["per_s"]:
+                ratios.setdefault(lanes, []).append(other["per_s"] / point["per_s"])
+    return {lanes: statistics.median(values) for lanes, values in ratios.items()}
 
 
 def _aligned(rows: list[tuple[str, ...]], right: int = 0) -> list[str]:

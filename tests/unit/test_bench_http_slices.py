@@ -31,3 +31,19 @@ def test_a_points_figures_are_all_its_slices_orders_over_all_their_time() -> Non
     assert result["cpu_s"] == {"api": 1.5, "worker": 1.0, "load_generator": 0.2, "postgres": 0.5}
     assert result["raised_within_s"] == 0.7 and result["slices"] == 2
     assert result["machine_busy"] == 0.9
+
+
+def test_two_servers_are_compared_run_by_run_then_by_the_median() -> None:
+    """With --versus-workers the two servers take turns within a run; a run
+    in a slow spell must weigh on both sides of its own ratio only, so the
+    gain is the median of each run's ratio, not a ratio of medians."""
+    from bench.http_report import _versus_gains
+
+    def run(one: float, two: float) -> dict[str, object]:
+        points = {"api": {"128": {"per_s": one}}, "api, 2 API processes": {"128": {"per_s": two}}}
+        return {"phases": {"points": points}}
+
+    results = {"each_run": [run(960, 1036), run(570, 755), run(594, 650)]}
+    assert _versus_gains(results, "api", "api, 2 API processes") == {
+        "128": pytest.approx(650 / 594)
+    }
