@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 from emulators import sql_erp
 from hub.db import session_scope
 from s2s.api import create_app
-from tests.conftest import Hub, assert_one_line_error, one_source_hub
+from tests.conftest import Hub, assert_one_line_error
 from tests.integration.test_sync_e2e import _expected, _wait_run
 from tests.unit.test_change_feed import (  # noqa: F401  (run again here, on PostgreSQL)
     migration_numbers_existing_rows,
@@ -29,12 +29,6 @@ from workers.sources import hash_token, upsert_client, upsert_source
 from workers.tasks import start_sync
 
 pytestmark = [pytest.mark.services]
-
-
-@pytest.fixture
-def db(postgres_db: Any) -> Iterator[str]:
-    """A migrated PostgreSQL hub with one client and one source (ids 1)."""
-    yield one_source_hub(postgres_db())
 
 
 def test_the_migration_numbers_existing_rows_on_postgresql(postgres_db: Any) -> None:

@@ -8,12 +8,8 @@ portable forms' results.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import pytest
 
-from tests.conftest import one_source_hub
 from tests.unit.test_orders_batch import (  # noqa: F401 - collected here against PostgreSQL
     test_a_batchs_events_are_written_in_its_order_with_long_messages_cut,
     test_claim_batch_settle_and_give_back,
@@ -21,9 +17,3 @@ from tests.unit.test_orders_batch import (  # noqa: F401 - collected here agains
 )
 
 pytestmark = [pytest.mark.services]
-
-
-@pytest.fixture
-def db(postgres_db: Any) -> Iterator[str]:
-    """A migrated PostgreSQL hub with one client and one source (ids 1)."""
-    yield one_source_hub(postgres_db())

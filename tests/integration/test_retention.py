@@ -8,15 +8,12 @@ hashed NOT IN, the expression index) to the same results.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import pytest
 from sqlalchemy import func, select
 
 from hub.db import session_scope
 from hub.models import SyncRun, utcnow
-from tests.conftest import Hub, one_source_hub, wait_for
+from tests.conftest import Hub, wait_for
 from tests.unit.test_retention import (  # noqa: F401 - collected here against PostgreSQL
     PRUNED,
     assert_pruned_exactly,
@@ -33,12 +30,6 @@ from tests.unit.test_retention import (  # noqa: F401 - collected here against P
 )
 
 pytestmark = [pytest.mark.services]
-
-
-@pytest.fixture
-def db(postgres_db: Any) -> Iterator[str]:
-    """A migrated PostgreSQL hub with one client and one source (ids 1)."""
-    yield one_source_hub(postgres_db())
 
 
 def _run_count() -> int:

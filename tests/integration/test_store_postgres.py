@@ -9,14 +9,12 @@ results.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from hub.db import session_scope
-from tests.conftest import one_source_hub
 from tests.unit.test_hub_store import (  # noqa: F401 - collected here against PostgreSQL
     test_changed_hash_updates_and_replaces_variants,
     test_created_then_unchanged_writes_nothing,
@@ -31,12 +29,6 @@ from tests.unit.test_hub_store import (  # noqa: F401 - collected here against P
 )
 
 pytestmark = [pytest.mark.services]
-
-
-@pytest.fixture
-def db(postgres_db: Any) -> Iterator[str]:
-    """A migrated PostgreSQL hub with one client and one source (ids 1)."""
-    yield one_source_hub(postgres_db())
 
 
 def test_a_dropped_connection_is_an_sqlalchemy_operational_error(db: str) -> None:
